@@ -1,0 +1,1 @@
+//! etcd's v3 wire protocol compiled to Rust (in progress).

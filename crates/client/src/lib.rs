@@ -1,0 +1,1 @@
+//! chorus client (in progress).

@@ -1,0 +1,1 @@
+//! chorus storage (in progress).

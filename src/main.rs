@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("chorus: server not wired yet");
+    std::process::exit(1);
+}
