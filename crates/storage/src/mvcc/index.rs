@@ -1,0 +1,546 @@
+//! The in-memory key index: for every key, the revisions at which it was written, grouped
+//! into generations (a generation runs from a creation to a deletion). It answers "which
+//! revision of key K is visible at revision R" without touching the backend, exactly as
+//! etcd's `treeIndex`/`keyIndex`.
+//!
+//! ```text
+//!   key "foo":  gen 0: created 2, revs [2, 5, 9(tombstone)]
+//!               gen 1: created 12, revs [12, 14]
+//!               gen 2: (empty: the key is live)          <- last generation
+//! ```
+//! A key whose last generation is empty was deleted; a key with a single empty generation
+//! is gone from the index (compacted away).
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Bound;
+
+use super::Revision;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Generation {
+    /// Number of puts in this generation (the key's `version` after its last put).
+    ver: i64,
+    created: Revision,
+    /// Oldest first; the last one of a finished generation is its tombstone.
+    revs: Vec<Revision>,
+}
+
+impl Generation {
+    fn is_empty(&self) -> bool {
+        self.revs.is_empty()
+    }
+}
+
+/// The history of one key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyIndex {
+    generations: Vec<Generation>,
+}
+
+/// The result of looking a key up at a revision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyAt {
+    pub modified: Revision,
+    pub created: Revision,
+    pub version: i64,
+}
+
+impl KeyIndex {
+    fn is_empty(&self) -> bool {
+        self.generations.len() == 1 && self.generations[0].is_empty()
+    }
+
+    fn modified(&self) -> Option<Revision> {
+        self.generations
+            .iter()
+            .rev()
+            .find_map(|g| g.revs.last().copied())
+    }
+
+    /// Rebuilds a key's first generation from a stored revision whose earlier history was
+    /// compacted away: `created` and `version` come from the stored KeyValue.
+    fn restore(created: Revision, modified: Revision, version: i64) -> Self {
+        KeyIndex {
+            generations: vec![Generation {
+                ver: version,
+                created,
+                revs: vec![modified],
+            }],
+        }
+    }
+
+    fn put(&mut self, rev: Revision) {
+        if let Some(m) = self.modified() {
+            assert!(
+                rev > m,
+                "mvcc index: put at {rev:?} not above modified {m:?}"
+            );
+        }
+        if self.generations.is_empty() {
+            self.generations.push(Generation::default());
+        }
+        let g = self.generations.last_mut().expect("one generation");
+        if g.revs.is_empty() {
+            g.created = rev;
+        }
+        g.revs.push(rev);
+        g.ver += 1;
+    }
+
+    /// Ends the current generation with a tombstone. False when the key is not live.
+    fn tombstone(&mut self, rev: Revision) -> bool {
+        match self.generations.last() {
+            None => return false,
+            Some(g) if g.is_empty() => return false,
+            Some(_) => {}
+        }
+        self.put(rev);
+        self.generations.push(Generation::default());
+        true
+    }
+
+    /// The generation that holds `rev`, if the key was live at `rev`.
+    fn find_generation(&self, rev: i64) -> Option<&Generation> {
+        let last = self.generations.len().checked_sub(1)?;
+        for (i, g) in self.generations.iter().enumerate().rev() {
+            let (Some(first), Some(tomb)) = (g.revs.first(), g.revs.last()) else {
+                continue;
+            };
+            if i != last && tomb.main <= rev {
+                // The key was deleted at or before `rev` and not re-created since.
+                return None;
+            }
+            if first.main <= rev {
+                return Some(g);
+            }
+        }
+        None
+    }
+
+    /// The visible version of the key at main revision `at`.
+    pub fn get(&self, at: i64) -> Option<KeyAt> {
+        let g = self.find_generation(at)?;
+        let n = g.revs.iter().rposition(|r| r.main <= at)?;
+        Some(KeyAt {
+            modified: g.revs[n],
+            created: g.created,
+            version: g.ver - (g.revs.len() - n - 1) as i64,
+        })
+    }
+
+    /// Every revision with main >= `since`, keeping only the last sub-revision of a main
+    /// revision (a key written twice in one txn yields one event).
+    fn since(&self, since: i64, out: &mut Vec<Revision>) {
+        let since = Revision::new(since, 0);
+        let mut gi = self.generations.len().saturating_sub(1);
+        while gi > 0 {
+            let g = &self.generations[gi];
+            if !g.is_empty() && since > g.created {
+                break;
+            }
+            gi -= 1;
+        }
+        let start = out.len();
+        for g in &self.generations[gi..] {
+            for &r in &g.revs {
+                if r < since {
+                    continue;
+                }
+                if out.len() > start && out.last().is_some_and(|l| l.main == r.main) {
+                    *out.last_mut().expect("non-empty") = r;
+                } else {
+                    out.push(r);
+                }
+            }
+        }
+    }
+
+    /// Locates the generation and revision that compaction at `at` keeps, recording every
+    /// revision <= `at` that must stay in the backend in `keep`.
+    fn do_compact(&self, at: i64, keep: &mut HashSet<Revision>) -> (usize, Option<usize>) {
+        let mut gi = 0;
+        while gi < self.generations.len() - 1 {
+            let g = &self.generations[gi];
+            if g.revs.last().is_some_and(|t| t.main > at) {
+                break;
+            }
+            gi += 1;
+        }
+        let g = &self.generations[gi];
+        let ri = g.revs.iter().rposition(|r| r.main <= at);
+        if let Some(ri) = ri {
+            keep.insert(g.revs[ri]);
+        }
+        (gi, ri)
+    }
+
+    /// Drops history below `at`: keeps the latest revision <= `at` of the generation live at
+    /// `at`, unless that revision is a tombstone.
+    fn compact(&mut self, at: i64, keep: &mut HashSet<Revision>) {
+        let (mut gi, ri) = self.do_compact(at, keep);
+        let last = self.generations.len() - 1;
+        let g = &mut self.generations[gi];
+        if !g.is_empty() {
+            if let Some(ri) = ri {
+                g.revs.drain(..ri);
+            }
+            if g.revs.len() == 1 && gi != last {
+                keep.remove(&g.revs[0]);
+                gi += 1;
+            }
+        }
+        self.generations.drain(..gi);
+    }
+
+    /// Like `compact` but only computes what would be kept (for hashing at a revision).
+    fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
+        if self.is_empty() {
+            return;
+        }
+        let (gi, ri) = self.do_compact(at, keep);
+        let g = &self.generations[gi];
+        if !g.is_empty() && ri == Some(g.revs.len() - 1) && gi != self.generations.len() - 1 {
+            keep.remove(&g.revs[g.revs.len() - 1]);
+        }
+    }
+}
+
+/// Where a range ends: one key, every key from `key` on, or up to (excluding) `end`.
+#[derive(Clone, Copy, Debug)]
+pub enum RangeEnd<'a> {
+    Single,
+    Unbounded,
+    Before(&'a [u8]),
+}
+
+impl<'a> RangeEnd<'a> {
+    /// etcd's convention: no range_end is a single key, `"\0"` is every key >= key.
+    pub fn from_request(range_end: &'a [u8]) -> Self {
+        match range_end {
+            [] => RangeEnd::Single,
+            [0] => RangeEnd::Unbounded,
+            end => RangeEnd::Before(end),
+        }
+    }
+}
+
+/// All keys' histories, ordered by key.
+#[derive(Default, Debug)]
+pub struct TreeIndex {
+    keys: BTreeMap<Box<[u8]>, KeyIndex>,
+}
+
+impl TreeIndex {
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn get(&self, key: &[u8], at: i64) -> Option<KeyAt> {
+        self.keys.get(key)?.get(at)
+    }
+
+    pub fn put(&mut self, key: &[u8], rev: Revision) {
+        match self.keys.get_mut(key) {
+            Some(ki) => ki.put(rev),
+            None => {
+                let mut ki = KeyIndex::default();
+                ki.put(rev);
+                self.keys.insert(key.into(), ki);
+            }
+        }
+    }
+
+    /// Replays one stored revision into the index at start-up (revisions arrive in order).
+    pub fn restore(
+        &mut self,
+        key: &[u8],
+        rev: Revision,
+        kv_created: i64,
+        kv_version: i64,
+        tombstone: bool,
+    ) {
+        match self.keys.get_mut(key) {
+            Some(ki) if tombstone => {
+                ki.tombstone(rev);
+            }
+            Some(ki) => ki.put(rev),
+            None if tombstone => {}
+            None => {
+                let ki = KeyIndex::restore(Revision::new(kv_created, 0), rev, kv_version);
+                self.keys.insert(key.into(), ki);
+            }
+        }
+    }
+
+    /// False when the key is not live (nothing to delete).
+    pub fn tombstone(&mut self, key: &[u8], rev: Revision) -> bool {
+        self.keys.get_mut(key).is_some_and(|ki| ki.tombstone(rev))
+    }
+
+    /// Calls `f` for every key in the range, in key order, with its history; stops when `f`
+    /// returns false.
+    pub fn visit<'a>(
+        &'a self,
+        key: &[u8],
+        end: RangeEnd<'_>,
+        mut f: impl FnMut(&'a [u8], &'a KeyIndex) -> bool,
+    ) {
+        match end {
+            RangeEnd::Single => {
+                if let Some((k, ki)) = self.keys.get_key_value(key) {
+                    f(k, ki);
+                }
+            }
+            RangeEnd::Unbounded => {
+                for (k, ki) in self
+                    .keys
+                    .range::<[u8], _>((Bound::Included(key), Bound::Unbounded))
+                {
+                    if !f(k, ki) {
+                        break;
+                    }
+                }
+            }
+            RangeEnd::Before(end) => {
+                if key >= end {
+                    return;
+                }
+                let bounds = (Bound::Included(key), Bound::Excluded(end));
+                for (k, ki) in self.keys.range::<[u8], _>(bounds) {
+                    if !f(k, ki) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys live at `at` in the range, with the revision visible at `at`.
+    pub fn range(&self, key: &[u8], end: RangeEnd<'_>, at: i64) -> Vec<(&[u8], KeyAt)> {
+        let mut out = Vec::new();
+        self.visit(key, end, |k, ki| {
+            if let Some(v) = ki.get(at) {
+                out.push((k, v));
+            }
+            true
+        });
+        out
+    }
+
+    /// Number of keys live at `at` in the range.
+    pub fn count(&self, key: &[u8], end: RangeEnd<'_>, at: i64) -> usize {
+        let mut n = 0;
+        self.visit(key, end, |_, ki| {
+            n += usize::from(ki.get(at).is_some());
+            true
+        });
+        n
+    }
+
+    /// Revisions with main >= `since` of keys in the range, sorted (watch catch-up).
+    pub fn range_since(&self, key: &[u8], end: RangeEnd<'_>, since: i64) -> Vec<Revision> {
+        let mut out = Vec::new();
+        self.visit(key, end, |_, ki| {
+            let start = out.len();
+            ki.since(since, &mut out);
+            debug_assert!(out[start..].windows(2).all(|w| w[0] < w[1]));
+            true
+        });
+        out.sort_unstable();
+        out
+    }
+
+    /// Compacts every key's history at `at` and returns the revisions <= `at` that must stay
+    /// in the backend; every other revision <= `at` may be deleted.
+    pub fn compact(&mut self, at: i64) -> HashSet<Revision> {
+        let mut keep = HashSet::new();
+        self.keys.retain(|_, ki| {
+            ki.compact(at, &mut keep);
+            !ki.is_empty() && !ki.generations.is_empty()
+        });
+        keep
+    }
+
+    /// What `compact(at)` would keep, without changing anything.
+    pub fn keep(&self, at: i64) -> HashSet<Revision> {
+        let mut keep = HashSet::new();
+        for ki in self.keys.values() {
+            ki.keep(at, &mut keep);
+        }
+        keep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(main: i64) -> Revision {
+        Revision::new(main, 0)
+    }
+
+    /// The example from etcd's key_index tests: foo put at 2, 4, tombstone 6, put 8, 10,
+    /// tombstone 12, put 14, 14.1, tombstone 16.
+    fn sample() -> KeyIndex {
+        let mut ki = KeyIndex::default();
+        ki.put(r(2));
+        ki.put(r(4));
+        assert!(ki.tombstone(r(6)));
+        ki.put(r(8));
+        ki.put(r(10));
+        assert!(ki.tombstone(r(12)));
+        ki.put(r(14));
+        ki.put(Revision::new(14, 1));
+        assert!(ki.tombstone(r(16)));
+        ki
+    }
+
+    #[test]
+    fn get_follows_generations() {
+        let ki = sample();
+        let cases: &[(i64, Option<(Revision, Revision, i64)>)] = &[
+            (17, None),
+            (16, None),
+            (15, Some((Revision::new(14, 1), r(14), 2))),
+            (14, Some((Revision::new(14, 1), r(14), 2))),
+            (13, None),
+            (12, None),
+            (11, Some((r(10), r(8), 2))),
+            (10, Some((r(10), r(8), 2))),
+            (9, Some((r(8), r(8), 1))),
+            (8, Some((r(8), r(8), 1))),
+            (7, None),
+            (6, None),
+            (5, Some((r(4), r(2), 2))),
+            (4, Some((r(4), r(2), 2))),
+            (3, Some((r(2), r(2), 1))),
+            (2, Some((r(2), r(2), 1))),
+            (1, None),
+            (0, None),
+        ];
+        for &(at, want) in cases {
+            let got = ki.get(at).map(|k| (k.modified, k.created, k.version));
+            assert_eq!(got, want, "at {at}");
+        }
+    }
+
+    #[test]
+    fn tombstone_needs_live_key() {
+        let mut ki = KeyIndex::default();
+        assert!(!ki.tombstone(r(1)));
+        ki.put(r(2));
+        assert!(ki.tombstone(r(3)));
+        assert!(!ki.tombstone(r(4)));
+    }
+
+    #[test]
+    fn since_keeps_last_sub_revision() {
+        let ki = sample();
+        let mut out = Vec::new();
+        ki.since(1, &mut out);
+        let mains: Vec<_> = out.iter().map(|r| (r.main, r.sub)).collect();
+        assert_eq!(
+            mains,
+            vec![
+                (2, 0),
+                (4, 0),
+                (6, 0),
+                (8, 0),
+                (10, 0),
+                (12, 0),
+                (14, 1),
+                (16, 0)
+            ]
+        );
+        out.clear();
+        ki.since(12, &mut out);
+        let mains: Vec<_> = out.iter().map(|r| r.main).collect();
+        assert_eq!(mains, vec![12, 14, 16]);
+    }
+
+    #[test]
+    fn compact_keeps_latest_live_revision() {
+        // (compact at, revisions kept in the backend, generations' revs left)
+        let cases: &[(i64, &[i64], &[&[i64]])] = &[
+            (1, &[], &[&[2, 4, 6], &[8, 10, 12], &[14, 14, 16], &[]]),
+            (2, &[2], &[&[2, 4, 6], &[8, 10, 12], &[14, 14, 16], &[]]),
+            (3, &[2], &[&[2, 4, 6], &[8, 10, 12], &[14, 14, 16], &[]]),
+            (4, &[4], &[&[4, 6], &[8, 10, 12], &[14, 14, 16], &[]]),
+            (5, &[4], &[&[4, 6], &[8, 10, 12], &[14, 14, 16], &[]]),
+            (6, &[], &[&[8, 10, 12], &[14, 14, 16], &[]]),
+            (7, &[], &[&[8, 10, 12], &[14, 14, 16], &[]]),
+            (8, &[8], &[&[8, 10, 12], &[14, 14, 16], &[]]),
+            (10, &[10], &[&[10, 12], &[14, 14, 16], &[]]),
+            (12, &[], &[&[14, 14, 16], &[]]),
+            (14, &[14], &[&[14, 16], &[]]),
+            (15, &[14], &[&[14, 16], &[]]),
+            (16, &[], &[&[]]),
+            (17, &[], &[&[]]),
+        ];
+        for &(at, kept, gens) in cases {
+            let mut ki = sample();
+            let mut keep = HashSet::new();
+            ki.compact(at, &mut keep);
+            let mut kept_mains: Vec<_> = keep.iter().map(|r| r.main).collect();
+            kept_mains.sort();
+            assert_eq!(kept_mains, kept, "kept at {at}");
+            let left: Vec<Vec<i64>> = ki
+                .generations
+                .iter()
+                .map(|g| g.revs.iter().map(|r| r.main).collect())
+                .collect();
+            let want: Vec<Vec<i64>> = gens.iter().map(|g| g.to_vec()).collect();
+            assert_eq!(left, want, "generations at {at}");
+            // keep() predicts compact() on a fresh copy.
+            let mut predicted = HashSet::new();
+            sample().keep(at, &mut predicted);
+            assert_eq!(predicted, keep, "keep at {at}");
+        }
+    }
+
+    #[test]
+    fn compact_removes_deleted_keys() {
+        let mut idx = TreeIndex::default();
+        idx.put(b"a", r(1));
+        idx.put(b"b", r(2));
+        assert!(idx.tombstone(b"a", r(3)));
+        let keep = idx.compact(3);
+        assert_eq!(idx.len(), 1);
+        assert!(keep.contains(&r(2)));
+        assert!(!keep.contains(&r(1)) && !keep.contains(&r(3)));
+        assert_eq!(idx.get(b"b", 3).map(|k| k.modified), Some(r(2)));
+        assert_eq!(idx.get(b"a", 3), None);
+    }
+
+    #[test]
+    fn ranges_follow_etcd_conventions() {
+        let mut idx = TreeIndex::default();
+        for (i, k) in [&b"a"[..], b"b", b"c", b"d"].iter().enumerate() {
+            idx.put(k, r(i as i64 + 1));
+        }
+        assert!(idx.tombstone(b"c", r(5)));
+        let keys = |end: RangeEnd<'_>, start: &[u8], at| -> Vec<Vec<u8>> {
+            idx.range(start, end, at)
+                .into_iter()
+                .map(|(k, _)| k.to_vec())
+                .collect()
+        };
+        assert_eq!(keys(RangeEnd::Single, b"b", 5), vec![b"b".to_vec()]);
+        assert_eq!(
+            keys(RangeEnd::Unbounded, b"b", 5),
+            vec![b"b".to_vec(), b"d".to_vec()]
+        );
+        assert_eq!(keys(RangeEnd::Unbounded, b"b", 4).len(), 3);
+        assert_eq!(keys(RangeEnd::Before(b"d"), b"a", 5).len(), 2);
+        assert!(keys(RangeEnd::Before(b"a"), b"b", 5).is_empty());
+        assert_eq!(idx.count(b"\0", RangeEnd::from_request(b"\0"), 5), 3);
+        assert_eq!(
+            idx.range_since(b"a", RangeEnd::Unbounded, 3),
+            vec![r(3), r(4), r(5)]
+        );
+    }
+}

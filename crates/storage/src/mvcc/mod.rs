@@ -1,0 +1,604 @@
+//! etcd's multi-version key space on top of the redb backend.
+//!
+//! ```text
+//!   writes (apply thread)                      reads (any thread)
+//!   WriteBatch ── one redb write txn           KvStore::range
+//!     └ TxnWrite (one etcd txn = one main        lock index (read) -> current_rev
+//!        revision, sub-revisions per change)     -> redb read txn -> revisions
+//!        put/delete: KV table + TreeIndex        unlock -> values from the read txn
+//!   commit -> publish current_rev
+//! ```
+//! Every change gets a revision `(main, sub)`; the KV table maps revisions to encoded
+//! `mvccpb.KeyValue`s and the in-memory [`TreeIndex`] maps keys to revisions. The index may
+//! hold revisions of the batch being applied; readers only look at revisions up to the
+//! published `current_rev`, all of which are committed. Compaction updates the index first
+//! and deletes from the backend afterwards, so a reader never finds a revision missing.
+
+pub mod index;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chorus_api::mvccpb::{event::EventType, Event, KeyValue};
+use parking_lot::RwLock;
+use prost::Message;
+use redb::{ReadableTable, Table};
+
+use crate::backend::{self, meta_keys, Backend, BackendError, KV, META};
+pub use index::{KeyAt, RangeEnd, TreeIndex};
+
+/// A point in the key space's history: `main` counts etcd transactions, `sub` the changes
+/// within one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Revision {
+    pub main: i64,
+    pub sub: i64,
+}
+
+impl Revision {
+    pub const fn new(main: i64, sub: i64) -> Self {
+        Revision { main, sub }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MvccError {
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("mvcc: required revision is a future revision")]
+    FutureRev,
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl From<redb::StorageError> for MvccError {
+    fn from(e: redb::StorageError) -> Self {
+        MvccError::Backend(e.into())
+    }
+}
+
+impl From<redb::TableError> for MvccError {
+    fn from(e: redb::TableError) -> Self {
+        MvccError::Backend(e.into())
+    }
+}
+
+impl From<redb::TransactionError> for MvccError {
+    fn from(e: redb::TransactionError) -> Self {
+        MvccError::Backend(e.into())
+    }
+}
+
+pub type Result<T, E = MvccError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RangeOptions {
+    /// Maximum number of key-values returned; 0 means no limit.
+    pub limit: usize,
+    /// Revision to read at; <= 0 means the current revision.
+    pub rev: i64,
+    /// Only count the keys.
+    pub count_only: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    /// The store's current revision when the range was served.
+    pub rev: i64,
+    /// Number of keys in the range at the requested revision, regardless of `limit`.
+    pub count: usize,
+}
+
+/// The MVCC key space. Shared by the apply thread (writes) and request handlers (reads).
+pub struct KvStore {
+    backend: Arc<Backend>,
+    index: RwLock<TreeIndex>,
+    /// Highest committed revision; readers never look past it.
+    current_rev: AtomicI64,
+    /// Reads below this revision fail with `Compacted`.
+    compact_rev: AtomicI64,
+}
+
+fn decode_kv(bytes: &[u8]) -> Result<KeyValue> {
+    KeyValue::decode(bytes).map_err(|e| {
+        MvccError::Backend(BackendError::Corrupt {
+            what: format!("key-value record: {e}"),
+        })
+    })
+}
+
+fn read_i64(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<i64> {
+    Ok(backend::get_meta_u64(table, key)?.unwrap_or(0) as i64)
+}
+
+/// What a start-up found in the backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    pub current_rev: i64,
+    pub compact_rev: i64,
+    /// A compaction that was scheduled but not finished before the stop; the caller runs
+    /// [`KvStore::compact`] for it.
+    pub pending_compaction: Option<i64>,
+}
+
+impl KvStore {
+    /// Opens the key space, rebuilding the index from every stored revision.
+    pub fn open(backend: Arc<Backend>) -> Result<(KvStore, Restored)> {
+        let tx = backend.begin_read()?;
+        let meta = tx.open_table(META)?;
+        let scheduled = read_i64(&meta, meta_keys::SCHEDULED_COMPACT)?;
+        let finished = read_i64(&meta, meta_keys::FINISHED_COMPACT)?;
+        let kv = tx.open_table(KV)?;
+        let mut index = TreeIndex::default();
+        let mut current = 1;
+        for item in kv.iter()? {
+            let (k, v) = item?;
+            let (main, sub) = k.value();
+            let kv = decode_kv(v.value())?;
+            let tombstone = kv.mod_revision == 0;
+            index.restore(
+                &kv.key,
+                Revision::new(main, sub),
+                kv.create_revision,
+                kv.version,
+                tombstone,
+            );
+            current = main;
+        }
+        let compact_rev = scheduled.max(finished);
+        let current = current.max(compact_rev);
+        let restored = Restored {
+            current_rev: current,
+            compact_rev,
+            pending_compaction: (scheduled > finished).then_some(scheduled),
+        };
+        drop((kv, meta, tx));
+        let store = KvStore {
+            backend,
+            index: RwLock::new(index),
+            current_rev: AtomicI64::new(current),
+            compact_rev: AtomicI64::new(compact_rev),
+        };
+        if let Some(rev) = restored.pending_compaction {
+            // The index must not show revisions the compaction already deleted.
+            store.index.write().compact(rev);
+        }
+        Ok((store, restored))
+    }
+
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+
+    pub fn current_rev(&self) -> i64 {
+        self.current_rev.load(Ordering::Acquire)
+    }
+
+    pub fn compact_rev(&self) -> i64 {
+        self.compact_rev.load(Ordering::Acquire)
+    }
+
+    /// Number of keys tracked by the index (live or with history).
+    pub fn index_len(&self) -> usize {
+        self.index.read().len()
+    }
+
+    /// A linearizable-in-the-store read at the current committed revision (or `opts.rev`).
+    pub fn range(&self, key: &[u8], end: RangeEnd<'_>, opts: RangeOptions) -> Result<RangeResult> {
+        let index = self.index.read();
+        let cur = self.current_rev();
+        let rev = check_rev(opts.rev, cur, self.compact_rev())?;
+        if opts.count_only {
+            let count = index.count(key, end, rev);
+            return Ok(RangeResult {
+                kvs: Vec::new(),
+                rev: cur,
+                count,
+            });
+        }
+        let tx = self.backend.begin_read()?;
+        let (revs, count) = collect_revisions(&index, key, end, rev, opts.limit);
+        drop(index);
+        let table = tx.open_table(KV)?;
+        let kvs = fetch(&table, &revs)?;
+        Ok(RangeResult {
+            kvs,
+            rev: cur,
+            count,
+        })
+    }
+
+    /// Events of keys in the range with revisions in `[from, to]`, in revision order, read
+    /// from the backend (watch catch-up). Fails with `Compacted` if `from` was compacted.
+    pub fn events_between(
+        &self,
+        key: &[u8],
+        end: RangeEnd<'_>,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Event>> {
+        let tx;
+        {
+            let _index = self.index.read();
+            if from < self.compact_rev() {
+                return Err(MvccError::Compacted);
+            }
+            tx = self.backend.begin_read()?;
+        }
+        let table = tx.open_table(KV)?;
+        let mut events = Vec::new();
+        for item in table.range((from, 0)..=(to, i64::MAX))? {
+            let (k, v) = item?;
+            let kv = decode_kv(v.value())?;
+            if !in_range(&kv.key, key, end) {
+                continue;
+            }
+            events.push(to_event(kv, k.value().0));
+        }
+        Ok(events)
+    }
+
+    /// Starts a batch of writes in the given backend transaction.
+    pub fn write<'t, 'txn>(
+        &'t self,
+        tx: &'txn redb::WriteTransaction,
+    ) -> Result<WriteBatch<'t, 'txn>> {
+        Ok(WriteBatch {
+            store: self,
+            table: tx.open_table(KV)?,
+            rev: self.current_rev(),
+            events: Vec::new(),
+        })
+    }
+
+    /// Called after the backend transaction holding a batch committed: makes its revisions
+    /// visible to readers.
+    pub fn publish(&self, rev: i64) {
+        self.current_rev.store(rev, Ordering::Release);
+    }
+
+    /// Records a compaction at `rev` in the batch's transaction (etcd's updateCompactRev).
+    /// The caller runs [`KvStore::compact`] once the transaction has committed.
+    pub fn schedule_compaction(
+        &self,
+        tx: &redb::WriteTransaction,
+        rev: i64,
+        current: i64,
+    ) -> Result<()> {
+        if rev <= self.compact_rev() {
+            return Err(MvccError::Compacted);
+        }
+        if rev > current {
+            return Err(MvccError::FutureRev);
+        }
+        let mut meta = tx.open_table(META)?;
+        backend::put_meta_u64(&mut meta, meta_keys::SCHEDULED_COMPACT, rev as u64)?;
+        self.compact_rev.store(rev, Ordering::Release);
+        Ok(())
+    }
+
+    /// Compacts history at `rev`: first the index, then the backend in chunks of
+    /// `chunk` deletions per write transaction, so apply is never blocked for long.
+    pub fn compact(&self, rev: i64, chunk: usize) -> Result<usize> {
+        let keep = self.index.write().compact(rev);
+        let mut deleted = 0;
+        let mut next = (0i64, 0i64);
+        loop {
+            let tx = self.backend.begin_write()?;
+            let done = {
+                let mut table = tx.open_table(KV)?;
+                let mut doomed = Vec::with_capacity(chunk);
+                let mut scanned = 0;
+                for item in table.range(next..(rev + 1, 0))? {
+                    let (k, _) = item?;
+                    let (main, sub) = k.value();
+                    scanned += 1;
+                    next = (main, sub + 1);
+                    if !keep.contains(&Revision::new(main, sub)) {
+                        doomed.push((main, sub));
+                    }
+                    if scanned >= chunk {
+                        break;
+                    }
+                }
+                for k in &doomed {
+                    table.remove(k)?;
+                }
+                deleted += doomed.len();
+                let done = scanned < chunk;
+                if done {
+                    let mut meta = tx.open_table(META)?;
+                    backend::put_meta_u64(&mut meta, meta_keys::FINISHED_COMPACT, rev as u64)?;
+                }
+                done
+            };
+            tx.commit().map_err(BackendError::from)?;
+            if done {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// CRC32C over every revision <= `rev` that survives compaction at the current compact
+    /// revision, as etcd's HashKV. Members with the same history have the same hash.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64)> {
+        let (tx, keep, cur, compact) = {
+            let index = self.index.read();
+            let cur = self.current_rev();
+            let compact = self.compact_rev();
+            let rev = if rev <= 0 { cur } else { rev };
+            if rev > cur {
+                return Err(MvccError::FutureRev);
+            }
+            if rev < compact {
+                return Err(MvccError::Compacted);
+            }
+            (
+                self.backend.begin_read()?,
+                index.keep(compact),
+                rev,
+                compact,
+            )
+        };
+        let table = tx.open_table(KV)?;
+        let mut crc = crc32c::crc32c(b"key");
+        for item in table.range((0i64, 0i64)..(cur + 1, 0))? {
+            let (k, v) = item?;
+            let (main, sub) = k.value();
+            if main <= compact && !keep.is_empty() && !keep.contains(&Revision::new(main, sub)) {
+                continue;
+            }
+            crc = crc32c::crc32c_append(crc, &main.to_be_bytes());
+            crc = crc32c::crc32c_append(crc, &sub.to_be_bytes());
+            crc = crc32c::crc32c_append(crc, v.value());
+        }
+        Ok((crc, cur, compact))
+    }
+}
+
+fn check_rev(requested: i64, cur: i64, compact: i64) -> Result<i64> {
+    if requested > cur {
+        return Err(MvccError::FutureRev);
+    }
+    let rev = if requested <= 0 { cur } else { requested };
+    if rev < compact {
+        return Err(MvccError::Compacted);
+    }
+    Ok(rev)
+}
+
+fn in_range(k: &[u8], key: &[u8], end: RangeEnd<'_>) -> bool {
+    match end {
+        RangeEnd::Single => k == key,
+        RangeEnd::Unbounded => k >= key,
+        RangeEnd::Before(end) => k >= key && k < end,
+    }
+}
+
+fn collect_revisions(
+    index: &TreeIndex,
+    key: &[u8],
+    end: RangeEnd<'_>,
+    at: i64,
+    limit: usize,
+) -> (Vec<Revision>, usize) {
+    let mut revs = Vec::new();
+    let mut count = 0;
+    index.visit(key, end, |_, ki| {
+        if let Some(v) = ki.get(at) {
+            count += 1;
+            if limit == 0 || revs.len() < limit {
+                revs.push(v.modified);
+            }
+        }
+        true
+    });
+    (revs, count)
+}
+
+fn fetch(
+    table: &impl ReadableTable<(i64, i64), &'static [u8]>,
+    revs: &[Revision],
+) -> Result<Vec<KeyValue>> {
+    revs.iter()
+        .map(|r| {
+            let v = table.get((r.main, r.sub))?.ok_or_else(|| {
+                MvccError::Backend(BackendError::Corrupt {
+                    what: format!(
+                        "revision {}.{} is in the index but not the backend",
+                        r.main, r.sub
+                    ),
+                })
+            })?;
+            decode_kv(v.value())
+        })
+        .collect()
+}
+
+fn to_event(mut kv: KeyValue, main: i64) -> Event {
+    if kv.mod_revision == 0 {
+        kv.mod_revision = main;
+        Event {
+            r#type: EventType::Delete as i32,
+            kv: Some(kv),
+            prev_kv: None,
+        }
+    } else {
+        Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: None,
+        }
+    }
+}
+
+/// The writes of one apply batch, inside one backend write transaction.
+pub struct WriteBatch<'t, 'txn> {
+    store: &'t KvStore,
+    table: Table<'txn, (i64, i64), &'static [u8]>,
+    rev: i64,
+    events: Vec<Event>,
+}
+
+impl<'t, 'txn> WriteBatch<'t, 'txn> {
+    /// Current revision including the batch's earlier transactions.
+    pub fn rev(&self) -> i64 {
+        self.rev
+    }
+
+    /// Begins one etcd transaction: every change in it shares the next main revision.
+    pub fn txn(&mut self) -> TxnWrite<'_, 't, 'txn> {
+        let begin = self.rev;
+        TxnWrite {
+            batch: self,
+            begin_rev: begin,
+            changes: 0,
+        }
+    }
+
+    pub fn store(&self) -> &'t KvStore {
+        self.store
+    }
+
+    /// Ends the batch: the revision to publish after commit and the events to deliver.
+    pub fn finish(self) -> (i64, Vec<Event>) {
+        (self.rev, self.events)
+    }
+}
+
+/// One etcd transaction inside a batch (etcd's `TxnWrite`).
+pub struct TxnWrite<'b, 't, 'txn> {
+    batch: &'b mut WriteBatch<'t, 'txn>,
+    begin_rev: i64,
+    changes: i64,
+}
+
+impl TxnWrite<'_, '_, '_> {
+    /// Revision before this transaction.
+    pub fn begin_rev(&self) -> i64 {
+        self.begin_rev
+    }
+
+    /// Revision the transaction's reads see: its own changes are visible.
+    pub fn read_rev(&self) -> i64 {
+        self.begin_rev + i64::from(self.changes > 0)
+    }
+
+    /// Revision of the transaction's result: begin + 1 if it changed anything.
+    pub fn rev(&self) -> i64 {
+        self.read_rev()
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.changes > 0
+    }
+
+    pub fn range(&self, key: &[u8], end: RangeEnd<'_>, opts: RangeOptions) -> Result<RangeResult> {
+        let cur = self.read_rev();
+        let store = self.batch.store;
+        let rev = check_rev(opts.rev, cur, store.compact_rev())?;
+        let index = store.index.read();
+        if opts.count_only {
+            let count = index.count(key, end, rev);
+            return Ok(RangeResult {
+                kvs: Vec::new(),
+                rev: cur,
+                count,
+            });
+        }
+        let (revs, count) = collect_revisions(&index, key, end, rev, opts.limit);
+        drop(index);
+        let kvs = fetch(&self.batch.table, &revs)?;
+        Ok(RangeResult {
+            kvs,
+            rev: cur,
+            count,
+        })
+    }
+
+    /// The live value of one key as this transaction sees it.
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>> {
+        let at = self.batch.store.index.read().get(key, self.read_rev());
+        match at {
+            None => Ok(None),
+            Some(at) => Ok(fetch(&self.batch.table, &[at.modified])?.pop()),
+        }
+    }
+
+    /// Writes `key` at the transaction's revision; returns the revision.
+    pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Result<i64> {
+        let rev = self.begin_rev + 1;
+        let store = self.batch.store;
+        let prev = store.index.read().get(key, rev);
+        let (created, version) = match prev {
+            Some(p) => (p.created.main, p.version + 1),
+            None => (rev, 1),
+        };
+        let kv = KeyValue {
+            key: key.to_vec(),
+            create_revision: created,
+            mod_revision: rev,
+            version,
+            value: value.to_vec(),
+            lease,
+        };
+        let idx_rev = Revision::new(rev, self.changes);
+        self.batch
+            .table
+            .insert((idx_rev.main, idx_rev.sub), kv.encode_to_vec().as_slice())?;
+        store.index.write().put(key, idx_rev);
+        self.changes += 1;
+        self.batch.rev = rev;
+        self.batch.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: None,
+        });
+        Ok(rev)
+    }
+
+    /// Deletes every live key in the range; returns the deleted keys (for the lessor to
+    /// detach) and the transaction's revision.
+    pub fn delete_range(&mut self, key: &[u8], end: RangeEnd<'_>) -> Result<(Vec<Vec<u8>>, i64)> {
+        let store = self.batch.store;
+        let at = self.read_rev();
+        let live: Vec<Vec<u8>> = store
+            .index
+            .read()
+            .range(key, end, at)
+            .into_iter()
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        if live.is_empty() {
+            return Ok((live, self.rev()));
+        }
+        let rev = self.begin_rev + 1;
+        for k in &live {
+            let tomb = KeyValue {
+                key: k.clone(),
+                ..Default::default()
+            };
+            let idx_rev = Revision::new(rev, self.changes);
+            self.batch
+                .table
+                .insert((idx_rev.main, idx_rev.sub), tomb.encode_to_vec().as_slice())?;
+            let was_live = store.index.write().tombstone(k, idx_rev);
+            debug_assert!(was_live);
+            self.changes += 1;
+            self.batch.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(KeyValue {
+                    mod_revision: rev,
+                    ..tomb
+                }),
+                prev_kv: None,
+            });
+        }
+        self.batch.rev = rev;
+        Ok((live, rev))
+    }
+}
+
+#[cfg(test)]
+mod tests;
