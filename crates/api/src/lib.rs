@@ -29,3 +29,13 @@ pub mod v3lockpb {
 pub mod v3electionpb {
     tonic::include_proto!("v3electionpb");
 }
+
+/// `internalpb`: chorus's replicated commands (raft entry data). Not a client API.
+pub mod internalpb {
+    tonic::include_proto!("internalpb");
+}
+
+/// `peerpb`: the member-to-member raft transport.
+pub mod peerpb {
+    tonic::include_proto!("peerpb");
+}
