@@ -6,6 +6,7 @@
 //! happens every `batch_interval` or `batch_limit` entries, and always before a raft
 //! snapshot lets the WAL release segments.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -17,6 +18,10 @@ use redb::{
 pub const KV: TableDefinition<(i64, i64), &[u8]> = TableDefinition::new("key");
 /// Small named values: consistent index, term, compaction progress, cluster version.
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Member ID -> encoded `internalpb.Member`.
+pub const MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members");
+/// Member IDs removed from the cluster (they may never come back).
+pub const REMOVED_MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members_removed");
 
 pub mod meta_keys {
     pub const CONSISTENT_INDEX: &str = "consistent_index";
@@ -89,6 +94,8 @@ impl Backend {
         let tx = backend.db.begin_write()?;
         tx.open_table(KV)?;
         tx.open_table(META)?;
+        tx.open_table(MEMBERS)?;
+        tx.open_table(REMOVED_MEMBERS)?;
         tx.commit()?;
         Ok(backend)
     }
@@ -126,6 +133,70 @@ impl Backend {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
     }
 
+    /// Writes every table as of `tx` to `out` in the dump format (see [`restore`]).
+    pub fn dump(tx: &ReadTransaction, out: &mut impl Write) -> Result<()> {
+        let mut w = DumpWriter { out, crc: 0 };
+        dump_table(tx, KV, TABLE_KV, &mut w)?;
+        dump_table(tx, META, TABLE_META, &mut w)?;
+        dump_table(tx, MEMBERS, TABLE_MEMBERS, &mut w)?;
+        dump_table(tx, REMOVED_MEMBERS, TABLE_REMOVED_MEMBERS, &mut w)?;
+        w.write(&[TABLE_END])?;
+        let crc = w.crc;
+        w.out.write_all(&crc.to_le_bytes())?;
+        Ok(())
+    }
+
+    /// Builds a new database file at `path` from a dump, durably. Fails on a truncated or
+    /// corrupt dump (CRC), leaving no file behind.
+    pub fn restore(input: &mut impl Read, path: &Path, opts: &BackendOptions) -> Result<Backend> {
+        let _ = std::fs::remove_file(path);
+        let result = (|| {
+            let backend = Backend::open(path, opts)?;
+            let mut r = DumpReader { input, crc: 0 };
+            let tx = backend.begin_durable_write()?;
+            {
+                let mut kv = tx.open_table(KV)?;
+                let mut meta = tx.open_table(META)?;
+                let mut members = tx.open_table(MEMBERS)?;
+                let mut removed = tx.open_table(REMOVED_MEMBERS)?;
+                loop {
+                    let mut id = [0u8];
+                    r.read(&mut id)?;
+                    if id[0] == TABLE_END {
+                        break;
+                    }
+                    let k = r.read_chunk()?;
+                    let v = r.read_chunk()?;
+                    match id[0] {
+                        TABLE_KV => insert_raw(&mut kv, &k, &v)?,
+                        TABLE_META => insert_raw(&mut meta, &k, &v)?,
+                        TABLE_MEMBERS => insert_raw(&mut members, &k, &v)?,
+                        TABLE_REMOVED_MEMBERS => insert_raw(&mut removed, &k, &v)?,
+                        other => {
+                            return Err(BackendError::Corrupt {
+                                what: format!("snapshot dump: unknown table {other}"),
+                            })
+                        }
+                    }
+                }
+                let want = r.crc;
+                let mut got = [0u8; 4];
+                r.input.read_exact(&mut got)?;
+                if u32::from_le_bytes(got) != want {
+                    return Err(BackendError::Corrupt {
+                        what: "snapshot dump: CRC mismatch".into(),
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(backend)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        result
+    }
+
     /// Rewrites the file to release free pages (etcd's defragment).
     pub fn defragment(&mut self) -> Result<bool> {
         self.force_commit()?;
@@ -155,5 +226,81 @@ pub fn put_meta_u64(
     v: u64,
 ) -> Result<()> {
     table.insert(key, v.to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+const TABLE_KV: u8 = 1;
+const TABLE_META: u8 = 2;
+const TABLE_MEMBERS: u8 = 3;
+const TABLE_REMOVED_MEMBERS: u8 = 4;
+const TABLE_END: u8 = 0xff;
+
+struct DumpWriter<'a, W: Write> {
+    out: &'a mut W,
+    crc: u32,
+}
+
+impl<W: Write> DumpWriter<'_, W> {
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.crc = crc32c::crc32c_append(self.crc, b);
+        self.out.write_all(b)?;
+        Ok(())
+    }
+
+    fn chunk(&mut self, b: &[u8]) -> Result<()> {
+        self.write(&(b.len() as u32).to_le_bytes())?;
+        self.write(b)
+    }
+}
+
+struct DumpReader<'a, R: Read> {
+    input: &'a mut R,
+    crc: u32,
+}
+
+impl<R: Read> DumpReader<'_, R> {
+    fn read(&mut self, b: &mut [u8]) -> Result<()> {
+        self.input.read_exact(b)?;
+        self.crc = crc32c::crc32c_append(self.crc, b);
+        Ok(())
+    }
+
+    fn read_chunk(&mut self) -> Result<Vec<u8>> {
+        let mut len = [0u8; 4];
+        self.read(&mut len)?;
+        let len = u32::from_le_bytes(len) as usize;
+        if len > 256 << 20 {
+            return Err(BackendError::Corrupt {
+                what: format!("snapshot dump: record of {len} bytes"),
+            });
+        }
+        let mut b = vec![0u8; len];
+        self.read(&mut b)?;
+        Ok(b)
+    }
+}
+
+fn dump_table<K: redb::Key + 'static, W: Write>(
+    tx: &ReadTransaction,
+    def: TableDefinition<K, &'static [u8]>,
+    id: u8,
+    w: &mut DumpWriter<'_, W>,
+) -> Result<()> {
+    let table = tx.open_table(def)?;
+    for item in table.iter()? {
+        let (k, v) = item?;
+        w.write(&[id])?;
+        w.chunk(K::as_bytes(&k.value()).as_ref())?;
+        w.chunk(v.value())?;
+    }
+    Ok(())
+}
+
+fn insert_raw<K: redb::Key + 'static>(
+    table: &mut redb::Table<'_, K, &'static [u8]>,
+    k: &[u8],
+    v: &[u8],
+) -> Result<()> {
+    table.insert(K::from_bytes(k), v)?;
     Ok(())
 }
