@@ -1,7 +1,19 @@
 //! Compiles every `.proto` under `proto/` with protox (pure Rust, no system protoc) and
-//! generates prost messages plus tonic clients and servers.
+//! generates prost messages plus tonic clients and servers, and, for etcd's packages, serde
+//! impls (pbjson) that speak the JSON of etcd's grpc-gateway (`/v3/*`).
 
 use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+
+/// Packages that get serde impls: the ones etcd's JSON gateway exposes.
+const JSON_PACKAGES: &[&str] = &[
+    ".mvccpb",
+    ".authpb",
+    ".etcdserverpb",
+    ".v3lockpb",
+    ".v3electionpb",
+];
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -24,9 +36,20 @@ fn main() {
     collect(&root, &mut files);
     println!("cargo:rerun-if-changed=proto");
     let fds = protox::compile(&files, [&root]).expect("compile .proto files");
+    let encoded_fds = fds.encode_to_vec();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)
         .expect("generate Rust from .proto");
+    // The gateway (grpc-gateway v1 with its default JSONPb{OrigName: true}) writes proto field
+    // names, 64-bit integers as strings, bytes as base64, enums by name, and no default values;
+    // it reads either field-name spelling and skips unknown fields.
+    pbjson_build::Builder::new()
+        .register_descriptors(&encoded_fds)
+        .expect("register descriptors with pbjson")
+        .preserve_proto_field_names()
+        .ignore_unknown_fields()
+        .build(JSON_PACKAGES)
+        .expect("generate serde impls");
 }
