@@ -1,1 +1,4 @@
-//! chorus storage (in progress).
+//! chorus storage: the raft write-ahead log ([`wal`]) and snapshot files ([`snap`]).
+
+pub mod snap;
+pub mod wal;
