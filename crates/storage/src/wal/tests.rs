@@ -511,6 +511,7 @@ fn cut_last_segment_at_every_offset() {
         }
         checked += 1;
     }
+    eprintln!("cut: {checked} cut points opened");
     assert!(checked > 100);
     fs::write(&segs[last], img).unwrap();
 }
@@ -563,6 +564,7 @@ fn flip_byte_at_every_offset() {
             }
         }
     }
+    eprintln!("flip: {errors} refused, {torn} torn-tail prefixes");
     assert!(errors > 2000 && torn > 0, "errors {errors} torn {torn}");
 }
 
@@ -645,4 +647,41 @@ fn missing_middle_segment_is_an_error() {
     let err = Wal::open(d.path(), WalSnapshot::default(), fast_opts(768)).unwrap_err();
     assert!(matches!(err, WalError::BadSegments { .. }), "{err}");
     assert!(err.to_string().contains("missing segment"), "{err}");
+}
+
+#[test]
+fn reopen_after_interrupted_cut() {
+    // A cut truncates the old tail to its used length before the next segment is renamed in.
+    // If the process dies in between, the truncated file is the tail: it must reopen, be
+    // preallocated again, and accept appends. Leftover pipeline files are removed.
+    let d = tempfile::tempdir().unwrap();
+    let mut wal = Wal::create(d.path(), b"meta", opts(4096)).unwrap();
+    let a: Vec<Entry> = (1..=5).map(|i| ent(i, 1, 100)).collect();
+    wal.save(Some(&hs(1, 1, 3)), &a, true).unwrap();
+    let used = wal.offset;
+    drop(wal);
+    let seg = segment_files(d.path()).pop().unwrap();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(used)
+        .unwrap();
+    fs::write(d.path().join("7.tmp"), b"half-prepared segment").unwrap();
+
+    let (mut wal, st) = Wal::open(d.path(), WalSnapshot::default(), opts(4096)).unwrap();
+    assert_eq!(st.entries, a);
+    assert_eq!(fs::metadata(&seg).unwrap().len(), 4096);
+    assert!(!d.path().join("7.tmp").exists());
+    wal.save(None, &[ent(6, 1, 10)], true).unwrap();
+    drop(wal);
+    let (_w, st) = Wal::open(d.path(), WalSnapshot::default(), opts(4096)).unwrap();
+    assert_eq!(st.entries.len(), 6);
+}
+
+#[test]
+fn wal_is_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Wal>();
+    assert_send::<WalError>();
 }
