@@ -68,8 +68,10 @@ fn main() {
         let dir = tmp.path().join(format!("wal-{round}"));
         let mut wal = Wal::create(&dir, b"node=1", WalOptions::default()).unwrap();
         let mut lat = Vec::with_capacity(n);
-        let mut hs = HardState::default();
-        hs.term = 1;
+        let mut hs = HardState {
+            term: 1,
+            ..Default::default()
+        };
         for i in 1..=n as u64 {
             let e = Entry {
                 index: i,
