@@ -415,6 +415,11 @@ impl Wal {
             Ok(()) => self.append(&buf, sync),
             Err(n) => Err(WalError::RecordTooLarge(n)),
         };
+        if buf.capacity() > 8 << 20 {
+            // Do not pin the memory of one huge batch forever.
+            buf.clear();
+            buf.shrink_to(1 << 20);
+        }
         self.buf = buf;
         res?;
         if let Some(e) = entries.last() {
