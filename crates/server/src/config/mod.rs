@@ -17,6 +17,28 @@
 //! present in `--initial-cluster`, advertised peer URLs matching, duplicate
 //! URLs) are in [`Config::bootstrap_cluster`], because etcd skips them when the
 //! data directory already holds a member.
+//!
+//! # Deliberate differences from etcd 3.4.23
+//!
+//! - Default data dir is `${name}.chorus`; `--enable-v2` defaults to `true`.
+//! - Flags in [`NOT_IMPLEMENTED`] (and the `gateway` / `grpc-proxy`
+//!   subcommands) are accepted by the parser but rejected by validation when
+//!   set to a non-default value.
+//! - An unknown `--log-level` is an error (etcd 3.4 panics, exit 2).
+//! - Negative durations (`--grpc-keepalive-interval=-1s`) are rejected.
+//! - Config file: unknown keys produce a warning (etcd ignores them silently);
+//!   decoding errors name the file; the YAML parser is YAML 1.2 (the YAML 1.1
+//!   words `yes`/`no`/`on`/`off` are still accepted for boolean keys, but
+//!   `010` is decimal and `name: yes` is the string "yes"); a bad
+//!   `advertise-client-urls` is reported under its own name (etcd says
+//!   `advertise-peer-urls`).
+//! - Advertise/initial-cluster URL matching resolves DNS names once instead of
+//!   retrying for 30 s; the peer TLS error names the configured host:port,
+//!   not the bound address.
+//! - The default host (for `0.0.0.0` listeners with default advertise URLs)
+//!   comes from `/proc/net/route` and is only looked up when needed.
+//! - The `[WARNING] Deprecated '--logger=capnslog'` line etcd prints on every
+//!   start is not reproduced.
 
 mod cluster;
 mod default_host;
@@ -894,7 +916,7 @@ impl Config {
     /// defaults and the matching listen URL is `0.0.0.0`, advertise the
     /// machine's default host instead; when only `--name` was changed, derive
     /// `--initial-cluster` from it. Returns the default host if it was used.
-    pub fn update_default_cluster_from_name(
+    pub(crate) fn update_default_cluster_from_name(
         &mut self,
         default_initial_cluster: &str,
         default_host: Result<String, String>,
