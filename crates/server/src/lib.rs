@@ -1,1 +1,3 @@
 //! chorus server (in progress).
+
+pub mod config;
