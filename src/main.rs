@@ -1,4 +1,41 @@
+//! `chorus`: an etcd-compatible key-value store member. Takes etcd's flags, `ETCD_*`
+//! environment variables and config file; see `chorus --help`.
+
+use chorus_server::config::{self, Command, NoticeLevel};
+
 fn main() {
-    eprintln!("chorus: server not wired yet");
-    std::process::exit(1);
+    let mut notices = Vec::new();
+    let cfg = match config::Config::from_process(&mut notices) {
+        Ok(Command::Run(cfg)) => cfg,
+        Ok(Command::PrintVersion) => {
+            print!("{}", config::version_text());
+            return;
+        }
+        Ok(Command::PrintHelp) => {
+            eprint!("{}", config::usage_text());
+            print!("{}", config::flags_text());
+            return;
+        }
+        Err(e) => {
+            eprint!("{}", e.report());
+            std::process::exit(e.exit_code());
+        }
+    };
+    chorus_server::init_logging(&cfg.log_level);
+    for n in notices {
+        match n.level {
+            NoticeLevel::Info => tracing::info!("{}", n.message),
+            NoticeLevel::Warn => tracing::warn!("{}", n.message),
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("chorus")
+        .build()
+        .expect("start the tokio runtime");
+    if let Err(e) = runtime.block_on(chorus_server::run(*cfg)) {
+        tracing::error!("{e}");
+        eprintln!("chorus: {e}");
+        std::process::exit(1);
+    }
 }

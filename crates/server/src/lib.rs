@@ -1,3 +1,83 @@
-//! chorus server (in progress).
+//! chorus server: an etcd-compatible member.
+//!
+//! ```text
+//!            client port (gRPC + HTTP/1.1)                 peer port (peerpb.Raft)
+//!   grpc/{kv,maintenance,cluster}  http/                     transport
+//!              │  validate, propose / read                     │  Step / Report*
+//!              ▼                                               ▼
+//!          server::Server ── propose ──► raft thread (raft/) ◄──┘
+//!              ▲   ReadIndex (batched)      │ WAL append + fdatasync, messages out
+//!              │                            ▼ committed entries, in order
+//!              └──── Wait ◄──────────── apply thread (apply/) ──► storage::mvcc / backend
+//! ```
+//! Start with [`run`], which takes a validated [`config::Config`].
 
+pub mod apply;
 pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod membership;
+pub mod raft;
+pub mod serve;
+pub mod server;
+pub mod transport;
+pub mod wait;
+
+use tokio::sync::watch;
+
+/// Runs a member until SIGINT or SIGTERM: recovers or bootstraps it, serves clients on
+/// every `--listen-client-urls` address and stops cleanly.
+pub async fn run(cfg: config::Config) -> Result<(), String> {
+    // Bind first, so that a busy port fails start-up before anything is written.
+    let listeners = serve::bind_client_listeners(&cfg.listen_client_urls).await?;
+    let running = server::start(&cfg).await.map_err(|e| e.to_string())?;
+    let server = running.server.clone();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (url, listener) in listeners {
+        tracing::info!("serving client requests on {url}");
+        tasks.push(tokio::spawn(serve::serve_clients(
+            server.clone(),
+            listener,
+            shutdown_rx.clone(),
+        )));
+    }
+    let client_urls = cfg
+        .advertise_client_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    tokio::spawn(server::publish_attributes(server.clone(), client_urls));
+    wait_for_signal().await;
+    tracing::info!("received signal, shutting down");
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(server);
+    tokio::task::spawn_blocking(move || running.shutdown())
+        .await
+        .map_err(|e| e.to_string())?
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// The process-wide `tracing` subscriber, at `--log-level`.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

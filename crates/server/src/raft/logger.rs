@@ -37,5 +37,8 @@ impl Drain for TracingDrain {
 
 /// A slog logger for raft-rs whose output goes to `tracing` under the `raft` target.
 pub fn logger(member_id: u64) -> slog::Logger {
-    slog::Logger::root(TracingDrain.fuse(), slog::o!("member" => format!("{member_id:x}")))
+    slog::Logger::root(
+        TracingDrain.fuse(),
+        slog::o!("member" => format!("{member_id:x}")),
+    )
 }

@@ -102,7 +102,9 @@ impl RaftStorage {
             return;
         }
         let index = index.min(self.last());
-        let term = self.term_of(index).expect("term of an entry held in memory");
+        let term = self
+            .term_of(index)
+            .expect("term of an entry held in memory");
         let n = (index - self.offset.0) as usize;
         self.entries.drain(..n);
         self.offset = (index, term);
@@ -132,7 +134,10 @@ impl RaftStorage {
 
 impl raft::Storage for RaftStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        Ok(RaftState::new(self.hard_state.clone(), self.conf_state.clone()))
+        Ok(RaftState::new(
+            self.hard_state.clone(),
+            self.conf_state.clone(),
+        ))
     }
 
     fn entries(
@@ -201,10 +206,11 @@ mod tests {
     use super::*;
 
     fn ent(index: u64, term: u64) -> Entry {
-        let mut e = Entry::default();
-        e.index = index;
-        e.term = term;
-        e
+        Entry {
+            index,
+            term,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -219,9 +225,13 @@ mod tests {
         assert_eq!(s.first_index().unwrap(), 3);
         assert_eq!(s.term(2).unwrap(), 1);
         assert!(s.term(1).is_err());
-        let got = s.entries(3, 5, None, GetEntriesContext::empty(false)).unwrap();
+        let got = s
+            .entries(3, 5, None, GetEntriesContext::empty(false))
+            .unwrap();
         assert_eq!(got.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4]);
-        assert!(s.entries(2, 5, None, GetEntriesContext::empty(false)).is_err());
+        assert!(s
+            .entries(2, 5, None, GetEntriesContext::empty(false))
+            .is_err());
     }
 
     #[test]
@@ -229,10 +239,16 @@ mod tests {
         let mut s = RaftStorage::new(SnapshotMetadata::default(), HardState::default(), vec![]);
         s.append(&[ent(1, 1)]);
         let mut snap = Snapshot::default();
-        snap.mut_metadata().index = 10;
-        snap.mut_metadata().term = 3;
+        snap.set_metadata(SnapshotMetadata {
+            index: 10,
+            term: 3,
+            ..Default::default()
+        });
         s.apply_snapshot(&snap);
-        assert_eq!((s.first_index().unwrap(), s.last_index().unwrap()), (11, 10));
+        assert_eq!(
+            (s.first_index().unwrap(), s.last_index().unwrap()),
+            (11, 10)
+        );
         assert_eq!(s.term(10).unwrap(), 3);
         assert_eq!(s.hard_state().commit, 10);
         s.append(&[ent(11, 3)]);

@@ -494,6 +494,10 @@ impl TxnWrite<'_, '_, '_> {
         self.changes > 0
     }
 
+    pub fn compact_rev(&self) -> i64 {
+        self.batch.store.compact_rev()
+    }
+
     pub fn range(&self, key: &[u8], end: RangeEnd<'_>, opts: RangeOptions) -> Result<RangeResult> {
         let cur = self.read_rev();
         let store = self.batch.store;

@@ -1,0 +1,433 @@
+//! The apply thread: turns committed raft entries into state, in log order.
+//!
+//! ```text
+//!   ApplyTask::Entries ─► one redb write txn for the whole batch
+//!                          entry <= consistent index: already in the backend, skipped
+//!                          InternalRequest ─► kv / compaction / members
+//!                          consistent index + term recorded in the same txn
+//!                         commit (fsync only every batch interval) ─► publish revision
+//!                         ─► wake the proposers ─► applied index ─► maybe snapshot
+//!   ApplyTask::SendSnapshot   leader: the backend as of the applied index goes to a peer
+//!   ApplyTask::InstallSnapshot follower: switch to the backend received from the leader
+//! ```
+
+pub mod kv;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_api::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+};
+use chorus_api::internalpb::{internal_request::Request, InternalRequest, Member};
+use chorus_storage::backend::{self, meta_keys, Backend, BackendOptions};
+use chorus_storage::mvcc::KvStore;
+use crossbeam_channel::{Receiver, Sender};
+use prost::Message as _;
+use raft::eraftpb::{ConfState, EntryType, SnapshotMetadata};
+
+use crate::error::EtcdError;
+use crate::membership::{self, Cluster};
+use crate::raft::{ApplyTask, Committed, RaftInput};
+use crate::server::{snapshot_db_path, Server};
+use crate::transport::PeerTransport;
+
+/// The result of applying one request, handed to the member that proposed it.
+#[derive(Debug)]
+pub enum Applied {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+    /// Requests with no response body (member attributes).
+    Done,
+}
+
+pub type ApplyResult = Result<Applied, EtcdError>;
+
+/// Leases do not exist until the lease service is built: a Put naming one fails as it
+/// would in etcd for an unknown lease.
+struct NoLeases;
+
+impl kv::LeaseCheck for NoLeases {
+    fn exists(&self, _id: i64) -> bool {
+        false
+    }
+}
+
+pub struct Applier {
+    server: Arc<Server>,
+    rx: Receiver<ApplyTask>,
+    backend: Arc<Backend>,
+    kv: Arc<KvStore>,
+    /// Highest entry index whose effects are in the backend.
+    consistent_index: u64,
+    applied_term: u64,
+    conf_state: ConfState,
+    /// Index of the last snapshot taken (or installed).
+    snapshot_index: u64,
+    snapshot_count: u64,
+    snap_dir: PathBuf,
+    backend_opts: BackendOptions,
+    transport: Arc<PeerTransport>,
+    batch_interval: Duration,
+    last_durable: Instant,
+    compactor: Sender<(Arc<KvStore>, i64)>,
+}
+
+impl Applier {
+    pub fn new(
+        server: Arc<Server>,
+        rx: Receiver<ApplyTask>,
+        backend: Arc<Backend>,
+        kv: Arc<KvStore>,
+        consistent_index: u64,
+        snapshot: SnapshotMetadata,
+        snapshot_count: u64,
+        snap_dir: PathBuf,
+        backend_opts: BackendOptions,
+        transport: Arc<PeerTransport>,
+        batch_interval: Duration,
+    ) -> Result<Applier, backend::BackendError> {
+        let applied_term = {
+            let tx = backend.begin_read()?;
+            let meta = tx.open_table(backend::META)?;
+            backend::get_meta_u64(&meta, meta_keys::TERM)?.unwrap_or(snapshot.term)
+        };
+        let (compactor, jobs) = crossbeam_channel::unbounded::<(Arc<KvStore>, i64)>();
+        let done = server.compacted.clone();
+        std::thread::Builder::new()
+            .name("compactor".into())
+            .spawn(move || {
+                for (kv, rev) in jobs {
+                    match kv.compact(rev, 10_000) {
+                        Ok(n) => tracing::info!(revision = rev, deleted = n, "finished compaction"),
+                        Err(e) => tracing::error!(revision = rev, "compaction failed: {e}"),
+                    }
+                    done.send_replace(rev);
+                }
+            })
+            .expect("spawn compactor thread");
+        Ok(Applier {
+            server,
+            rx,
+            backend,
+            kv,
+            consistent_index,
+            applied_term,
+            conf_state: snapshot.get_conf_state().clone(),
+            snapshot_index: snapshot.index,
+            snapshot_count,
+            snap_dir,
+            backend_opts,
+            transport,
+            batch_interval: if batch_interval.is_zero() {
+                Duration::from_millis(100)
+            } else {
+                batch_interval
+            },
+            last_durable: Instant::now(),
+            compactor,
+        })
+    }
+
+    /// Finishes a compaction that was interrupted by a stop.
+    pub fn resume_compaction(&self, rev: i64) {
+        let _ = self.compactor.send((self.kv.clone(), rev));
+    }
+
+    pub fn run(mut self) {
+        while let Ok(task) = self.rx.recv() {
+            let result = match task {
+                ApplyTask::Entries(mut entries) => {
+                    // Everything already queued joins this batch: one backend commit.
+                    while entries.len() < 4096 {
+                        match self.rx.try_recv() {
+                            Ok(ApplyTask::Entries(more)) => entries.extend(more),
+                            Ok(other) => {
+                                if let Err(e) = self.apply_entries(std::mem::take(&mut entries)) {
+                                    self.fail(e);
+                                }
+                                self.handle_other(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    self.apply_entries(entries)
+                }
+                other => {
+                    self.handle_other(other);
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                self.fail(e);
+            }
+        }
+    }
+
+    fn fail(&self, e: String) -> ! {
+        // The state machine cannot skip an entry: stop the process like etcd does.
+        tracing::error!("apply failed: {e}");
+        eprintln!("chorus: apply failed: {e}");
+        std::process::exit(1);
+    }
+
+    fn handle_other(&mut self, task: ApplyTask) {
+        let result = match task {
+            ApplyTask::Entries(entries) => self.apply_entries(entries),
+            ApplyTask::SendSnapshot(msg) => self.send_snapshot(msg),
+            ApplyTask::InstallSnapshot(meta) => self.install_snapshot(meta),
+        };
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Committed>) -> Result<(), String> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let last = entries.last().map(|c| (c.entry.index, c.entry.term));
+        let tx = self.backend.begin_write().map_err(|e| e.to_string())?;
+        let mut results: Vec<(u64, ApplyResult)> = Vec::new();
+        let mut compactions = Vec::new();
+        let mut members_changed = false;
+        let (rev, _events) = {
+            let mut batch = self.kv.write(&tx).map_err(|e| e.to_string())?;
+            for c in &entries {
+                let e = &c.entry;
+                if e.index <= self.consistent_index {
+                    continue;
+                }
+                if let Some(cs) = &c.conf_state {
+                    self.conf_state = cs.clone();
+                }
+                match e.get_entry_type() {
+                    EntryType::EntryNormal if e.data.is_empty() => {}
+                    EntryType::EntryNormal => {
+                        let req = InternalRequest::decode(&e.data[..])
+                            .map_err(|err| format!("entry {}: {err}", e.index))?;
+                        let id = req.header.as_ref().map_or(0, |h| h.id);
+                        let Some(request) = req.request else {
+                            continue;
+                        };
+                        let result = match request {
+                            Request::Put(p) => {
+                                let mut t = batch.txn();
+                                kv::put(&mut t, &p, &NoLeases, &mut Vec::new()).map(Applied::Put)
+                            }
+                            Request::DeleteRange(d) => {
+                                let mut t = batch.txn();
+                                kv::delete_range(&mut t, &d, &mut Vec::new())
+                                    .map(Applied::DeleteRange)
+                            }
+                            Request::Txn(r) => {
+                                let mut t = batch.txn();
+                                kv::txn(&mut t, &r, &NoLeases, &mut Vec::new()).map(Applied::Txn)
+                            }
+                            Request::Compaction(c) => {
+                                let cur = batch.rev();
+                                match self.kv.schedule_compaction(&tx, c.revision, cur) {
+                                    Ok(()) => {
+                                        compactions.push(c.revision);
+                                        Ok(Applied::Compaction(CompactionResponse {
+                                            header: Some(ResponseHeader {
+                                                revision: cur,
+                                                ..Default::default()
+                                            }),
+                                        }))
+                                    }
+                                    Err(err) => Err(err.into()),
+                                }
+                            }
+                            Request::MemberAttributes(a) => {
+                                let mut cluster = self.server.cluster.read().clone();
+                                if let Some(m) = cluster.members.get_mut(&a.member_id) {
+                                    m.name = a.name;
+                                    m.client_urls = a.client_urls;
+                                    membership::save_member(&tx, m).map_err(|e| e.to_string())?;
+                                    members_changed = true;
+                                }
+                                Ok(Applied::Done)
+                            }
+                            Request::LeaseGrant(_)
+                            | Request::LeaseRevoke(_)
+                            | Request::LeaseCheckpoint(_)
+                            | Request::Alarm(_) => Err(EtcdError::Unimplemented(
+                                "chorus: this request is not supported by this member's version"
+                                    .into(),
+                            )),
+                        };
+                        if let Err(EtcdError::Internal(msg)) = &result {
+                            // A backend failure inside apply cannot be skipped.
+                            return Err(msg.clone());
+                        }
+                        if id != 0 {
+                            results.push((id, result));
+                        }
+                    }
+                    EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                        members_changed |= apply_conf_change(&tx, c)?;
+                    }
+                }
+            }
+            batch.finish()
+        };
+        let (index, term) = last.expect("non-empty batch");
+        if index > self.consistent_index {
+            self.consistent_index = index;
+            self.applied_term = term;
+        }
+        {
+            let mut meta = tx.open_table(backend::META).map_err(|e| e.to_string())?;
+            backend::put_meta_u64(
+                &mut meta,
+                meta_keys::CONSISTENT_INDEX,
+                self.consistent_index,
+            )
+            .map_err(|e| e.to_string())?;
+            backend::put_meta_u64(&mut meta, meta_keys::TERM, self.applied_term)
+                .map_err(|e| e.to_string())?;
+        }
+        let mut tx = tx;
+        let durable = self.last_durable.elapsed() >= self.batch_interval;
+        if durable {
+            tx.set_durability(redb::Durability::Immediate)
+                .map_err(|e| e.to_string())?;
+            self.last_durable = Instant::now();
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        self.kv.publish(rev);
+        if members_changed {
+            let cluster =
+                Cluster::load(&self.backend, self.server.cluster_id).map_err(|e| e.to_string())?;
+            for m in cluster.members.values() {
+                if m.id != self.server.id {
+                    self.transport.add_peer(m.id, &m.peer_urls);
+                }
+            }
+            *self.server.cluster.write() = cluster;
+        }
+        for rev in compactions {
+            let _ = self.compactor.send((self.kv.clone(), rev));
+        }
+        for (id, result) in results {
+            self.server.waiters.trigger(id, result);
+        }
+        self.server.applied.send_replace(self.consistent_index);
+        self.maybe_snapshot()
+    }
+
+    /// Every `snapshot_count` entries: make the backend durable at the applied index and
+    /// let raft snapshot its log there.
+    fn maybe_snapshot(&mut self) -> Result<(), String> {
+        if self.consistent_index < self.snapshot_index + self.snapshot_count {
+            return Ok(());
+        }
+        self.backend.force_commit().map_err(|e| e.to_string())?;
+        self.last_durable = Instant::now();
+        self.snapshot_index = self.consistent_index;
+        let meta = self.applied_snapshot_meta();
+        let _ = self.server.raft_tx.send(RaftInput::Snapshotted { meta });
+        Ok(())
+    }
+
+    /// Snapshot metadata describing the backend as it is now (everything applied).
+    fn applied_snapshot_meta(&self) -> SnapshotMetadata {
+        SnapshotMetadata {
+            index: self.consistent_index,
+            term: self.applied_term,
+            conf_state: Some(self.conf_state.clone()).into(),
+            ..Default::default()
+        }
+    }
+
+    /// The leader sends the backend as of the applied index (etcd's merged snapshot).
+    fn send_snapshot(&mut self, mut msg: raft::eraftpb::Message) -> Result<(), String> {
+        msg.mut_snapshot()
+            .set_metadata(self.applied_snapshot_meta());
+        let tx = self.backend.begin_read().map_err(|e| e.to_string())?;
+        self.transport.send_snapshot(msg, tx);
+        Ok(())
+    }
+
+    /// A follower switches to the backend file received with the leader's snapshot.
+    fn install_snapshot(&mut self, meta: SnapshotMetadata) -> Result<(), String> {
+        if meta.index <= self.consistent_index {
+            return Ok(());
+        }
+        let received = snapshot_db_path(&self.snap_dir, meta.index);
+        let db = self.backend.path().to_owned();
+        std::fs::rename(&received, &db)
+            .map_err(|e| format!("install snapshot {}: {e}", received.display()))?;
+        if let Ok(dir) = std::fs::File::open(&self.snap_dir) {
+            let _ = dir.sync_all();
+        }
+        let backend = Arc::new(Backend::open(&db, &self.backend_opts).map_err(|e| e.to_string())?);
+        let (kv, _) = KvStore::open(backend.clone()).map_err(|e| e.to_string())?;
+        let kv = Arc::new(kv);
+        let cluster = Cluster::load(&backend, self.server.cluster_id).map_err(|e| e.to_string())?;
+        self.backend = backend;
+        self.kv = kv.clone();
+        self.server.set_kv(kv);
+        for m in cluster.members.values() {
+            if m.id != self.server.id {
+                self.transport.add_peer(m.id, &m.peer_urls);
+            }
+        }
+        *self.server.cluster.write() = cluster;
+        self.consistent_index = meta.index;
+        self.applied_term = meta.term;
+        self.conf_state = meta.get_conf_state().clone();
+        self.snapshot_index = meta.index;
+        self.last_durable = Instant::now();
+        self.server.applied.send_replace(meta.index);
+        tracing::info!(index = meta.index, "installed snapshot from the leader");
+        Ok(())
+    }
+}
+
+/// Conf changes carry the member in their context (etcd's ConfChange context).
+fn apply_conf_change(tx: &redb::WriteTransaction, c: &Committed) -> Result<bool, String> {
+    use protobuf::Message as _;
+    let e = &c.entry;
+    let changes = match e.get_entry_type() {
+        EntryType::EntryConfChange => {
+            let mut cc = raft::eraftpb::ConfChange::default();
+            cc.merge_from_bytes(&e.data)
+                .map_err(|err| err.to_string())?;
+            vec![(cc.get_change_type(), cc.node_id, cc.context.to_vec())]
+        }
+        _ => {
+            let mut cc = raft::eraftpb::ConfChangeV2::default();
+            cc.merge_from_bytes(&e.data)
+                .map_err(|err| err.to_string())?;
+            cc.changes
+                .iter()
+                .map(|s| (s.get_change_type(), s.node_id, cc.context.to_vec()))
+                .collect()
+        }
+    };
+    let mut changed = false;
+    for (kind, node, ctx) in changes {
+        use raft::eraftpb::ConfChangeType::*;
+        match kind {
+            AddNode | AddLearnerNode => {
+                if let Ok(mut m) = Member::decode(ctx.as_slice()) {
+                    m.id = node;
+                    m.is_learner = kind == AddLearnerNode;
+                    membership::save_member(tx, &m).map_err(|e| e.to_string())?;
+                    changed = true;
+                }
+            }
+            RemoveNode => {
+                membership::remove_member(tx, node).map_err(|e| e.to_string())?;
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
+}

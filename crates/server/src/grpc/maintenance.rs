@@ -1,0 +1,122 @@
+//! `etcdserverpb.Maintenance`: Status, HashKV and Alarm (GET); the rest arrive with the
+//! features they need and answer `Unimplemented` until then.
+
+use std::sync::Arc;
+
+use chorus_api::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
+use chorus_api::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::config::ETCD_COMPAT_VERSION;
+use crate::error::EtcdError;
+use crate::server::Server;
+
+pub fn service(server: Arc<Server>) -> MaintenanceServer<MaintenanceService> {
+    MaintenanceServer::new(MaintenanceService { server })
+}
+
+pub struct MaintenanceService {
+    server: Arc<Server>,
+}
+
+fn unimplemented(what: &str) -> Status {
+    Status::unimplemented(format!("chorus: {what} is not implemented yet"))
+}
+
+type SnapshotStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = req.into_inner();
+        match AlarmAction::try_from(r.action) {
+            // No alarm is ever raised by this version (no quota enforcement yet).
+            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
+                header: Some(self.server.header(self.server.kv().current_rev())),
+                alarms: Vec::new(),
+            })),
+            _ => Err(unimplemented("activating or deactivating alarms")),
+        }
+    }
+
+    async fn status(
+        &self,
+        _req: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
+        let s = &self.server;
+        let kv = s.kv();
+        let db_size = kv.backend().size() as i64;
+        let is_learner = s.cluster().member(s.id).is_some_and(|m| m.is_learner);
+        let status = &s.status;
+        use std::sync::atomic::Ordering::Acquire;
+        Ok(Response::new(StatusResponse {
+            header: Some(s.header(kv.current_rev())),
+            version: ETCD_COMPAT_VERSION.to_string(),
+            db_size,
+            leader: status.leader(),
+            raft_index: status.commit.load(Acquire),
+            raft_term: status.term(),
+            raft_applied_index: s.applied_index(),
+            errors: Vec::new(),
+            db_size_in_use: db_size,
+            is_learner,
+            ..Default::default()
+        }))
+    }
+
+    async fn defragment(
+        &self,
+        _req: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Err(unimplemented("defragment"))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(unimplemented("Hash (use HashKV)"))
+    }
+
+    async fn hash_kv(
+        &self,
+        req: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let kv = self.server.kv();
+        let (hash, rev, compact) = kv
+            .hash_kv(req.into_inner().revision)
+            .map_err(EtcdError::from)?;
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.server.header(kv.current_rev())),
+            hash,
+            compact_revision: compact,
+            hash_revision: rev,
+        }))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        _req: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(unimplemented("snapshot save"))
+    }
+
+    async fn move_leader(
+        &self,
+        _req: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        Err(unimplemented("move-leader"))
+    }
+
+    async fn downgrade(
+        &self,
+        _req: Request<DowngradeRequest>,
+    ) -> Result<Response<DowngradeResponse>, Status> {
+        Err(unimplemented("downgrade"))
+    }
+}

@@ -1,0 +1,80 @@
+//! The HTTP/1.1 side of the client port: `/health`, `/version` (and later `/v2/keys`, the
+//! `/v3` JSON gateway and `/metrics`). gRPC requests on the same port never reach here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::config::ETCD_COMPAT_VERSION;
+use crate::server::Server;
+
+/// etcd answers every HTTP request with these CORS headers.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    resp
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+async fn version() -> Response {
+    let body = format!(r#"{{"etcdserver":"{ETCD_COMPAT_VERSION}","etcdcluster":"3.4.0"}}"#);
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// etcd 3.4's check: a leader exists and a linearizable read completes in time.
+async fn health(State(server): State<Arc<Server>>) -> Response {
+    let healthy = server.status.leader() != raft::INVALID_ID
+        && tokio::time::timeout(Duration::from_secs(5), server.linearizable_read())
+            .await
+            .is_ok_and(|r| r.is_ok());
+    let (status, body) = if healthy {
+        (StatusCode::OK, r#"{"health":"true"}"#)
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, r#"{"health":"false"}"#)
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+pub fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/health", get(health).fallback(method_not_allowed))
+        .route("/version", get(version).fallback(method_not_allowed))
+        .fallback(not_found)
+        .with_state(server)
+        .layer(axum::middleware::from_fn(cors))
+}

@@ -1,0 +1,419 @@
+//! The raft node loop: one thread owns the `RawNode` (`&mut`, no locks) and drives it.
+//!
+//! ```text
+//!  inputs (crossbeam channel)          the loop, per iteration
+//!  ─────────────────────────           ──────────────────────────────────────────────
+//!  Propose / ReadIndex (clients)  ──►  drain every pending input (group commit)
+//!  Step (peer transport)               tick when the heartbeat interval passed
+//!  Report* (transport)                 Ready:
+//!  Snapshotted (apply)                   1. messages out at once (leader: before its fsync)
+//!                                        2. snapshot: .snap file, WAL marker, raft storage
+//!                                        3. committed entries -> apply thread (in order)
+//!                                        4. entries + hard state -> WAL, one fdatasync
+//!                                        5. persisted messages out, read states answered
+//!                                        6. advance; LightReady messages/entries likewise
+//! ```
+//! Conf changes are applied to the `RawNode` here, in log order, before the entry goes to
+//! the apply thread with the resulting `ConfState`.
+
+pub mod logger;
+pub mod storage;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_storage::snap::Snapshotter;
+use chorus_storage::wal::{Wal, WalSnapshot};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::Mutex;
+use protobuf::Message as _;
+use raft::eraftpb::{
+    ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, MessageType, Snapshot,
+    SnapshotMetadata,
+};
+use raft::{RawNode, SnapshotStatus, StateRole};
+use tokio::sync::{oneshot, watch};
+
+use self::storage::RaftStorage;
+
+/// What the loop is asked to do.
+pub enum RaftInput {
+    /// A client proposal; `id` is reported back if raft drops it.
+    Propose {
+        id: u64,
+        data: Vec<u8>,
+    },
+    ProposeConfChange {
+        id: u64,
+        cc: ConfChangeV2,
+    },
+    /// A message from a peer.
+    Step(Message),
+    /// A linearizable read barrier; the read state comes back with `ctx`.
+    ReadIndex {
+        ctx: u64,
+    },
+    ReportUnreachable(u64),
+    ReportSnapshot {
+        to: u64,
+        ok: bool,
+    },
+    /// The apply thread made the backend durable at `meta.index`: snapshot the log there.
+    Snapshotted {
+        meta: SnapshotMetadata,
+    },
+    TransferLeader(u64),
+    Campaign,
+    /// Stop after persisting what is in hand; the sender is told when the loop is done.
+    Stop(oneshot::Sender<()>),
+}
+
+/// A committed entry on its way to the apply thread; conf changes carry their result.
+pub struct Committed {
+    pub entry: Entry,
+    pub conf_state: Option<ConfState>,
+}
+
+/// What the apply thread receives from the loop, in log order.
+pub enum ApplyTask {
+    Entries(Vec<Committed>),
+    /// A snapshot from the leader is on disk (`.snap` and its backend file): switch to it.
+    InstallSnapshot(SnapshotMetadata),
+    /// Raft wants to send a snapshot: the apply thread attaches its backend state.
+    SendSnapshot(Message),
+}
+
+/// Outgoing messages.
+pub trait Transport: Send + Sync {
+    fn send(&self, msgs: Vec<Message>);
+}
+
+/// Raft state published for request handlers (lock-free reads).
+#[derive(Default)]
+pub struct RaftStatus {
+    pub term: AtomicU64,
+    pub leader: AtomicU64,
+    pub commit: AtomicU64,
+    pub last_index: AtomicU64,
+    pub is_leader: AtomicBool,
+    /// ReadIndex contexts waiting for their read state.
+    pub reads: Mutex<HashMap<u64, oneshot::Sender<u64>>>,
+}
+
+impl RaftStatus {
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+}
+
+/// Proposals raft refused (no leader, leader transfer in progress).
+pub trait DroppedProposals: Send + Sync {
+    fn dropped(&self, id: u64);
+}
+
+pub struct NodeConfig {
+    pub id: u64,
+    pub tick: Duration,
+    pub election_tick: usize,
+    pub heartbeat_tick: usize,
+    /// Entries kept in memory after a snapshot for slow followers (etcd: 5000).
+    pub snapshot_catchup_entries: u64,
+    pub max_snapshots: usize,
+    /// Applied index at start-up (the snapshot's index).
+    pub applied: u64,
+}
+
+pub struct Node {
+    raw: RawNode<RaftStorage>,
+    wal: Wal,
+    snapshotter: Snapshotter,
+    cfg: NodeConfig,
+    rx: Receiver<RaftInput>,
+    apply_tx: Sender<ApplyTask>,
+    transport: Arc<dyn Transport>,
+    status: Arc<RaftStatus>,
+    dropped: Arc<dyn DroppedProposals>,
+    leader_tx: watch::Sender<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    #[error(transparent)]
+    Wal(#[from] chorus_storage::wal::WalError),
+    #[error(transparent)]
+    Snap(#[from] chorus_storage::snap::SnapError),
+    #[error("raft: apply thread is gone")]
+    ApplyGone,
+}
+
+impl Node {
+    pub fn new(
+        cfg: NodeConfig,
+        storage: RaftStorage,
+        wal: Wal,
+        snapshotter: Snapshotter,
+        rx: Receiver<RaftInput>,
+        apply_tx: Sender<ApplyTask>,
+        transport: Arc<dyn Transport>,
+        status: Arc<RaftStatus>,
+        dropped: Arc<dyn DroppedProposals>,
+        leader_tx: watch::Sender<u64>,
+    ) -> Result<Node, NodeError> {
+        let rcfg = raft::Config {
+            id: cfg.id,
+            election_tick: cfg.election_tick,
+            heartbeat_tick: cfg.heartbeat_tick,
+            applied: cfg.applied,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 512,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: raft::ReadOnlyOption::Safe,
+            ..Default::default()
+        };
+        rcfg.validate()?;
+        let raw = RawNode::new(&rcfg, storage, &logger::logger(cfg.id))?;
+        status
+            .last_index
+            .store(raw.store().hard_state().commit, Ordering::Release);
+        Ok(Node {
+            raw,
+            wal,
+            snapshotter,
+            cfg,
+            rx,
+            apply_tx,
+            transport,
+            status,
+            dropped,
+            leader_tx,
+        })
+    }
+
+    /// Runs until `Stop` or until every sender is gone.
+    pub fn run(mut self) -> Result<(), NodeError> {
+        let mut next_tick = Instant::now() + self.cfg.tick;
+        loop {
+            let now = Instant::now();
+            let wait = next_tick.saturating_duration_since(now);
+            let first = match self.rx.recv_timeout(wait) {
+                Ok(input) => Some(input),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            };
+            let mut stop = None;
+            if let Some(input) = first {
+                stop = self.handle(input)?;
+            }
+            // Everything that queued up while we were busy goes into this Ready.
+            while stop.is_none() {
+                match self.rx.try_recv() {
+                    Ok(input) => stop = self.handle(input)?,
+                    Err(_) => break,
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.raw.tick();
+                next_tick += self.cfg.tick;
+                if next_tick < Instant::now() {
+                    next_tick = Instant::now() + self.cfg.tick;
+                }
+            }
+            self.on_ready()?;
+            if let Some(done) = stop {
+                self.wal.sync()?;
+                let _ = done.send(());
+                return Ok(());
+            }
+        }
+    }
+
+    fn handle(&mut self, input: RaftInput) -> Result<Option<oneshot::Sender<()>>, NodeError> {
+        match input {
+            RaftInput::Propose { id, data } => {
+                if self.raw.propose(Vec::new(), data).is_err() {
+                    self.dropped.dropped(id);
+                }
+            }
+            RaftInput::ProposeConfChange { id, cc } => {
+                if self
+                    .raw
+                    .propose_conf_change(id.to_be_bytes().to_vec(), cc)
+                    .is_err()
+                {
+                    self.dropped.dropped(id);
+                }
+            }
+            RaftInput::Step(m) => {
+                // Messages from unknown or removed peers and stale responses are dropped.
+                if let Err(e) = self.raw.step(m) {
+                    tracing::debug!("raft: step: {e}");
+                }
+            }
+            RaftInput::ReadIndex { ctx } => self.raw.read_index(ctx.to_be_bytes().to_vec()),
+            RaftInput::ReportUnreachable(id) => self.raw.report_unreachable(id),
+            RaftInput::ReportSnapshot { to, ok } => {
+                let status = if ok {
+                    SnapshotStatus::Finish
+                } else {
+                    SnapshotStatus::Failure
+                };
+                self.raw.report_snapshot(to, status);
+            }
+            RaftInput::Snapshotted { meta } => self.snapshot_at(meta)?,
+            RaftInput::TransferLeader(to) => self.raw.transfer_leader(to),
+            RaftInput::Campaign => {
+                let _ = self.raw.campaign();
+            }
+            RaftInput::Stop(done) => return Ok(Some(done)),
+        }
+        Ok(None)
+    }
+
+    /// Saves a snapshot at an applied index whose backend state is durable, then lets the
+    /// log go: the in-memory log keeps `snapshot_catchup_entries` for slow followers, the
+    /// WAL drops whole segments before the snapshot.
+    fn snapshot_at(&mut self, meta: SnapshotMetadata) -> Result<(), NodeError> {
+        let index = meta.index;
+        if index <= self.raw.store().snapshot_metadata().index {
+            return Ok(());
+        }
+        let mut snap = Snapshot::default();
+        snap.set_metadata(meta.clone());
+        self.snapshotter.save(&snap)?;
+        self.wal.save_snapshot(WalSnapshot {
+            index,
+            term: meta.term,
+        })?;
+        let compact_to = index.saturating_sub(self.cfg.snapshot_catchup_entries);
+        self.raw.mut_store().create_snapshot(meta, compact_to);
+        self.wal.release_to(index)?;
+        self.snapshotter.purge(self.cfg.max_snapshots)?;
+        tracing::info!(index, "saved snapshot");
+        Ok(())
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            if m.get_msg_type() == MessageType::MsgSnapshot {
+                // The apply thread attaches the backend as of its applied index.
+                let _ = self.apply_tx.send(ApplyTask::SendSnapshot(m));
+            } else {
+                out.push(m);
+            }
+        }
+        if !out.is_empty() {
+            self.transport.send(out);
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let conf_state = match entry.get_entry_type() {
+                EntryType::EntryNormal => None,
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    cc.merge_from_bytes(&entry.data)
+                        .map_err(raft::Error::CodecError)?;
+                    Some(self.raw.apply_conf_change(&cc)?)
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    cc.merge_from_bytes(&entry.data)
+                        .map_err(raft::Error::CodecError)?;
+                    Some(self.raw.apply_conf_change(&cc)?)
+                }
+            };
+            if let Some(cs) = &conf_state {
+                self.raw.mut_store().set_conf_state(cs.clone());
+            }
+            batch.push(Committed { entry, conf_state });
+        }
+        self.apply_tx
+            .send(ApplyTask::Entries(batch))
+            .map_err(|_| NodeError::ApplyGone)
+    }
+
+    fn on_ready(&mut self) -> Result<(), NodeError> {
+        if !self.raw.has_ready() {
+            return Ok(());
+        }
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let leader = ss.leader_id;
+            self.status.leader.store(leader, Ordering::Release);
+            self.status
+                .is_leader
+                .store(ss.raft_state == StateRole::Leader, Ordering::Release);
+            self.leader_tx.send_if_modified(|l| {
+                let changed = *l != leader;
+                *l = leader;
+                changed
+            });
+        }
+        self.send(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            let snap = rd.snapshot().clone();
+            let meta = snap.get_metadata();
+            self.snapshotter.save(&snap)?;
+            self.wal.save_snapshot(WalSnapshot {
+                index: meta.index,
+                term: meta.term,
+            })?;
+            self.raw.mut_store().apply_snapshot(&snap);
+            self.apply_tx
+                .send(ApplyTask::InstallSnapshot(meta.clone()))
+                .map_err(|_| NodeError::ApplyGone)?;
+        }
+        self.apply(rd.take_committed_entries())?;
+        let hs = rd.hs().cloned();
+        if !rd.entries().is_empty() || hs.is_some() {
+            self.wal.save(hs.as_ref(), rd.entries(), rd.must_sync())?;
+        }
+        if let Some(hs) = hs {
+            self.status.term.store(hs.term, Ordering::Release);
+            self.raw.mut_store().set_hard_state(hs);
+        }
+        self.raw.mut_store().append(rd.entries());
+        if !rd.read_states().is_empty() {
+            let mut reads = self.status.reads.lock();
+            for rs in rd.take_read_states() {
+                let Ok(ctx) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else {
+                    continue;
+                };
+                if let Some(tx) = reads.remove(&u64::from_be_bytes(ctx)) {
+                    let _ = tx.send(rs.index);
+                }
+            }
+        }
+        self.send(rd.take_persisted_messages());
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.raw.mut_store().set_commit(commit);
+            self.status.commit.store(commit, Ordering::Release);
+        }
+        self.send(light.take_messages());
+        self.apply(light.take_committed_entries())?;
+        self.raw.advance_apply();
+        let last = self.raw.raft.raft_log.last_index();
+        self.status.last_index.store(last, Ordering::Release);
+        let commit = self.raw.raft.raft_log.committed;
+        self.status.commit.store(commit, Ordering::Release);
+        Ok(())
+    }
+}

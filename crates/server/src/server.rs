@@ -1,0 +1,658 @@
+//! The member: start-up (bootstrap a new member or restart from disk), the threads it runs,
+//! and the handle request handlers use to propose writes and serve reads.
+//!
+//! ```text
+//!   gRPC / HTTP handlers ── Server::propose ──► raft thread ──► apply thread ──► Wait
+//!          │                Server::linearizable_read (ReadIndex, batched)
+//!          └──────────────── Server::kv() (MVCC reads at the applied revision)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chorus_api::etcdserverpb::ResponseHeader;
+use chorus_api::internalpb::{internal_request, InternalRequest, Member, RequestHeader};
+use chorus_storage::backend::{self, Backend, BackendOptions};
+use chorus_storage::mvcc::KvStore;
+use chorus_storage::snap::Snapshotter;
+use chorus_storage::wal::{Wal, WalOptions, WalSnapshot};
+use parking_lot::{Mutex, RwLock};
+use prost::Message as _;
+use raft::eraftpb::{ConfState, SnapshotMetadata};
+use tokio::sync::{watch, Notify};
+
+use crate::apply::{Applied, Applier, ApplyResult};
+use crate::config::Config;
+use crate::error::EtcdError;
+use crate::membership::{self, Cluster};
+use crate::raft::storage::RaftStorage;
+use crate::raft::{DroppedProposals, Node, NodeConfig, RaftInput, RaftStatus};
+use crate::transport::PeerTransport;
+use crate::wait::{IdGenerator, Wait};
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot access data directory: {0}")]
+    DataDir(String),
+    #[error("{0}")]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Backend(#[from] backend::BackendError),
+    #[error(transparent)]
+    Mvcc(#[from] chorus_storage::mvcc::MvccError),
+    #[error(transparent)]
+    Wal(#[from] chorus_storage::wal::WalError),
+    #[error(transparent)]
+    Snap(#[from] chorus_storage::snap::SnapError),
+    #[error(transparent)]
+    Raft(#[from] crate::raft::NodeError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Limits and timings request handlers need.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    /// etcd's ReqTimeout: 5 s + 2 election timeouts.
+    pub request_timeout: Duration,
+    pub election_timeout: Duration,
+}
+
+/// The member as request handlers see it.
+pub struct Server {
+    pub id: u64,
+    pub name: String,
+    pub cluster_id: u64,
+    pub limits: Limits,
+    pub status: Arc<RaftStatus>,
+    pub(crate) raft_tx: crossbeam_channel::Sender<RaftInput>,
+    kv: RwLock<Arc<KvStore>>,
+    pub(crate) cluster: RwLock<Cluster>,
+    pub(crate) waiters: Wait<ApplyResult>,
+    ids: IdGenerator,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) leader: watch::Receiver<u64>,
+    reads: Mutex<Option<watch::Sender<Option<Result<(), EtcdError>>>>>,
+    read_kick: Notify,
+    stopping: AtomicBool,
+    pub(crate) compacted: watch::Sender<i64>,
+}
+
+impl DroppedProposals for Server {
+    fn dropped(&self, id: u64) {
+        self.waiters.trigger(id, Err(EtcdError::ProposalDropped));
+    }
+}
+
+impl Server {
+    /// The current MVCC store (replaced when a snapshot from the leader is installed).
+    pub fn kv(&self) -> Arc<KvStore> {
+        self.kv.read().clone()
+    }
+
+    pub(crate) fn set_kv(&self, kv: Arc<KvStore>) {
+        *self.kv.write() = kv;
+    }
+
+    pub fn cluster(&self) -> Cluster {
+        self.cluster.read().clone()
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// A response header with this member's identity and the current raft term.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: self.status.term(),
+        }
+    }
+
+    /// Fills the identity fields of a header the apply path created with a revision.
+    pub fn fill_header(&self, h: &mut Option<ResponseHeader>) {
+        let rev = h.as_ref().map_or(0, |h| h.revision);
+        *h = Some(self.header(rev));
+    }
+
+    /// Replicates a command through raft and waits for the result of applying it.
+    /// While there is no leader the proposal waits for one, until the request timeout.
+    pub async fn propose(&self, request: internal_request::Request) -> Result<Applied, EtcdError> {
+        if self.is_stopping() {
+            return Err(EtcdError::Stopped);
+        }
+        let id = self.ids.next();
+        let data = InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                ..Default::default()
+            }),
+            request: Some(request),
+        }
+        .encode_to_vec();
+        if data.len() > self.limits.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
+        loop {
+            let rx = self.waiters.register(id);
+            if self
+                .raft_tx
+                .send(RaftInput::Propose {
+                    id,
+                    data: data.clone(),
+                })
+                .is_err()
+            {
+                self.waiters.cancel(id);
+                return Err(EtcdError::Stopped);
+            }
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(Err(EtcdError::ProposalDropped))) => {
+                    // No leader (or a leader transfer): wait for one and try again.
+                    let mut leader = self.leader.clone();
+                    let has_leader = tokio::time::timeout_at(deadline, async {
+                        leader
+                            .wait_for(|l| *l != raft::INVALID_ID)
+                            .await
+                            .map(|_| ())
+                    })
+                    .await;
+                    match has_leader {
+                        Ok(Ok(_)) => {
+                            // Give the new leader's first entry a moment to land.
+                            tokio::task::yield_now().await;
+                            continue;
+                        }
+                        Ok(Err(_)) => return Err(EtcdError::Stopped),
+                        Err(_) => return Err(EtcdError::Timeout),
+                    }
+                }
+                Ok(Ok(result)) => return result,
+                Ok(Err(_)) => return Err(EtcdError::Stopped),
+                Err(_) => {
+                    self.waiters.cancel(id);
+                    return Err(if self.status.leader() == raft::INVALID_ID {
+                        EtcdError::TimeoutDueToLeaderFail
+                    } else {
+                        EtcdError::Timeout
+                    });
+                }
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything the leader had committed when the
+    /// call began (raft ReadIndex). Concurrent callers share one ReadIndex round.
+    pub async fn linearizable_read(&self) -> Result<(), EtcdError> {
+        if self.is_stopping() {
+            return Err(EtcdError::Stopped);
+        }
+        let mut rx = {
+            let mut pending = self.reads.lock();
+            pending
+                .get_or_insert_with(|| watch::channel(None).0)
+                .subscribe()
+        };
+        self.read_kick.notify_one();
+        let result = rx.wait_for(|r| r.is_some()).await.map(|r| r.clone());
+        match result {
+            Ok(r) => r.expect("checked by wait_for"),
+            Err(_) => Err(EtcdError::Stopped),
+        }
+    }
+
+    /// The batching loop behind `linearizable_read` (etcd's linearizableReadLoop).
+    async fn read_loop(self: Arc<Self>) {
+        loop {
+            self.read_kick.notified().await;
+            if self.is_stopping() {
+                if let Some(batch) = self.reads.lock().take() {
+                    let _ = batch.send(Some(Err(EtcdError::Stopped)));
+                }
+                return;
+            }
+            let Some(batch) = self.reads.lock().take() else {
+                continue;
+            };
+            let result = self.read_index_once().await;
+            let _ = batch.send(Some(result));
+        }
+    }
+
+    async fn read_index_once(&self) -> Result<(), EtcdError> {
+        let ctx = self.ids.next();
+        let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.status.reads.lock().insert(ctx, tx);
+        let index = loop {
+            if self.raft_tx.send(RaftInput::ReadIndex { ctx }).is_err() {
+                return Err(EtcdError::Stopped);
+            }
+            // raft drops a ReadIndex while there is no leader; ask again, as etcd does.
+            let retry = (tokio::time::Instant::now() + Duration::from_millis(500)).min(deadline);
+            match tokio::time::timeout_at(retry, &mut rx).await {
+                Ok(Ok(index)) => break index,
+                Ok(Err(_)) => return Err(EtcdError::Stopped),
+                Err(_) if tokio::time::Instant::now() >= deadline => {
+                    self.status.reads.lock().remove(&ctx);
+                    return Err(EtcdError::Timeout);
+                }
+                Err(_) => continue,
+            }
+        };
+        let mut applied = self.applied.subscribe();
+        let caught_up = async { applied.wait_for(|a| *a >= index).await.map(|_| ()) };
+        match tokio::time::timeout_at(deadline, caught_up).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::TimeoutWaitAppliedIndex),
+        }
+    }
+
+    /// Asks raft to stop; the threads finish what they hold and exit.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.read_kick.notify_one();
+    }
+}
+
+/// What `start` hands back: the shared handle and the threads to join.
+pub struct Running {
+    pub server: Arc<Server>,
+    pub transport: Arc<PeerTransport>,
+    raft_thread: Option<std::thread::JoinHandle<Result<(), crate::raft::NodeError>>>,
+    apply_thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops raft (persisting what it holds) and the apply thread.
+    pub fn shutdown(mut self) -> Result<(), String> {
+        self.server.stop();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.server.raft_tx.send(RaftInput::Stop(tx));
+        let _ = rx.blocking_recv();
+        let mut result = Ok(());
+        if let Some(t) = self.raft_thread.take() {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e.to_string()),
+                Err(_) => result = Err("raft thread panicked".into()),
+            }
+        }
+        drop(self.server);
+        if let Some(t) = self.apply_thread.take() {
+            let _ = t.join();
+        }
+        result
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// WAL metadata: which member and cluster this log belongs to, and the configuration the
+/// cluster was bootstrapped with (the raft log starts at index 1 with it in force).
+fn encode_wal_metadata(member_id: u64, cluster_id: u64, conf: &ConfState) -> Vec<u8> {
+    use protobuf::Message as _;
+    let mut v = Vec::with_capacity(64);
+    v.extend_from_slice(&member_id.to_be_bytes());
+    v.extend_from_slice(&cluster_id.to_be_bytes());
+    v.extend_from_slice(&conf.write_to_bytes().expect("encode conf state"));
+    v
+}
+
+fn decode_wal_metadata(b: &[u8]) -> Option<(u64, u64, ConfState)> {
+    use protobuf::Message as _;
+    let member = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
+    let cluster = u64::from_be_bytes(b.get(8..16)?.try_into().ok()?);
+    let conf = ConfState::parse_from_bytes(b.get(16..)?).ok()?;
+    Some((member, cluster, conf))
+}
+
+fn create_dir(dir: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::DataDir(format!("{}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    // etcd's TouchDirAll: the directory must be writable.
+    let probe = dir.join(".touch");
+    std::fs::write(&probe, b"")
+        .map_err(|e| StartError::DataDir(format!("{}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// The backend file a snapshot from the leader is received into.
+pub fn snapshot_db_path(snap_dir: &Path, index: u64) -> PathBuf {
+    snap_dir.join(format!("{index:016x}.snap.db"))
+}
+
+fn backend_path(snap_dir: &Path) -> PathBuf {
+    snap_dir.join("db")
+}
+
+/// State recovered from (or created on) disk before the threads start.
+struct Recovered {
+    member_id: u64,
+    cluster_id: u64,
+    storage: RaftStorage,
+    wal: Wal,
+    backend: Arc<Backend>,
+    snapshot: SnapshotMetadata,
+}
+
+fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, StartError> {
+    let boot = cfg.bootstrap_cluster()?;
+    let snap_dir = cfg.snap_dir();
+    let _ = std::fs::remove_file(backend_path(&snap_dir));
+    let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
+    {
+        let tx = backend.begin_durable_write()?;
+        for m in &boot.members {
+            membership::save_member(
+                &tx,
+                &Member {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_urls: m.peer_urls.clone(),
+                    client_urls: Vec::new(),
+                    is_learner: false,
+                },
+            )?;
+        }
+        let mut meta = tx
+            .open_table(backend::META)
+            .map_err(backend::BackendError::from)?;
+        backend::put_meta_u64(&mut meta, membership::META_CLUSTER_ID, boot.cluster_id)?;
+        drop(meta);
+        tx.commit().map_err(backend::BackendError::from)?;
+    }
+    // Every member starts from the same configuration: all initial members are voters.
+    let conf = ConfState {
+        voters: boot.members.iter().map(|m| m.id).collect(),
+        ..Default::default()
+    };
+    let wal = Wal::create(
+        &cfg.wal_dir(),
+        &encode_wal_metadata(boot.local_id, boot.cluster_id, &conf),
+        wal_options(cfg),
+    )?;
+    let mut meta = SnapshotMetadata::default();
+    meta.set_conf_state(conf);
+    tracing::info!(
+        member = %format!("{:x}", boot.local_id),
+        cluster = %format!("{:x}", boot.cluster_id),
+        members = boot.members.len(),
+        "bootstrapped a new member"
+    );
+    Ok(Recovered {
+        member_id: boot.local_id,
+        cluster_id: boot.cluster_id,
+        storage: RaftStorage::new(meta.clone(), Default::default(), Vec::new()),
+        wal,
+        backend: Arc::new(backend),
+        snapshot: meta,
+    })
+}
+
+fn wal_options(cfg: &Config) -> WalOptions {
+    WalOptions {
+        unsafe_no_fsync: cfg.unsafe_no_fsync,
+        ..Default::default()
+    }
+}
+
+fn restart(
+    cfg: &Config,
+    snapshotter: &Snapshotter,
+    backend_opts: &BackendOptions,
+) -> Result<Recovered, StartError> {
+    let wal_dir = cfg.wal_dir();
+    let markers = Wal::valid_snapshot_markers(&wal_dir)?;
+    let snap = snapshotter.load_newest_available(&markers)?;
+    let snapshot_meta = snap.map(|s| s.get_metadata().clone());
+    let meta = snapshot_meta.clone().unwrap_or_default();
+    let snap_dir = cfg.snap_dir();
+    let db = backend_path(&snap_dir);
+    // A snapshot from the leader may have been recorded before its backend file was moved
+    // into place: finish the move.
+    let received = snapshot_db_path(&snap_dir, meta.index);
+    if meta.index > 0 && received.exists() {
+        let backend = Backend::open(&db, backend_opts)?;
+        let ci = consistent_index(&backend)?;
+        drop(backend);
+        if ci < meta.index {
+            std::fs::rename(&received, &db).map_err(|e| StartError::Other(e.to_string()))?;
+        } else {
+            let _ = std::fs::remove_file(&received);
+        }
+    }
+    let backend = Backend::open(&db, backend_opts)?;
+    let ci = consistent_index(&backend)?;
+    if ci < meta.index {
+        return Err(StartError::Other(format!(
+            "backend consistent index {ci} is behind the snapshot at {}: the db file does not match the WAL",
+            meta.index
+        )));
+    }
+    let (wal, replay) = Wal::open(
+        &wal_dir,
+        WalSnapshot {
+            index: meta.index,
+            term: meta.term,
+        },
+        wal_options(cfg),
+    )?;
+    let (member_id, cluster_id, boot_conf) = decode_wal_metadata(&replay.metadata)
+        .ok_or_else(|| StartError::Other("wal: metadata is not a chorus member record".into()))?;
+    let mut meta = meta;
+    if snapshot_meta.is_none() {
+        meta.set_conf_state(boot_conf);
+    }
+    tracing::info!(
+        member = %format!("{member_id:x}"),
+        cluster = %format!("{cluster_id:x}"),
+        snapshot_index = meta.index,
+        entries = replay.entries.len(),
+        commit = replay.hard_state.commit,
+        "restarting member"
+    );
+    Ok(Recovered {
+        member_id,
+        cluster_id,
+        storage: RaftStorage::new(meta.clone(), replay.hard_state, replay.entries),
+        wal,
+        backend: Arc::new(backend),
+        snapshot: meta,
+    })
+}
+
+pub fn consistent_index(backend: &Backend) -> Result<u64, backend::BackendError> {
+    let tx = backend.begin_read()?;
+    let meta = tx.open_table(backend::META)?;
+    Ok(backend::get_meta_u64(&meta, backend::meta_keys::CONSISTENT_INDEX)?.unwrap_or(0))
+}
+
+/// Starts the member: recovers or bootstraps its state and runs the raft and apply
+/// threads and the peer transport. Client listeners are started by the caller.
+pub async fn start(cfg: &Config) -> Result<Running, StartError> {
+    create_dir(&cfg.data_dir)?;
+    create_dir(&cfg.member_dir())?;
+    create_dir(&cfg.snap_dir())?;
+    let snapshotter = Snapshotter::new(cfg.snap_dir());
+    let backend_opts = BackendOptions::default();
+    let rec = if Wal::exists(&cfg.wal_dir()) {
+        restart(cfg, &snapshotter, &backend_opts)?
+    } else {
+        bootstrap(cfg, &backend_opts)?
+    };
+    let (kv, restored) = KvStore::open(rec.backend.clone())?;
+    let kv = Arc::new(kv);
+    let cluster = Cluster::load(&rec.backend, rec.cluster_id)?;
+    let ci = consistent_index(&rec.backend)?;
+
+    let election_ticks = cfg.election_ticks() as usize;
+    let limits = Limits {
+        max_request_bytes: cfg.max_request_bytes as usize,
+        max_txn_ops: cfg.max_txn_ops as usize,
+        request_timeout: Duration::from_secs(5)
+            + 2 * Duration::from_millis(cfg.election_timeout_ms),
+        election_timeout: Duration::from_millis(cfg.election_timeout_ms),
+    };
+    let (raft_tx, raft_rx) = crossbeam_channel::unbounded();
+    let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
+    let (leader_tx, leader_rx) = watch::channel(raft::INVALID_ID);
+    let status = Arc::new(RaftStatus::default());
+    status
+        .term
+        .store(rec.storage.hard_state().term, Ordering::Release);
+    let (applied_tx, _) = watch::channel(ci);
+    let (compacted_tx, _) = watch::channel(restored.compact_rev);
+    let server = Arc::new(Server {
+        id: rec.member_id,
+        name: cfg.name.clone(),
+        cluster_id: rec.cluster_id,
+        limits,
+        status: status.clone(),
+        raft_tx: raft_tx.clone(),
+        kv: RwLock::new(kv.clone()),
+        cluster: RwLock::new(cluster.clone()),
+        waiters: Wait::default(),
+        ids: IdGenerator::new(rec.member_id, now_ms()),
+        applied: applied_tx,
+        leader: leader_rx,
+        reads: Mutex::new(None),
+        read_kick: Notify::new(),
+        stopping: AtomicBool::new(false),
+        compacted: compacted_tx,
+    });
+
+    let transport = PeerTransport::start(
+        rec.member_id,
+        rec.cluster_id,
+        &cfg.listen_peer_urls,
+        cfg.snap_dir(),
+        backend_opts.clone(),
+        raft_tx.clone(),
+    )
+    .await
+    .map_err(StartError::Other)?;
+    for m in cluster.members.values() {
+        if m.id != rec.member_id {
+            transport.add_peer(m.id, &m.peer_urls);
+        }
+    }
+
+    let node = Node::new(
+        NodeConfig {
+            id: rec.member_id,
+            tick: Duration::from_millis(cfg.heartbeat_interval_ms),
+            election_tick: election_ticks,
+            heartbeat_tick: 1,
+            snapshot_catchup_entries: 5000,
+            max_snapshots: cfg.max_snapshots.max(1) as usize,
+            applied: rec.snapshot.index,
+        },
+        rec.storage,
+        rec.wal,
+        snapshotter,
+        raft_rx,
+        apply_tx,
+        transport.clone(),
+        status,
+        server.clone(),
+        leader_tx,
+    )?;
+    let raft_thread = std::thread::Builder::new()
+        .name("raft".into())
+        .spawn(move || {
+            let r = node.run();
+            if let Err(e) = &r {
+                tracing::error!("raft loop stopped: {e}");
+            }
+            r
+        })
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    let applier = Applier::new(
+        server.clone(),
+        apply_rx,
+        rec.backend,
+        kv,
+        ci,
+        rec.snapshot,
+        cfg.effective_snapshot_count(),
+        cfg.snap_dir(),
+        backend_opts,
+        transport.clone(),
+        cfg.backend_batch_interval,
+    )?;
+    if let Some(rev) = restored.pending_compaction {
+        applier.resume_compaction(rev);
+    }
+    let apply_thread = std::thread::Builder::new()
+        .name("apply".into())
+        .spawn(move || applier.run())
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    tokio::spawn(server.clone().read_loop());
+    Ok(Running {
+        server,
+        transport,
+        raft_thread: Some(raft_thread),
+        apply_thread: Some(apply_thread),
+    })
+}
+
+/// Publishes this member's name and client URLs through raft once there is a leader, so
+/// every member lists them (etcd's publish).
+pub async fn publish_attributes(server: Arc<Server>, client_urls: Vec<String>) {
+    let attrs = chorus_api::internalpb::MemberAttributes {
+        member_id: server.id,
+        name: server.name.clone(),
+        client_urls,
+    };
+    for attempt in 0..u32::MAX {
+        if server.is_stopping() {
+            return;
+        }
+        let current = server.cluster().member(server.id).cloned();
+        if current.is_some_and(|m| m.name == attrs.name && m.client_urls == attrs.client_urls) {
+            return;
+        }
+        match server
+            .propose(internal_request::Request::MemberAttributes(attrs.clone()))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!("published member attributes to the cluster");
+                return;
+            }
+            Err(e) => {
+                if attempt % 10 == 0 {
+                    tracing::warn!("failed to publish member attributes: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! Member-to-member transport over the peer URLs: a gRPC service (`peerpb.Raft`) with one
+//! long-lived stream of raft messages per peer and a streaming call per snapshot.
+//!
+//! ```text
+//!  raft thread ─send()─► per-peer queue ─► peer task ─► Raft.Stream (batches) ─► remote Step
+//!  apply thread ─send_snapshot()─► dump thread ─► Raft.Snapshot chunks ─► remote: restore
+//!                                   into snap/<index>.snap.db, then Step(MsgSnap)
+//! ```
+//! A full queue or a broken connection drops messages and reports the peer unreachable;
+//! raft retries.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_api::peerpb::raft_client::RaftClient;
+use chorus_api::peerpb::raft_server::{Raft, RaftServer};
+use chorus_api::peerpb::{Ack, ProbeRequest, ProbeResponse, RaftBatch, SnapshotChunk};
+use chorus_storage::backend::{Backend, BackendOptions};
+use crossbeam_channel::Sender;
+use parking_lot::RwLock;
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::config::Url;
+use crate::raft::{RaftInput, Transport};
+use crate::server::snapshot_db_path;
+
+const QUEUE: usize = 4096;
+const MAX_BATCH_BYTES: usize = 4 << 20;
+const MAX_MESSAGE: usize = 256 << 20;
+const CHUNK: usize = 1 << 20;
+
+struct Peer {
+    urls: Vec<String>,
+    tx: mpsc::Sender<Message>,
+}
+
+pub struct PeerTransport {
+    id: u64,
+    cluster_id: u64,
+    peers: RwLock<HashMap<u64, Peer>>,
+    raft_tx: Sender<RaftInput>,
+    rt: tokio::runtime::Handle,
+}
+
+impl PeerTransport {
+    /// Binds the peer listeners and serves the peer protocol on them.
+    pub async fn start(
+        id: u64,
+        cluster_id: u64,
+        listen: &[Url],
+        snap_dir: PathBuf,
+        backend_opts: BackendOptions,
+        raft_tx: Sender<RaftInput>,
+    ) -> Result<Arc<PeerTransport>, String> {
+        let service = PeerService {
+            id,
+            cluster_id,
+            raft_tx: raft_tx.clone(),
+            snap_dir,
+            backend_opts,
+        };
+        for url in listen {
+            if url.is_tls() {
+                return Err(format!(
+                    "listen-peer-urls {url}: https peer URLs are not implemented yet"
+                ));
+            }
+            let listener = tokio::net::TcpListener::bind(&url.host)
+                .await
+                .map_err(|e| format!("listen tcp {}: bind: {e}", url.host))?;
+            tracing::info!("listening for peers on {url}");
+            let svc = RaftServer::new(service.clone())
+                .max_decoding_message_size(MAX_MESSAGE)
+                .max_encoding_message_size(MAX_MESSAGE);
+            tokio::spawn(async move {
+                let result = tonic::transport::Server::builder()
+                    .tcp_nodelay(true)
+                    .add_service(svc)
+                    .serve_with_incoming(TcpListenerStream::new(listener))
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!("peer listener stopped: {e}");
+                }
+            });
+        }
+        Ok(Arc::new(PeerTransport {
+            id,
+            cluster_id,
+            peers: RwLock::new(HashMap::new()),
+            raft_tx,
+            rt: tokio::runtime::Handle::current(),
+        }))
+    }
+
+    /// Starts (or re-points) the connection to a member.
+    pub fn add_peer(&self, id: u64, urls: &[String]) {
+        let mut peers = self.peers.write();
+        if peers.get(&id).is_some_and(|p| p.urls == urls) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        peers.insert(
+            id,
+            Peer {
+                urls: urls.to_vec(),
+                tx,
+            },
+        );
+        let link = Link {
+            from: self.id,
+            to: id,
+            cluster_id: self.cluster_id,
+            urls: urls.to_vec(),
+            raft_tx: self.raft_tx.clone(),
+        };
+        self.rt.spawn(link.run(rx));
+    }
+
+    pub fn remove_peer(&self, id: u64) {
+        self.peers.write().remove(&id);
+    }
+
+    /// Streams a snapshot message and the backend dump taken in `tx` to its recipient.
+    pub fn send_snapshot(&self, msg: Message, tx: redb::ReadTransaction) {
+        let to = msg.to;
+        let Some(urls) = self.peers.read().get(&to).map(|p| p.urls.clone()) else {
+            let _ = self
+                .raft_tx
+                .send(RaftInput::ReportSnapshot { to, ok: false });
+            return;
+        };
+        let (from, cluster_id, raft_tx) = (self.id, self.cluster_id, self.raft_tx.clone());
+        self.rt.spawn(async move {
+            let ok = match send_snapshot(from, cluster_id, &urls, msg, tx).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(to = %format!("{to:x}"), "failed to send snapshot: {e}");
+                    false
+                }
+            };
+            let _ = raft_tx.send(RaftInput::ReportSnapshot { to, ok });
+        });
+    }
+}
+
+impl Transport for PeerTransport {
+    fn send(&self, msgs: Vec<Message>) {
+        let peers = self.peers.read();
+        for m in msgs {
+            let to = m.to;
+            match peers.get(&to) {
+                Some(p) => {
+                    if p.tx.try_send(m).is_err() {
+                        let _ = self.raft_tx.send(RaftInput::ReportUnreachable(to));
+                    }
+                }
+                None => {
+                    tracing::debug!(to = %format!("{to:x}"), "message to an unknown member dropped")
+                }
+            }
+        }
+    }
+}
+
+async fn connect(urls: &[String]) -> Result<RaftClient<tonic::transport::Channel>, String> {
+    let mut last = String::from("no peer URLs");
+    for url in urls {
+        let endpoint = match tonic::transport::Endpoint::from_shared(url.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                last = format!("{url}: {e}");
+                continue;
+            }
+        };
+        let endpoint = endpoint
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        match endpoint.connect().await {
+            Ok(ch) => {
+                return Ok(RaftClient::new(ch)
+                    .max_decoding_message_size(MAX_MESSAGE)
+                    .max_encoding_message_size(MAX_MESSAGE))
+            }
+            Err(e) => last = format!("{url}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// One direction of traffic to one peer.
+struct Link {
+    from: u64,
+    to: u64,
+    cluster_id: u64,
+    urls: Vec<String>,
+    raft_tx: Sender<RaftInput>,
+}
+
+impl Link {
+    async fn run(self, mut rx: mpsc::Receiver<Message>) {
+        let mut backoff = Duration::from_millis(50);
+        let mut pending: Option<Message> = None;
+        loop {
+            let mut client = match connect(&self.urls).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(to = %format!("{:x}", self.to), "peer unreachable: {e}");
+                    // Nothing can be delivered: drop what is queued and tell raft.
+                    pending = None;
+                    while rx.try_recv().is_ok() {}
+                    let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
+                    if rx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(50);
+            let (btx, brx) = mpsc::channel::<RaftBatch>(16);
+            let call = tokio::spawn(async move { client.stream(ReceiverStream::new(brx)).await });
+            loop {
+                let first = match pending.take() {
+                    Some(m) => m,
+                    None => match rx.recv().await {
+                        Some(m) => m,
+                        None => return,
+                    },
+                };
+                let mut size = 0;
+                let mut messages = Vec::new();
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m.write_to_bytes() {
+                        Ok(b) => {
+                            size += b.len();
+                            messages.push(b);
+                        }
+                        Err(e) => tracing::error!("encode raft message: {e}"),
+                    }
+                    if size >= MAX_BATCH_BYTES {
+                        break;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                let batch = RaftBatch {
+                    cluster_id: self.cluster_id,
+                    from: self.from,
+                    to: self.to,
+                    messages,
+                };
+                if btx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            let result = call.await;
+            tracing::debug!(to = %format!("{:x}", self.to), "peer stream ended: {result:?}");
+            let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
+        }
+    }
+}
+
+/// Sends backend dump bytes as chunks over a channel (runs on a blocking thread).
+struct ChunkWriter {
+    tx: mpsc::Sender<SnapshotChunk>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn flush_chunk(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(SnapshotChunk {
+                data,
+                ..Default::default()
+            })
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "snapshot stream closed")
+            })
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_chunk()
+    }
+}
+
+async fn send_snapshot(
+    from: u64,
+    cluster_id: u64,
+    urls: &[String],
+    msg: Message,
+    tx: redb::ReadTransaction,
+) -> Result<(), String> {
+    let mut client = connect(urls).await?;
+    let (ctx, crx) = mpsc::channel::<SnapshotChunk>(4);
+    ctx.send(SnapshotChunk {
+        cluster_id,
+        from,
+        to: msg.to,
+        message: msg.write_to_bytes().map_err(|e| e.to_string())?,
+        data: Vec::new(),
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut w = ChunkWriter {
+            tx: ctx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        Backend::dump(&tx, &mut w).map_err(|e| e.to_string())?;
+        w.flush().map_err(|e| e.to_string())
+    });
+    let call = client.snapshot(ReceiverStream::new(crx)).await;
+    let produced = producer.await.map_err(|e| e.to_string())?;
+    call.map_err(|s| s.message().to_string())?;
+    produced
+}
+
+#[derive(Clone)]
+struct PeerService {
+    id: u64,
+    cluster_id: u64,
+    raft_tx: Sender<RaftInput>,
+    snap_dir: PathBuf,
+    backend_opts: BackendOptions,
+}
+
+impl PeerService {
+    fn check(&self, cluster_id: u64, to: u64) -> Result<(), Status> {
+        if cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition(format!(
+                "cluster ID mismatch: request from cluster {cluster_id:x}, this member is in {:x}",
+                self.cluster_id
+            )));
+        }
+        if to != self.id {
+            return Err(Status::failed_precondition(format!(
+                "member ID mismatch: message for {to:x}, this member is {:x}",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Reads the dump from chunks arriving on a channel (runs on a blocking thread).
+struct ChunkReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    cur: std::io::Cursor<Vec<u8>>,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let n = self.cur.read(out)?;
+            if n > 0 || out.is_empty() {
+                return Ok(n);
+            }
+            match self.rx.blocking_recv() {
+                Some(data) => self.cur = std::io::Cursor::new(data),
+                None => return Ok(0),
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Raft for PeerService {
+    async fn stream(&self, req: Request<Streaming<RaftBatch>>) -> Result<Response<Ack>, Status> {
+        let mut stream = req.into_inner();
+        while let Some(batch) = stream.message().await? {
+            self.check(batch.cluster_id, batch.to)?;
+            for raw in batch.messages {
+                let m = Message::parse_from_bytes(&raw)
+                    .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))?;
+                if self.raft_tx.send(RaftInput::Step(m)).is_err() {
+                    return Err(Status::unavailable("member is stopping"));
+                }
+            }
+        }
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Ack>, Status> {
+        let mut stream = req.into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
+        self.check(first.cluster_id, first.to)?;
+        let msg = Message::parse_from_bytes(&first.message)
+            .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))?;
+        let index = msg.get_snapshot().get_metadata().index;
+        let path = snapshot_db_path(&self.snap_dir, index);
+        let (dtx, drx) = mpsc::channel::<Vec<u8>>(4);
+        let opts = self.backend_opts.clone();
+        let restore_path = path.clone();
+        let restore = tokio::task::spawn_blocking(move || {
+            let mut reader = ChunkReader {
+                rx: drx,
+                cur: std::io::Cursor::new(Vec::new()),
+            };
+            Backend::restore(&mut reader, &restore_path, &opts).map(drop)
+        });
+        if !first.data.is_empty() && dtx.send(first.data).await.is_err() {
+            return Err(Status::internal("snapshot restore stopped"));
+        }
+        while let Some(chunk) = stream.message().await? {
+            if dtx.send(chunk.data).await.is_err() {
+                break;
+            }
+        }
+        drop(dtx);
+        restore
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("restore snapshot {}: {e}", path.display())))?;
+        tracing::info!(index, "received snapshot");
+        self.raft_tx
+            .send(RaftInput::Step(msg))
+            .map_err(|_| Status::unavailable("member is stopping"))?;
+        Ok(Response::new(Ack {}))
+    }
+
+    async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        let req = req.into_inner();
+        if req.cluster_id != 0 && req.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition("cluster ID mismatch"));
+        }
+        Ok(Response::new(ProbeResponse {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            version: crate::config::CHORUS_VERSION.to_string(),
+        }))
+    }
+}
