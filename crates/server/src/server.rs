@@ -568,7 +568,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             tick: Duration::from_millis(cfg.heartbeat_interval_ms),
             election_tick: election_ticks,
             heartbeat_tick: 1,
-            snapshot_catchup_entries: 5000,
+            snapshot_catchup_entries: cfg.experimental_snapshot_catchup_entries,
             max_snapshots: cfg.max_snapshots.max(1) as usize,
             applied: rec.snapshot.index,
         },

@@ -329,6 +329,8 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("enable-grpc-gateway", K::Bool, None, "'true'", "", Yaml::Key, |c| c.enable_grpc_gateway),
     flag!("experimental-enable-lease-checkpoint-persist", K::Bool, None, "'false'", "", Yaml::Key, |c| c.experimental_enable_lease_checkpoint_persist),
     flag!("unsafe-no-fsync", K::Bool, None, "'false'", "", Yaml::Key, |c| c.unsafe_no_fsync),
+    // From etcd 3.5: entries kept in memory after a snapshot for slow followers.
+    flag!("experimental-snapshot-catchup-entries", K::Uint, None, "5000", "", Yaml::Key, |c| c.experimental_snapshot_catchup_entries),
     // etcd's `ignored` list: accepted (bool-like), warn, no effect.
     ignored!("cluster-active-size"),
     ignored!("cluster-remove-delay"),

@@ -404,6 +404,9 @@ pub struct Config {
     pub experimental_enable_lease_checkpoint_persist: bool,
     /// `--experimental-compaction-batch-limit` (0: 1000, as etcd's mvcc).
     pub experimental_compaction_batch_limit: i64,
+    /// `--experimental-snapshot-catchup-entries` (etcd 3.5; hidden): raft entries kept in
+    /// memory after a snapshot so that slow followers catch up without one.
+    pub experimental_snapshot_catchup_entries: u64,
     /// `--experimental-watch-progress-notify-interval` (0: 10m, as etcd).
     pub experimental_watch_progress_notify_interval: Duration,
     /// `--experimental-warning-apply-duration`.
@@ -499,6 +502,7 @@ impl Config {
             experimental_enable_lease_checkpoint: false,
             experimental_enable_lease_checkpoint_persist: false,
             experimental_compaction_batch_limit: 0,
+            experimental_snapshot_catchup_entries: 5000,
             experimental_watch_progress_notify_interval: Duration::ZERO,
             experimental_warning_apply_duration: Duration::from_millis(100),
             force_new_cluster: false,
