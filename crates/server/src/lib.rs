@@ -12,7 +12,9 @@
 //! ```
 //! Start with [`run`], which takes a validated [`config::Config`].
 
+pub mod alarm;
 pub mod apply;
+pub mod compactor;
 pub mod config;
 pub mod error;
 pub mod grpc;
@@ -49,9 +51,12 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
         .map(|u| u.to_string())
         .collect();
     tokio::spawn(server::publish_attributes(server.clone(), client_urls));
+    let policy = cfg.auto_compaction().map_err(|e| e.to_string())?;
+    let auto_compaction = tokio::spawn(compactor::run(policy, server.clone()));
     wait_for_signal().await;
     tracing::info!("received signal, shutting down");
     let _ = shutdown_tx.send(true);
+    auto_compaction.abort();
     for t in tasks {
         let _ = t.await;
     }
@@ -71,8 +76,13 @@ async fn wait_for_signal() {
     }
 }
 
-/// The process-wide `tracing` subscriber, at `--log-level`.
+/// The process-wide `tracing` subscriber, at `--log-level` (etcd's levels; `dpanic`,
+/// `panic` and `fatal` log errors only). `RUST_LOG` overrides it for debugging.
 pub fn init_logging(level: &str) {
+    let level = match level {
+        "dpanic" | "panic" | "fatal" => "error",
+        other => other,
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()

@@ -81,6 +81,9 @@ pub struct Server {
     read_kick: Notify,
     stopping: AtomicBool,
     pub(crate) compacted: watch::Sender<i64>,
+    pub(crate) alarms: RwLock<crate::alarm::Alarms>,
+    /// `--quota-backend-bytes` in force (None: no quota).
+    pub quota: Option<u64>,
 }
 
 impl DroppedProposals for Server {
@@ -101,6 +104,31 @@ impl Server {
 
     pub fn cluster(&self) -> Cluster {
         self.cluster.read().clone()
+    }
+
+    pub fn alarms(&self) -> crate::alarm::Alarms {
+        self.alarms.read().clone()
+    }
+
+    /// etcd's quota check before a write that adds data: when the backend would grow past
+    /// the quota, raise the NOSPACE alarm (through raft, in the background) and refuse.
+    pub fn check_quota(self: &Arc<Self>, cost: u64) -> Result<(), EtcdError> {
+        let size = self.kv().backend().size();
+        if crate::alarm::fits(size, cost, self.quota) {
+            return Ok(());
+        }
+        let server = self.clone();
+        tokio::spawn(async move {
+            let req = chorus_api::etcdserverpb::AlarmRequest {
+                action: chorus_api::etcdserverpb::alarm_request::AlarmAction::Activate as i32,
+                member_id: server.id,
+                alarm: chorus_api::etcdserverpb::AlarmType::Nospace as i32,
+            };
+            if let Err(e) = server.propose(internal_request::Request::Alarm(req)).await {
+                tracing::warn!("failed to raise the NOSPACE alarm: {e}");
+            }
+        });
+        Err(EtcdError::NoSpace)
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -266,6 +294,26 @@ impl Server {
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
         self.read_kick.notify_one();
+    }
+}
+
+impl crate::compactor::Compactable for Arc<Server> {
+    fn current_rev(&self) -> i64 {
+        self.kv().current_rev()
+    }
+
+    fn is_leader(&self) -> bool {
+        self.status.is_leader.load(Ordering::Acquire)
+    }
+
+    async fn compact(&self, rev: i64) -> Result<(), EtcdError> {
+        let req = chorus_api::etcdserverpb::CompactionRequest {
+            revision: rev,
+            physical: false,
+        };
+        self.propose(internal_request::Request::Compaction(req))
+            .await
+            .map(drop)
     }
 }
 
@@ -527,6 +575,10 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         .store(rec.storage.hard_state().term, Ordering::Release);
     let (applied_tx, _) = watch::channel(ci);
     let (compacted_tx, _) = watch::channel(restored.compact_rev);
+    let alarms = crate::alarm::Alarms::load(&rec.backend)?;
+    if alarms.is_active(chorus_api::etcdserverpb::AlarmType::Nospace) {
+        tracing::warn!("the NOSPACE alarm is active: writes are refused until it is disarmed");
+    }
     let server = Arc::new(Server {
         id: rec.member_id,
         name: cfg.name.clone(),
@@ -544,6 +596,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         read_kick: Notify::new(),
         stopping: AtomicBool::new(false),
         compacted: compacted_tx,
+        alarms: RwLock::new(alarms.clone()),
+        quota: cfg.effective_quota_backend_bytes(),
     });
 
     let transport = PeerTransport::start(
@@ -605,6 +659,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         backend_opts,
         transport.clone(),
         cfg.backend_batch_interval,
+        alarms,
     )?;
     if let Some(rev) = restored.pending_compaction {
         applier.resume_compaction(rev);

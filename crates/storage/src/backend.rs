@@ -22,6 +22,8 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members");
 /// Member IDs removed from the cluster (they may never come back).
 pub const REMOVED_MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members_removed");
+/// Active alarms: encoded `etcdserverpb.AlarmMember` -> nothing (etcd's alarm bucket).
+pub const ALARMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("alarm");
 
 pub mod meta_keys {
     pub const CONSISTENT_INDEX: &str = "consistent_index";
@@ -96,6 +98,7 @@ impl Backend {
         tx.open_table(META)?;
         tx.open_table(MEMBERS)?;
         tx.open_table(REMOVED_MEMBERS)?;
+        tx.open_table(ALARMS)?;
         tx.commit()?;
         Ok(backend)
     }
@@ -140,6 +143,7 @@ impl Backend {
         dump_table(tx, META, TABLE_META, &mut w)?;
         dump_table(tx, MEMBERS, TABLE_MEMBERS, &mut w)?;
         dump_table(tx, REMOVED_MEMBERS, TABLE_REMOVED_MEMBERS, &mut w)?;
+        dump_table(tx, ALARMS, TABLE_ALARMS, &mut w)?;
         w.write(&[TABLE_END])?;
         let crc = w.crc;
         w.out.write_all(&crc.to_le_bytes())?;
@@ -159,6 +163,7 @@ impl Backend {
                 let mut meta = tx.open_table(META)?;
                 let mut members = tx.open_table(MEMBERS)?;
                 let mut removed = tx.open_table(REMOVED_MEMBERS)?;
+                let mut alarms = tx.open_table(ALARMS)?;
                 loop {
                     let mut id = [0u8];
                     r.read(&mut id)?;
@@ -172,6 +177,7 @@ impl Backend {
                         TABLE_META => insert_raw(&mut meta, &k, &v)?,
                         TABLE_MEMBERS => insert_raw(&mut members, &k, &v)?,
                         TABLE_REMOVED_MEMBERS => insert_raw(&mut removed, &k, &v)?,
+                        TABLE_ALARMS => insert_raw(&mut alarms, &k, &v)?,
                         other => {
                             return Err(BackendError::Corrupt {
                                 what: format!("snapshot dump: unknown table {other}"),
@@ -233,6 +239,7 @@ const TABLE_KV: u8 = 1;
 const TABLE_META: u8 = 2;
 const TABLE_MEMBERS: u8 = 3;
 const TABLE_REMOVED_MEMBERS: u8 = 4;
+const TABLE_ALARMS: u8 = 5;
 const TABLE_END: u8 = 0xff;
 
 struct DumpWriter<'a, W: Write> {

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chorus_api::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
     CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use chorus_api::internalpb::{internal_request::Request, InternalRequest, Member};
@@ -27,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use prost::Message as _;
 use raft::eraftpb::{ConfState, EntryType, SnapshotMetadata};
 
+use crate::alarm::{Alarms, QuotaCost};
 use crate::error::EtcdError;
 use crate::membership::{self, Cluster};
 use crate::raft::{ApplyTask, Committed, RaftInput};
@@ -40,6 +42,7 @@ pub enum Applied {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    Alarm(AlarmResponse),
     /// Requests with no response body (member attributes).
     Done,
 }
@@ -74,6 +77,7 @@ pub struct Applier {
     batch_interval: Duration,
     last_durable: Instant,
     compactor: Sender<(Arc<KvStore>, i64)>,
+    alarms: Alarms,
 }
 
 impl Applier {
@@ -89,6 +93,7 @@ impl Applier {
         backend_opts: BackendOptions,
         transport: Arc<PeerTransport>,
         batch_interval: Duration,
+        alarms: Alarms,
     ) -> Result<Applier, backend::BackendError> {
         let applied_term = {
             let tx = backend.begin_read()?;
@@ -129,6 +134,7 @@ impl Applier {
             },
             last_durable: Instant::now(),
             compactor,
+            alarms,
         })
     }
 
@@ -195,6 +201,7 @@ impl Applier {
         let mut results: Vec<(u64, ApplyResult)> = Vec::new();
         let mut compactions = Vec::new();
         let mut members_changed = false;
+        let mut alarms_changed = false;
         let (rev, _events) = {
             let mut batch = self.kv.write(&tx).map_err(|e| e.to_string())?;
             for c in &entries {
@@ -214,7 +221,12 @@ impl Applier {
                         let Some(request) = req.request else {
                             continue;
                         };
+                        // While NOSPACE is active, writes that add data are refused.
+                        let capped = self.alarms.is_active(AlarmType::Nospace);
                         let result = match request {
+                            Request::Put(_) if capped => Err(EtcdError::NoSpace),
+                            Request::Txn(r) if capped && r.cost() > 0 => Err(EtcdError::NoSpace),
+                            Request::LeaseGrant(_) if capped => Err(EtcdError::NoSpace),
                             Request::Put(p) => {
                                 let mut t = batch.txn();
                                 kv::put(&mut t, &p, &NoLeases, &mut Vec::new()).map(Applied::Put)
@@ -253,10 +265,16 @@ impl Applier {
                                 }
                                 Ok(Applied::Done)
                             }
+                            Request::Alarm(ar) => {
+                                let (resp, changed) =
+                                    apply_alarm(&mut self.alarms, &tx, ar, batch.rev())
+                                        .map_err(|e| e.to_string())?;
+                                alarms_changed |= changed;
+                                Ok(Applied::Alarm(resp))
+                            }
                             Request::LeaseGrant(_)
                             | Request::LeaseRevoke(_)
-                            | Request::LeaseCheckpoint(_)
-                            | Request::Alarm(_) => Err(EtcdError::Unimplemented(
+                            | Request::LeaseCheckpoint(_) => Err(EtcdError::Unimplemented(
                                 "chorus: this request is not supported by this member's version"
                                     .into(),
                             )),
@@ -310,6 +328,9 @@ impl Applier {
                 }
             }
             *self.server.cluster.write() = cluster;
+        }
+        if alarms_changed {
+            *self.server.alarms.write() = self.alarms.clone();
         }
         for rev in compactions {
             let _ = self.compactor.send((self.kv.clone(), rev));
@@ -373,6 +394,8 @@ impl Applier {
         self.backend = backend;
         self.kv = kv.clone();
         self.server.set_kv(kv);
+        self.alarms = Alarms::load(&self.backend).map_err(|e| e.to_string())?;
+        *self.server.alarms.write() = self.alarms.clone();
         for m in cluster.members.values() {
             if m.id != self.server.id {
                 self.transport.add_peer(m.id, &m.peer_urls);
@@ -430,4 +453,40 @@ fn apply_conf_change(tx: &redb::WriteTransaction, c: &Committed) -> Result<bool,
         }
     }
     Ok(changed)
+}
+
+fn apply_alarm(
+    alarms_store: &mut Alarms,
+    tx: &redb::WriteTransaction,
+    ar: AlarmRequest,
+    rev: i64,
+) -> Result<(AlarmResponse, bool), backend::BackendError> {
+    let m = AlarmMember {
+        member_id: ar.member_id,
+        alarm: ar.alarm,
+    };
+    let (alarms, changed) = match AlarmAction::try_from(ar.action) {
+        Ok(AlarmAction::Get) => (alarms_store.get(ar.alarm), false),
+        Ok(AlarmAction::Activate) if ar.alarm != AlarmType::None as i32 => {
+            let m = alarms_store.activate(tx, m)?;
+            tracing::warn!(member = %format!("{:x}", m.member_id), alarm = m.alarm, "alarm raised");
+            (vec![m], true)
+        }
+        Ok(AlarmAction::Deactivate) => match alarms_store.deactivate(tx, m)? {
+            Some(m) => {
+                tracing::warn!(member = %format!("{:x}", m.member_id), alarm = m.alarm, "alarm disarmed");
+                (vec![m], true)
+            }
+            None => (Vec::new(), false),
+        },
+        _ => (Vec::new(), false),
+    };
+    let resp = AlarmResponse {
+        header: Some(ResponseHeader {
+            revision: rev,
+            ..Default::default()
+        }),
+        alarms,
+    };
+    Ok((resp, changed))
 }

@@ -11,6 +11,7 @@ use chorus_api::etcdserverpb::{
 use chorus_api::internalpb::internal_request::Request as Internal;
 use tonic::{Request, Response, Status};
 
+use crate::alarm::QuotaCost;
 use crate::apply::{kv as ops, Applied};
 use crate::error::EtcdError;
 use crate::server::Server;
@@ -154,6 +155,7 @@ impl KvService {
     }
 
     async fn txn_inner(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
+        self.server.check_quota(r.cost())?;
         check_txn(&r, self.server.limits.max_txn_ops)?;
         check_intervals(&r.success)?;
         check_intervals(&r.failure)?;
@@ -200,6 +202,7 @@ impl Kv for KvService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
+        self.server.check_quota(r.cost())?;
         check_put(&r)?;
         match self.server.propose(Internal::Put(r)).await? {
             Applied::Put(mut resp) => {

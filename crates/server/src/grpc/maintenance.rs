@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use chorus_api::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
 use chorus_api::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse,
-    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
-    StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
+use chorus_api::internalpb::internal_request::Request as Internal;
+
+use crate::apply::Applied;
 use crate::config::ETCD_COMPAT_VERSION;
 use crate::error::EtcdError;
 use crate::server::Server;
@@ -34,14 +36,18 @@ type SnapshotStream =
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = req.into_inner();
-        match AlarmAction::try_from(r.action) {
-            // No alarm is ever raised by this version (no quota enforcement yet).
-            Ok(AlarmAction::Get) => Ok(Response::new(AlarmResponse {
-                header: Some(self.server.header(self.server.kv().current_rev())),
-                alarms: Vec::new(),
-            })),
-            _ => Err(unimplemented("activating or deactivating alarms")),
+        match self
+            .server
+            .propose(Internal::Alarm(req.into_inner()))
+            .await?
+        {
+            Applied::Alarm(mut resp) => {
+                self.server.fill_header(&mut resp.header);
+                Ok(Response::new(resp))
+            }
+            other => Err(Status::internal(format!(
+                "unexpected apply result {other:?}"
+            ))),
         }
     }
 
@@ -63,7 +69,7 @@ impl Maintenance for MaintenanceService {
             raft_index: status.commit.load(Acquire),
             raft_term: status.term(),
             raft_applied_index: s.applied_index(),
-            errors: Vec::new(),
+            errors: s.alarms().status_errors(),
             db_size_in_use: db_size,
             is_learner,
             ..Default::default()
