@@ -25,8 +25,7 @@ pub mod serve;
 pub mod server;
 pub mod transport;
 pub mod wait;
-
-use tokio::sync::watch;
+pub mod watch;
 
 /// Runs a member until SIGINT or SIGTERM: recovers or bootstraps it, serves clients on
 /// every `--listen-client-urls` address and stops cleanly.
@@ -35,7 +34,7 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
     let listeners = serve::bind_client_listeners(&cfg.listen_client_urls).await?;
     let running = server::start(&cfg).await.map_err(|e| e.to_string())?;
     let server = running.server.clone();
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     for (url, listener) in listeners {
         tracing::info!("serving client requests on {url}");

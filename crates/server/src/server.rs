@@ -84,6 +84,7 @@ pub struct Server {
     pub(crate) alarms: RwLock<crate::alarm::Alarms>,
     /// `--quota-backend-bytes` in force (None: no quota).
     pub quota: Option<u64>,
+    watch_hub: Arc<crate::watch::WatchHub>,
 }
 
 impl DroppedProposals for Server {
@@ -104,6 +105,10 @@ impl Server {
 
     pub fn cluster(&self) -> Cluster {
         self.cluster.read().clone()
+    }
+
+    pub fn watch_hub(&self) -> &Arc<crate::watch::WatchHub> {
+        &self.watch_hub
     }
 
     pub fn alarms(&self) -> crate::alarm::Alarms {
@@ -598,6 +603,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         compacted: compacted_tx,
         alarms: RwLock::new(alarms.clone()),
         quota: cfg.effective_quota_backend_bytes(),
+        watch_hub: crate::watch::WatchHub::new(restored.current_rev),
     });
 
     let transport = PeerTransport::start(
@@ -670,6 +676,20 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     tokio::spawn(server.clone().read_loop());
+    let hub = server.watch_hub.clone();
+    let weak = Arc::downgrade(&server);
+    tokio::spawn(
+        hub.clone()
+            .run_catch_up(move || weak.upgrade().map(|s| s.kv())),
+    );
+    let interval = cfg.effective_watch_progress_notify_interval();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        loop {
+            tick.tick().await;
+            hub.progress_tick();
+        }
+    });
     Ok(Running {
         server,
         transport,

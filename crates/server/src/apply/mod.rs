@@ -202,7 +202,7 @@ impl Applier {
         let mut compactions = Vec::new();
         let mut members_changed = false;
         let mut alarms_changed = false;
-        let (rev, _events) = {
+        let (rev, events) = {
             let mut batch = self.kv.write(&tx).map_err(|e| e.to_string())?;
             for c in &entries {
                 let e = &c.entry;
@@ -319,6 +319,7 @@ impl Applier {
         }
         tx.commit().map_err(|e| e.to_string())?;
         self.kv.publish(rev);
+        self.server.watch_hub().notify(rev, &events);
         if members_changed {
             let cluster =
                 Cluster::load(&self.backend, self.server.cluster_id).map_err(|e| e.to_string())?;
@@ -393,7 +394,9 @@ impl Applier {
         let cluster = Cluster::load(&backend, self.server.cluster_id).map_err(|e| e.to_string())?;
         self.backend = backend;
         self.kv = kv.clone();
+        let rev = kv.current_rev();
         self.server.set_kv(kv);
+        self.server.watch_hub().restore(rev);
         self.alarms = Alarms::load(&self.backend).map_err(|e| e.to_string())?;
         *self.server.alarms.write() = self.alarms.clone();
         for m in cluster.members.values() {

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod kv;
 pub mod maintenance;
+pub mod watch;
 
 use std::sync::Arc;
 
@@ -25,6 +26,11 @@ pub fn routes(server: &Arc<Server>) -> Routes {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
+        watch::service(server.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
         cluster::service(server.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX),
@@ -34,3 +40,16 @@ pub fn routes(server: &Arc<Server>) -> Routes {
 /// etcd accepts gRPC messages this much larger than `--max-request-bytes` (the request
 /// itself is then checked against the limit when proposed).
 pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// etcd clients mark streams that must not outlive the leader with `hasleader: true`
+/// (clientv3's WithRequireLeader); such a call fails at once when there is no leader.
+pub fn require_leader(
+    server: &Server,
+    md: &tonic::metadata::MetadataMap,
+) -> Result<(), tonic::Status> {
+    let required = md.get("hasleader").is_some_and(|v| v == "true");
+    if required && server.status.leader() == raft::INVALID_ID {
+        return Err(crate::error::EtcdError::NoLeader.into());
+    }
+    Ok(())
+}
