@@ -22,7 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::error::{is_connect_error, Error, Result};
+use crate::error::{is_connect_error, is_transport_error, Error, Result};
 use crate::kv::{txn_is_read_only, DeleteOptions, GetOptions, PutOptions};
 use crate::lease::{KeepAliveSender, KeepAliveStream};
 use crate::watch::{WatchOptions, WatchStream};
@@ -74,18 +74,20 @@ pub struct TlsOptions {
 /// Whether a call may be sent again to another member after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Retry {
-    /// Reads: resend after any `Unavailable` (connection lost, `etcdserver: no leader`, ...).
+    /// Reads: resend after `Unavailable` from a server (`etcdserver: no leader`, ...) or
+    /// any transport failure (refused, reset, broken pipe), as clientv3 does for reads.
     Immutable,
-    /// Writes: resend only when the request certainly never left (connection refused),
-    /// as etcd's clientv3 does, so that a write is never applied twice.
+    /// Writes: resend only when the connection could not be made, so the request certainly
+    /// never left; a write that failed in flight may have been applied and is not resent
+    /// (clientv3's rule too).
     Mutable,
 }
 
 impl Retry {
     fn allows(self, status: &Status) -> bool {
         match self {
-            Retry::Immutable => status.code() == Code::Unavailable,
-            Retry::Mutable => status.code() == Code::Unavailable && is_connect_error(status),
+            Retry::Immutable => status.code() == Code::Unavailable || is_transport_error(status),
+            Retry::Mutable => is_connect_error(status),
         }
     }
 }
@@ -102,9 +104,10 @@ struct Inner {
 /// An etcd v3 client over one or more endpoints of the same cluster. Cheap to clone; all
 /// clones share the connections.
 ///
-/// Each call goes to the current endpoint; when it fails with `Unavailable` it moves on to
-/// the next endpoint (reads always, writes only when the connection could not be made),
-/// once around the list, and the endpoint that answers becomes current.
+/// Each call goes to the current endpoint; when that member is unreachable (or, for reads,
+/// answers `Unavailable`) it moves on to the next endpoint, once around the list, and the
+/// endpoint that answers becomes current. Writes move on only when the connection could
+/// not be made, so that a write is never applied twice.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,

@@ -70,6 +70,12 @@ impl Error {
         self.status().map(Status::message)
     }
 
+    /// Whether the client's transport failed (connection refused, reset, broken): the
+    /// member may be down. A write that failed so may or may not have been applied.
+    pub fn is_transport_error(&self) -> bool {
+        self.status().is_some_and(is_transport_error)
+    }
+
     /// Whether the request certainly never reached a server: the connection could not be
     /// made (refused, unreachable, dial timeout). Only then is a write safe to send again.
     pub fn is_connect_error(&self) -> bool {
@@ -77,13 +83,28 @@ impl Error {
     }
 }
 
-/// Walks the status's source chain for tonic's marker of a failed connection attempt.
+/// Whether a status was made by the client's transport (the connection failed or broke),
+/// not sent by a server. tonic attaches the transport error as the status's source.
+pub(crate) fn is_transport_error(status: &Status) -> bool {
+    source_chain_has(status, |err| {
+        err.is::<tonic::transport::Error>() || err.is::<tonic::ConnectError>()
+    })
+}
+
+/// Whether the status marks a failed connection attempt: the request was never sent.
 pub(crate) fn is_connect_error(status: &Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    // The chain is short (status -> hyper -> connect error -> io error); 16 bounds it anyway.
+    source_chain_has(status, |err| err.is::<tonic::ConnectError>())
+}
+
+fn source_chain_has(
+    status: &Status,
+    pred: impl Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut source = std::error::Error::source(status);
+    // The chain is short (transport -> hyper -> connect -> io); 16 bounds it anyway.
     for _ in 0..16 {
         match source {
-            Some(err) if err.is::<tonic::ConnectError>() => return true,
+            Some(err) if pred(err) => return true,
             Some(err) => source = err.source(),
             None => return false,
         }

@@ -5,10 +5,10 @@
 //!   Client (Clone, Send + Sync)
 //!     ├─ endpoints[0] ── tonic Channel (lazy, HTTP/2 keep-alive) ──> member 0
 //!     ├─ endpoints[1] ── tonic Channel ──────────────────────────────> member 1
-//!     └─ current ──┐   a call goes to `current`; on `Unavailable` it moves on to the next
-//!                  │   endpoint (reads always; writes only if the connection was refused,
-//!                  │   so a write is never applied twice) and the one that answers
-//!                  └── becomes current.
+//!     └─ current ──┐   a call goes to `current`; if that member is unreachable it moves on
+//!                  │   to the next endpoint (reads also on `Unavailable` and on a broken
+//!                  │   connection; writes only if the connection could not be made, so a
+//!                  └── write is never applied twice); the one that answers becomes current.
 //!   get / put / delete / txn / compact ── KV          watch ─────────── Watch (bidi stream)
 //!   status / hash_kv ──────────────────── Maintenance lease_* ───────── Lease
 //!   member_list ───────────────────────── Cluster     *_client() ────── raw tonic clients

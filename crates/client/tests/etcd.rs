@@ -1,4 +1,4 @@
-//! The client against a real etcd (`/usr/bin/etcd`, or `$ETCD_BIN`): one single-member
+//! The client against a real etcd (`/usr/bin/etcd`, or `$CHORUS_TEST_ETCD`): one single-member
 //! server per test, on free 127.0.0.1 ports in a temporary directory. Without etcd the
 //! tests print a skip note and pass, except under `CI=true`, where etcd is required.
 
@@ -19,7 +19,7 @@ use tonic::Code;
 const STEP: Duration = Duration::from_secs(10);
 
 fn etcd_bin() -> Option<PathBuf> {
-    let bin = std::env::var_os("ETCD_BIN")
+    let bin = std::env::var_os("CHORUS_TEST_ETCD")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/bin/etcd"));
     if bin.exists() {
@@ -61,7 +61,14 @@ impl Etcd {
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = dir.path().join("etcd.log");
         let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(bin)
+        let mut cmd = Command::new(bin);
+        // Flags only: an ETCD_* variable of the developer's shell must not change the server.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ETCD_") {
+                cmd.env_remove(name);
+            }
+        }
+        let child = cmd
             .arg("--name=m0")
             .arg(format!("--data-dir={}", dir.path().join("data").display()))
             .arg(format!("--listen-client-urls={url}"))
