@@ -1,1 +1,52 @@
-//! chorus client (in progress).
+//! An async client for chorus and etcd, over etcd's v3 gRPC API: what etcd's `clientv3`
+//! does, leaner. Used by `chorusctl`, `chorus-bench` and the whole-system tests.
+//!
+//! ```text
+//!   Client (Clone, Send + Sync)
+//!     ├─ endpoints[0] ── tonic Channel (lazy, HTTP/2 keep-alive) ──> member 0
+//!     ├─ endpoints[1] ── tonic Channel ──────────────────────────────> member 1
+//!     └─ current ──┐   a call goes to `current`; if that member is unreachable it moves on
+//!                  │   to the next endpoint (reads also on `Unavailable` and on a broken
+//!                  │   connection; writes only if the connection could not be made, so a
+//!                  └── write is never applied twice); the one that answers becomes current.
+//!   get / put / delete / txn / compact ── KV          watch ─────────── Watch (bidi stream)
+//!   status / hash_kv ──────────────────── Maintenance lease_* ───────── Lease
+//!   member_list ───────────────────────── Cluster     *_client() ────── raw tonic clients
+//! ```
+//!
+//! Responses are etcd's own message types from `chorus_api::etcdserverpb`; errors keep the
+//! gRPC status (code and `etcdserver: ...` message) so callers can match on them.
+//!
+//! ```no_run
+//! use chorus_client::{Client, ConnectOptions, GetOptions, PutOptions};
+//!
+//! # async fn demo() -> chorus_client::Result<()> {
+//! let client = Client::connect(&["127.0.0.1:2379"], ConnectOptions::default()).await?;
+//! client.put("greeting", "hello", PutOptions::default()).await?;
+//! let resp = client
+//!     .get("greet", GetOptions { prefix: true, ..Default::default() })
+//!     .await?;
+//! assert_eq!(resp.kvs[0].value, b"hello");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Not yet here: TLS (`ConnectOptions::tls` is refused rather than ignored) and
+//! authentication tokens.
+
+mod client;
+mod error;
+mod kv;
+mod lease;
+mod watch;
+
+pub use client::{Client, ConnectOptions, TlsOptions};
+pub use error::{messages, Error, Result};
+pub use kv::{prefix_range_end, Cmp, DeleteOptions, GetOptions, Op, PutOptions, Txn};
+pub use lease::{KeepAliveSender, KeepAliveStream};
+pub use watch::{WatchOptions, WatchStream};
+
+pub use chorus_api::etcdserverpb::compare::CompareResult;
+pub use chorus_api::etcdserverpb::range_request::{SortOrder, SortTarget};
+/// etcd's message types, re-exported for callers of the typed helpers.
+pub use chorus_api::{etcdserverpb as pb, mvccpb};

@@ -1,0 +1,493 @@
+//! [`Client`]: endpoints, channels, fail-over and the typed calls.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_api::etcdserverpb::{
+    auth_client::AuthClient, cluster_client::ClusterClient, kv_client::KvClient,
+    lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
+    CompactionRequest, CompactionResponse, DeleteRangeResponse, HashKvRequest, HashKvResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse, MemberListRequest, MemberListResponse, PutResponse, RangeResponse,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+};
+use chorus_api::{
+    v3electionpb::election_client::ElectionClient, v3lockpb::lock_client::LockClient,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::error::{is_connect_error, is_transport_error, Error, Result};
+use crate::kv::{txn_is_read_only, DeleteOptions, GetOptions, PutOptions};
+use crate::lease::{KeepAliveSender, KeepAliveStream};
+use crate::watch::{WatchOptions, WatchStream};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Bound on establishing one TCP connection (etcdctl's `--dial-timeout`, default 2 s).
+    pub dial_timeout: Duration,
+    /// HTTP/2 PING interval on a connection with open calls. etcd's server rejects pings
+    /// more often than every 5 s (`--grpc-keepalive-min-time`) with GOAWAY, so the
+    /// default is 10 s, which is also grpc-go's floor for etcdctl's `--keepalive-time`.
+    pub keep_alive_interval: Option<Duration>,
+    /// Wait for a PING's answer before the connection counts as dead (default 6 s).
+    pub keep_alive_timeout: Duration,
+    /// Bound on each unary call, fail-over attempts included (default: none).
+    pub request_timeout: Option<Duration>,
+    /// Largest response accepted (default i32::MAX, as etcd's clientv3).
+    pub max_decoding_message_size: usize,
+    /// Transport security. Not implemented yet: `connect` refuses `Some` and `https://`
+    /// endpoints with [`Error::TlsUnsupported`] rather than talk plain text.
+    pub tls: Option<TlsOptions>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            dial_timeout: Duration::from_secs(2),
+            keep_alive_interval: Some(Duration::from_secs(10)),
+            keep_alive_timeout: Duration::from_secs(6),
+            request_timeout: None,
+            max_decoding_message_size: i32::MAX as usize,
+            tls: None,
+        }
+    }
+}
+
+/// TLS settings as etcdctl's `--cacert`, `--cert`, `--key` give them (PEM contents).
+/// Placeholder until the client speaks TLS.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub ca_pem: Option<Vec<u8>>,
+    pub cert_pem: Option<Vec<u8>>,
+    pub key_pem: Option<Vec<u8>>,
+    /// Name to verify in the server's certificate (default: the endpoint's host).
+    pub server_name: Option<String>,
+}
+
+/// Whether a call may be sent again to another member after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Reads: resend after `Unavailable` from a server (`etcdserver: no leader`, ...) or
+    /// any transport failure (refused, reset, broken pipe), as clientv3 does for reads.
+    Immutable,
+    /// Writes: resend only when the connection could not be made, so the request certainly
+    /// never left; a write that failed in flight may have been applied and is not resent
+    /// (clientv3's rule too).
+    Mutable,
+}
+
+impl Retry {
+    fn allows(self, status: &Status) -> bool {
+        match self {
+            Retry::Immutable => status.code() == Code::Unavailable || is_transport_error(status),
+            Retry::Mutable => is_connect_error(status),
+        }
+    }
+}
+
+struct Inner {
+    endpoints: Vec<String>,
+    channels: Vec<Channel>,
+    /// Index of the endpoint that answered last; calls start there.
+    current: AtomicUsize,
+    request_timeout: Option<Duration>,
+    max_decoding_message_size: usize,
+}
+
+/// An etcd v3 client over one or more endpoints of the same cluster. Cheap to clone; all
+/// clones share the connections.
+///
+/// Each call goes to the current endpoint; when that member is unreachable (or, for reads,
+/// answers `Unavailable`) it moves on to the next endpoint, once around the list, and the
+/// endpoint that answers becomes current. Writes move on only when the connection could
+/// not be made, so that a write is never applied twice.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    /// Set by `for_endpoint`: always this endpoint, no fail-over.
+    pinned: Option<usize>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoints", &self.inner.endpoints)
+            .field("current", &self.current_endpoint())
+            .finish()
+    }
+}
+
+/// `host:port` or `http://host:port` -> `http://host:port`.
+fn endpoint_url(endpoint: &str, tls: bool) -> Result<String> {
+    let invalid = |reason: &str| Error::InvalidEndpoint {
+        endpoint: endpoint.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some(("http", rest)) => ("http", rest),
+        Some(("https", _)) => return Err(Error::TlsUnsupported),
+        Some((scheme, _)) => return Err(invalid(&format!("unsupported scheme {scheme:?}"))),
+        None if tls => return Err(Error::TlsUnsupported),
+        None => ("http", endpoint),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') {
+        return Err(invalid("expected host:port"));
+    }
+    Ok(format!("{scheme}://{rest}"))
+}
+
+impl Client {
+    /// Prepares one channel per endpoint. Connections are made on first use, so this
+    /// succeeds while members are down; the first call reports an unreachable cluster.
+    pub async fn connect(endpoints: &[impl AsRef<str>], opts: ConnectOptions) -> Result<Client> {
+        if endpoints.is_empty() {
+            return Err(Error::NoEndpoints);
+        }
+        if opts.tls.is_some() {
+            return Err(Error::TlsUnsupported);
+        }
+        let mut urls = Vec::with_capacity(endpoints.len());
+        let mut channels = Vec::with_capacity(endpoints.len());
+        for endpoint in endpoints {
+            let url = endpoint_url(endpoint.as_ref(), false)?;
+            let mut ep = Endpoint::from_shared(url.clone())
+                .map_err(|e| Error::InvalidEndpoint {
+                    endpoint: endpoint.as_ref().to_owned(),
+                    reason: e.to_string(),
+                })?
+                .connect_timeout(opts.dial_timeout)
+                .keep_alive_timeout(opts.keep_alive_timeout)
+                .tcp_nodelay(true);
+            if let Some(interval) = opts.keep_alive_interval {
+                ep = ep.http2_keep_alive_interval(interval);
+            }
+            channels.push(ep.connect_lazy());
+            urls.push(url);
+        }
+        Ok(Client {
+            inner: Arc::new(Inner {
+                endpoints: urls,
+                channels,
+                current: AtomicUsize::new(0),
+                request_timeout: opts.request_timeout,
+                max_decoding_message_size: opts.max_decoding_message_size,
+            }),
+            pinned: None,
+        })
+    }
+
+    /// The endpoints as dialled (`http://host:port`).
+    pub fn endpoints(&self) -> &[String] {
+        &self.inner.endpoints
+    }
+
+    /// The endpoint the next call goes to first.
+    pub fn current_endpoint(&self) -> &str {
+        &self.inner.endpoints[self.current_index()]
+    }
+
+    /// A client bound to endpoint `index` only (no fail-over), sharing this client's
+    /// connection: for per-member calls such as `status()` of each member.
+    pub fn for_endpoint(&self, index: usize) -> Option<Client> {
+        (index < self.inner.endpoints.len()).then(|| Client {
+            inner: self.inner.clone(),
+            pinned: Some(index),
+        })
+    }
+
+    fn current_index(&self) -> usize {
+        self.pinned
+            .unwrap_or_else(|| self.inner.current.load(Ordering::Relaxed))
+    }
+
+    /// The channel to the current endpoint, for the raw clients.
+    pub fn channel(&self) -> Channel {
+        self.inner.channels[self.current_index()].clone()
+    }
+
+    pub fn kv_client(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel())
+            .max_decoding_message_size(self.inner.max_decoding_message_size)
+    }
+
+    pub fn watch_client(&self) -> WatchClient<Channel> {
+        WatchClient::new(self.channel())
+            .max_decoding_message_size(self.inner.max_decoding_message_size)
+    }
+
+    pub fn lease_client(&self) -> LeaseClient<Channel> {
+        LeaseClient::new(self.channel())
+    }
+
+    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channel())
+    }
+
+    pub fn maintenance_client(&self) -> MaintenanceClient<Channel> {
+        MaintenanceClient::new(self.channel())
+            .max_decoding_message_size(self.inner.max_decoding_message_size)
+    }
+
+    pub fn auth_client(&self) -> AuthClient<Channel> {
+        AuthClient::new(self.channel())
+    }
+
+    pub fn lock_client(&self) -> LockClient<Channel> {
+        LockClient::new(self.channel())
+    }
+
+    pub fn election_client(&self) -> ElectionClient<Channel> {
+        ElectionClient::new(self.channel())
+    }
+
+    /// Runs `call` against the current endpoint and, while `retry` allows, the others in
+    /// turn (each at most once). The endpoint that answers becomes current.
+    async fn call<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let attempts = async {
+            let (first, count) = match self.pinned {
+                Some(i) => (i, 1),
+                None => (self.current_index(), self.inner.channels.len()),
+            };
+            let mut attempt = 0;
+            loop {
+                let i = (first + attempt) % self.inner.channels.len();
+                match call(self.inner.channels[i].clone()).await {
+                    Ok(response) => {
+                        if self.pinned.is_none() && i != first {
+                            self.inner.current.store(i, Ordering::Relaxed);
+                        }
+                        return Ok(response.into_inner());
+                    }
+                    Err(status) if attempt + 1 < count && retry.allows(&status) => {
+                        tracing::debug!(
+                            endpoint = %self.inner.endpoints[i],
+                            error = %status.message(),
+                            "failing over to the next endpoint"
+                        );
+                        attempt += 1;
+                    }
+                    Err(status) => return Err(Error::from(status)),
+                }
+            }
+        };
+        match self.inner.request_timeout {
+            Some(limit) => tokio::time::timeout(limit, attempts)
+                .await
+                .map_err(|_| Error::Timeout(limit))?,
+            None => attempts.await,
+        }
+    }
+
+    fn kv(&self, channel: Channel) -> KvClient<Channel> {
+        KvClient::new(channel).max_decoding_message_size(self.inner.max_decoding_message_size)
+    }
+
+    /// Range read: `key` alone, or the range the options describe.
+    pub async fn get(&self, key: impl Into<Vec<u8>>, opts: GetOptions) -> Result<RangeResponse> {
+        let flags = [opts.prefix, opts.from_key, opts.range_end.is_some()];
+        if flags.iter().filter(|&&f| f).count() > 1 {
+            return Err(Error::InvalidArgs(
+                "at most one of prefix, from_key and range_end".into(),
+            ));
+        }
+        let req = opts.to_request(key);
+        self.call(Retry::Immutable, |ch| {
+            let req = req.clone();
+            async move { self.kv(ch).range(req).await }
+        })
+        .await
+    }
+
+    pub async fn put(
+        &self,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        opts: PutOptions,
+    ) -> Result<PutResponse> {
+        let req = opts.to_request(key, value);
+        self.call(Retry::Mutable, |ch| {
+            let req = req.clone();
+            async move { self.kv(ch).put(req).await }
+        })
+        .await
+    }
+
+    pub async fn delete(
+        &self,
+        key: impl Into<Vec<u8>>,
+        opts: DeleteOptions,
+    ) -> Result<DeleteRangeResponse> {
+        let flags = [opts.prefix, opts.from_key, opts.range_end.is_some()];
+        if flags.iter().filter(|&&f| f).count() > 1 {
+            return Err(Error::InvalidArgs(
+                "at most one of prefix, from_key and range_end".into(),
+            ));
+        }
+        let req = opts.to_request(key);
+        self.call(Retry::Mutable, |ch| {
+            let req = req.clone();
+            async move { self.kv(ch).delete_range(req).await }
+        })
+        .await
+    }
+
+    /// A transaction (see [`crate::Txn`]). Read-only transactions fail over like reads.
+    pub async fn txn(&self, txn: impl Into<TxnRequest>) -> Result<TxnResponse> {
+        let req = txn.into();
+        let retry = if txn_is_read_only(&req) {
+            Retry::Immutable
+        } else {
+            Retry::Mutable
+        };
+        self.call(retry, |ch| {
+            let req = req.clone();
+            async move { self.kv(ch).txn(req).await }
+        })
+        .await
+    }
+
+    /// Discards history below `revision`; `physical` waits until the backend has done so.
+    pub async fn compact(&self, revision: i64, physical: bool) -> Result<CompactionResponse> {
+        let req = CompactionRequest { revision, physical };
+        self.call(Retry::Mutable, |ch| async move {
+            self.kv(ch).compact(req).await
+        })
+        .await
+    }
+
+    /// Maintenance.Status of the member answering (use `for_endpoint` to pick one).
+    pub async fn status(&self) -> Result<StatusResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            MaintenanceClient::new(ch).status(StatusRequest {}).await
+        })
+        .await
+    }
+
+    /// Hash of the MVCC key space up to `revision` (0 = current).
+    pub async fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            MaintenanceClient::new(ch)
+                .hash_kv(HashKvRequest { revision })
+                .await
+        })
+        .await
+    }
+
+    pub async fn member_list(&self) -> Result<MemberListResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            ClusterClient::new(ch)
+                .member_list(MemberListRequest::default())
+                .await
+        })
+        .await
+    }
+
+    /// Grants a lease of `ttl` seconds; `id` 0 lets the server choose the ID.
+    pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrantResponse> {
+        let req = LeaseGrantRequest { ttl, id };
+        self.call(Retry::Mutable, |ch| async move {
+            LeaseClient::new(ch).lease_grant(req).await
+        })
+        .await
+    }
+
+    /// Revokes a lease, deleting its keys.
+    pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse> {
+        self.call(Retry::Mutable, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_revoke(LeaseRevokeRequest { id })
+                .await
+        })
+        .await
+    }
+
+    /// Remaining TTL of a lease (`ttl` -1 when it does not exist); `keys` lists its keys.
+    pub async fn lease_time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTimeToLiveResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
+                .await
+        })
+        .await
+    }
+
+    /// Every live lease.
+    pub async fn leases(&self) -> Result<LeaseLeasesResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            LeaseClient::new(ch)
+                .lease_leases(LeaseLeasesRequest {})
+                .await
+        })
+        .await
+    }
+
+    /// Opens a keep-alive stream for lease `id` and sends its first keep-alive, whose
+    /// answer is the stream's first message. Send more with the returned sender.
+    pub async fn lease_keep_alive(&self, id: i64) -> Result<(KeepAliveSender, KeepAliveStream)> {
+        let (sender, responses) = self
+            .call(Retry::Immutable, |ch| async move {
+                let (tx, rx) = mpsc::channel(4);
+                tx.send(LeaseKeepAliveRequest { id })
+                    .await
+                    .map_err(|_| Status::internal("keep-alive request channel closed"))?;
+                let response = LeaseClient::new(ch)
+                    .lease_keep_alive(ReceiverStream::new(rx))
+                    .await?;
+                Ok(response.map(|stream| (tx, stream)))
+            })
+            .await?;
+        Ok((
+            KeepAliveSender::new(id, sender),
+            KeepAliveStream::new(responses),
+        ))
+    }
+
+    /// Watches `key` (or the range the options describe). Returns once the server has
+    /// confirmed the watcher; events follow on the stream. The watch stays on the member
+    /// it was created on: if that member goes away the stream ends with an error, and the
+    /// caller watches again from the last revision it saw + 1.
+    pub async fn watch(&self, key: impl Into<Vec<u8>>, opts: WatchOptions) -> Result<WatchStream> {
+        let create = opts.to_request(key);
+        let max = self.inner.max_decoding_message_size;
+        let (requests, responses, created) = self
+            .call(Retry::Immutable, |ch| {
+                let create = create.clone();
+                async move {
+                    let (tx, rx) = mpsc::channel(16);
+                    tx.send(create)
+                        .await
+                        .map_err(|_| Status::internal("watch request channel closed"))?;
+                    let mut stream = WatchClient::new(ch)
+                        .max_decoding_message_size(max)
+                        .watch(ReceiverStream::new(rx))
+                        .await?
+                        .into_inner();
+                    let created = stream
+                        .message()
+                        .await?
+                        .ok_or_else(|| Status::unavailable("watch stream closed before created"))?;
+                    Ok(tonic::Response::new((tx, stream, created)))
+                }
+            })
+            .await?;
+        if created.canceled || !created.created {
+            return Err(Error::WatchCanceled {
+                reason: created.cancel_reason,
+                compact_revision: created.compact_revision,
+            });
+        }
+        Ok(WatchStream::new(requests, responses, created))
+    }
+}

@@ -1,0 +1,106 @@
+//! The whole-system test harness, shared by every file in `tests/` through `mod common;`.
+//!
+//! ```text
+//!   Cluster::start(ServerKind::Etcd | ServerKind::Chorus, n)
+//!     ├─ TempDir ── m0/data  m0.log    one data dir and one log file per member
+//!     │             m1/data  m1.log
+//!     ├─ Member 0 ── child process: etcd's flags only, 127.0.0.1:<free ports>
+//!     ├─ Member 1 ── ...
+//!     └─ client() ── chorus_client::Client over every member's client URL
+//!   kill9(i) / stop(i) / restart(i) / leader() / wait_ready(i); Drop kills and reaps all
+//!
+//!   Etcdctl::v3(endpoints).args([..]).run() ── the real etcdctl against any cluster
+//!   Normalizer ── blanks IDs, terms, ports, ... so chorus's and etcd's outputs compare
+//! ```
+//!
+//! Tests that need a real binary start with `if !common::require_etcd() { return; }` (or
+//! `require_etcdctl()`): without it they print a skip note and pass, except under
+//! `CI=true`, where a missing binary fails the test.
+
+// Each test file uses its own part of the harness.
+#![allow(dead_code, unused_imports)]
+
+pub mod cluster;
+pub mod etcdctl;
+pub mod normalize;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+pub use cluster::{Cluster, ClusterOptions, Member, ServerKind};
+pub use etcdctl::{Etcdctl, Output};
+pub use normalize::Normalizer;
+
+/// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
+///
+/// Race: between the release and the server's own bind, another process may take the
+/// port; the member then fails to start and `wait_ready` reports its log. It is rare on a
+/// test machine, and `free_ports` at least never hands out the same port twice.
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports on 127.0.0.1 (all held at once while choosing, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Whether `CI=true`: then a missing binary is an error, not a skip.
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// `$var` if set, else `name` found on `PATH`.
+fn find_binary(var: &str, name: &str) -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os(var) {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn require(var: &str, name: &str) -> bool {
+    if find_binary(var, name).is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!("{name} is required under CI=true but was not found (set {var} or PATH)");
+    }
+    eprintln!("skipping: {name} not found (set {var} or install it)");
+    false
+}
+
+/// The real etcd server: `$CHORUS_TEST_ETCD`, else `etcd` on `PATH` (Debian: /usr/bin/etcd).
+pub fn etcd_binary() -> Option<PathBuf> {
+    find_binary("CHORUS_TEST_ETCD", "etcd")
+}
+
+/// The real etcdctl: `$CHORUS_TEST_ETCDCTL`, else `etcdctl` on `PATH`.
+pub fn etcdctl_binary() -> Option<PathBuf> {
+    find_binary("CHORUS_TEST_ETCDCTL", "etcdctl")
+}
+
+/// Whether the real etcd server is here (for comparison tests); see the module doc.
+pub fn require_etcd() -> bool {
+    require("CHORUS_TEST_ETCD", "etcd")
+}
+
+/// Whether the real etcdctl is here; see the module doc.
+pub fn require_etcdctl() -> bool {
+    require("CHORUS_TEST_ETCDCTL", "etcdctl")
+}
+
+/// The last `lines` lines of a file, for failure reports.
+pub fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
