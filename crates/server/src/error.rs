@@ -66,6 +66,9 @@ pub enum EtcdError {
     /// so clients do not see it.
     #[error("raft proposal dropped")]
     ProposalDropped,
+    /// Another member could not be reached (forwarding to the leader): retried.
+    #[error("{0}")]
+    Unavailable(String),
     /// A request this member cannot serve (gRPC `Unimplemented`).
     #[error("{0}")]
     Unimplemented(String),
@@ -92,7 +95,8 @@ impl EtcdError {
             | Timeout
             | TimeoutDueToLeaderFail
             | TimeoutWaitAppliedIndex
-            | Unhealthy => Code::Unavailable,
+            | Unhealthy
+            | Unavailable(_) => Code::Unavailable,
             Corrupt => Code::DataLoss,
             Internal(_) | ProposalDropped => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,

@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod lease;
 pub mod membership;
 pub mod raft;
 pub mod serve;

@@ -26,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use crate::apply::{Applied, Applier, ApplyResult};
 use crate::config::Config;
 use crate::error::EtcdError;
+use crate::lease::Lessor;
 use crate::membership::{self, Cluster};
 use crate::raft::storage::RaftStorage;
 use crate::raft::{DroppedProposals, Node, NodeConfig, RaftInput, RaftStatus};
@@ -85,6 +86,17 @@ pub struct Server {
     /// `--quota-backend-bytes` in force (None: no quota).
     pub quota: Option<u64>,
     watch_hub: Arc<crate::watch::WatchHub>,
+    pub(crate) lessor: Mutex<Lessor>,
+    lease_cfg: LeaseConfig,
+    transport: Arc<PeerTransport>,
+}
+
+/// How leases behave (from the configuration).
+#[derive(Clone, Copy, Debug)]
+pub struct LeaseConfig {
+    pub min_ttl: i64,
+    pub checkpoint_interval: Option<Duration>,
+    pub persist_checkpoints: bool,
 }
 
 impl DroppedProposals for Server {
@@ -105,6 +117,203 @@ impl Server {
 
     pub fn cluster(&self) -> Cluster {
         self.cluster.read().clone()
+    }
+
+    /// A fresh cluster-unique ID (request IDs, server-chosen lease IDs).
+    pub fn next_id(&self) -> u64 {
+        self.ids.next()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.status.is_leader.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the lessor from a backend that replaced the old one (snapshot install).
+    pub(crate) fn reload_lessor(
+        &self,
+        backend: &Backend,
+        key_leases: &[(Vec<u8>, i64)],
+    ) -> Result<(), backend::BackendError> {
+        let c = self.lease_cfg;
+        let mut fresh = Lessor::load(
+            backend,
+            key_leases,
+            c.min_ttl,
+            c.checkpoint_interval,
+            c.persist_checkpoints,
+        )?;
+        let mut lessor = self.lessor.lock();
+        if lessor.is_primary() {
+            fresh.promote(self.limits.election_timeout);
+        }
+        *lessor = fresh;
+        Ok(())
+    }
+
+    /// Waits until this member applied what is committed now (a leader must know about
+    /// every grant before it answers about leases).
+    async fn wait_applied_commit(&self) -> Result<(), EtcdError> {
+        let commit = self.status.commit.load(Ordering::Acquire);
+        let mut applied = self.applied.subscribe();
+        let wait = async { applied.wait_for(|a| *a >= commit).await.map(|_| ()) };
+        match tokio::time::timeout(Duration::from_secs(1), wait).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::TimeoutWaitAppliedIndex),
+        }
+    }
+
+    /// Runs `local` on the leader, or `remote` against the leader from a follower,
+    /// waiting for a leader and retrying until the request timeout (etcd's lease
+    /// forwarding).
+    async fn on_leader<T, L, R, F>(&self, mut local: L, remote: R) -> Result<T, EtcdError>
+    where
+        L: FnMut(&Self) -> Option<Result<T, EtcdError>>,
+        R: Fn(u64) -> F,
+        F: std::future::Future<Output = Result<T, EtcdError>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
+        loop {
+            if self.is_leader() {
+                self.wait_applied_commit().await?;
+                // None: this member just stopped leading; ask the new leader.
+                if let Some(r) = local(self) {
+                    return r;
+                }
+            }
+            let mut leader_rx = self.leader.clone();
+            let leader = tokio::time::timeout_at(deadline, async {
+                leader_rx
+                    .wait_for(|l| *l != raft::INVALID_ID)
+                    .await
+                    .map(|l| *l)
+            })
+            .await;
+            let leader = match leader {
+                Ok(Ok(l)) => l,
+                Ok(Err(_)) => return Err(EtcdError::Stopped),
+                Err(_) => return Err(EtcdError::NoLeader),
+            };
+            if leader != self.id {
+                match remote(leader).await {
+                    Err(EtcdError::Unavailable(_)) => {}
+                    other => return other,
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(EtcdError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A lease keep-alive: renewed by the leader (forwarded there from a follower).
+    pub async fn lease_renew(&self, id: i64) -> Result<i64, EtcdError> {
+        self.on_leader(
+            |s| match s.lessor.lock().renew(id) {
+                Err(EtcdError::NotLeader) => None,
+                other => Some(other),
+            },
+            |leader| self.transport.lease_renew(leader, id),
+        )
+        .await
+    }
+
+    /// A lease's time to live as the leader sees it.
+    pub async fn lease_time_to_live(
+        &self,
+        req: chorus_api::etcdserverpb::LeaseTimeToLiveRequest,
+    ) -> Result<chorus_api::etcdserverpb::LeaseTimeToLiveResponse, EtcdError> {
+        self.on_leader(
+            |s| {
+                let lessor = s.lessor.lock();
+                if !lessor.is_primary() {
+                    return None;
+                }
+                Some(match lessor.time_to_live(req.id, req.keys) {
+                    None => Err(EtcdError::LeaseNotFound),
+                    Some(info) => Ok(chorus_api::etcdserverpb::LeaseTimeToLiveResponse {
+                        header: None,
+                        id: req.id,
+                        ttl: info.remaining,
+                        granted_ttl: info.granted,
+                        keys: info.keys,
+                    }),
+                })
+            },
+            |leader| self.transport.lease_time_to_live(leader, req.clone()),
+        )
+        .await
+    }
+
+    /// The leader's lease duties, every 500 ms: start or stop the lease clocks when
+    /// leadership changes, revoke expired leases, checkpoint remaining TTLs.
+    async fn lease_loop(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut leading = false;
+        loop {
+            tick.tick().await;
+            if self.is_stopping() {
+                return;
+            }
+            let is_leader = self.is_leader();
+            if is_leader != leading {
+                leading = is_leader;
+                let mut lessor = self.lessor.lock();
+                if is_leader {
+                    lessor.promote(self.limits.election_timeout);
+                } else {
+                    lessor.demote();
+                }
+            }
+            if !leading {
+                continue;
+            }
+            let (expired, checkpoints) = {
+                let mut lessor = self.lessor.lock();
+                (
+                    lessor.expired(500, Duration::from_secs(3)),
+                    lessor.due_checkpoints(1000),
+                )
+            };
+            for id in expired {
+                let server = self.clone();
+                tokio::spawn(async move {
+                    let req = chorus_api::etcdserverpb::LeaseRevokeRequest { id };
+                    match server
+                        .propose(internal_request::Request::LeaseRevoke(req))
+                        .await
+                    {
+                        Ok(_) | Err(EtcdError::LeaseNotFound) => {}
+                        Err(e) => {
+                            tracing::warn!(lease = %format!("{id:x}"), "failed to revoke expired lease: {e}")
+                        }
+                    }
+                });
+            }
+            if !checkpoints.is_empty() {
+                let req = chorus_api::etcdserverpb::LeaseCheckpointRequest {
+                    checkpoints: checkpoints
+                        .into_iter()
+                        .map(
+                            |(id, remaining_ttl)| chorus_api::etcdserverpb::LeaseCheckpoint {
+                                id,
+                                remaining_ttl,
+                            },
+                        )
+                        .collect(),
+                };
+                let server = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = server
+                        .propose(internal_request::Request::LeaseCheckpoint(req))
+                        .await
+                    {
+                        tracing::debug!("lease checkpoint not committed: {e}");
+                    }
+                });
+            }
+        }
     }
 
     pub fn watch_hub(&self) -> &Arc<crate::watch::WatchHub> {
@@ -584,6 +793,32 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
     if alarms.is_active(chorus_api::etcdserverpb::AlarmType::Nospace) {
         tracing::warn!("the NOSPACE alarm is active: writes are refused until it is disarmed");
     }
+    let transport = PeerTransport::start(
+        rec.member_id,
+        rec.cluster_id,
+        &cfg.listen_peer_urls,
+        cfg.snap_dir(),
+        backend_opts.clone(),
+        raft_tx.clone(),
+    )
+    .await
+    .map_err(StartError::Other)?;
+    let checkpoint_interval = cfg
+        .experimental_enable_lease_checkpoint
+        .then_some(cfg.experimental_lease_checkpoint_interval)
+        .filter(|d| !d.is_zero());
+    let lease_cfg = LeaseConfig {
+        min_ttl: crate::lease::min_ttl(cfg.election_ticks(), cfg.heartbeat_interval_ms),
+        checkpoint_interval,
+        persist_checkpoints: cfg.experimental_enable_lease_checkpoint_persist,
+    };
+    let lessor = Lessor::load(
+        &rec.backend,
+        &restored.key_leases,
+        lease_cfg.min_ttl,
+        lease_cfg.checkpoint_interval,
+        lease_cfg.persist_checkpoints,
+    )?;
     let server = Arc::new(Server {
         id: rec.member_id,
         name: cfg.name.clone(),
@@ -604,18 +839,12 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         alarms: RwLock::new(alarms.clone()),
         quota: cfg.effective_quota_backend_bytes(),
         watch_hub: crate::watch::WatchHub::new(restored.current_rev),
+        lessor: Mutex::new(lessor),
+        lease_cfg,
+        transport: transport.clone(),
     });
 
-    let transport = PeerTransport::start(
-        rec.member_id,
-        rec.cluster_id,
-        &cfg.listen_peer_urls,
-        cfg.snap_dir(),
-        backend_opts.clone(),
-        raft_tx.clone(),
-    )
-    .await
-    .map_err(StartError::Other)?;
+    transport.set_server(Arc::downgrade(&server));
     for m in cluster.members.values() {
         if m.id != rec.member_id {
             transport.add_peer(m.id, &m.peer_urls);
@@ -676,6 +905,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         .map_err(|e| StartError::Other(e.to_string()))?;
 
     tokio::spawn(server.clone().read_loop());
+    tokio::spawn(server.clone().lease_loop());
     let hub = server.watch_hub.clone();
     let weak = Arc::downgrade(&server);
     tokio::spawn(

@@ -15,9 +15,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chorus_api::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
 use chorus_api::peerpb::raft_client::RaftClient;
 use chorus_api::peerpb::raft_server::{Raft, RaftServer};
-use chorus_api::peerpb::{Ack, ProbeRequest, ProbeResponse, RaftBatch, SnapshotChunk};
+use chorus_api::peerpb::{
+    Ack, LeaseRenewRequest, LeaseRenewResponse, ProbeRequest, ProbeResponse, RaftBatch,
+    SnapshotChunk,
+};
 use chorus_storage::backend::{Backend, BackendOptions};
 use crossbeam_channel::Sender;
 use parking_lot::RwLock;
@@ -28,8 +32,12 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::Url;
+use crate::error::EtcdError;
 use crate::raft::{RaftInput, Transport};
-use crate::server::snapshot_db_path;
+use crate::server::{snapshot_db_path, Server};
+
+/// The member the peer service answers lease requests for (set once it exists).
+type ServerHandle = Arc<std::sync::OnceLock<std::sync::Weak<Server>>>;
 
 const QUEUE: usize = 4096;
 const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -44,7 +52,10 @@ struct Peer {
 pub struct PeerTransport {
     id: u64,
     cluster_id: u64,
+    server: ServerHandle,
     peers: RwLock<HashMap<u64, Peer>>,
+    /// Lazily connected clients for requests to a peer (lease forwarding).
+    clients: parking_lot::Mutex<HashMap<u64, RaftClient<tonic::transport::Channel>>>,
     raft_tx: Sender<RaftInput>,
     rt: tokio::runtime::Handle,
 }
@@ -59,12 +70,14 @@ impl PeerTransport {
         backend_opts: BackendOptions,
         raft_tx: Sender<RaftInput>,
     ) -> Result<Arc<PeerTransport>, String> {
+        let server: ServerHandle = Default::default();
         let service = PeerService {
             id,
             cluster_id,
             raft_tx: raft_tx.clone(),
             snap_dir,
             backend_opts,
+            server: server.clone(),
         };
         for url in listen {
             if url.is_tls() {
@@ -93,7 +106,9 @@ impl PeerTransport {
         Ok(Arc::new(PeerTransport {
             id,
             cluster_id,
+            server,
             peers: RwLock::new(HashMap::new()),
+            clients: Default::default(),
             raft_tx,
             rt: tokio::runtime::Handle::current(),
         }))
@@ -125,6 +140,64 @@ impl PeerTransport {
 
     pub fn remove_peer(&self, id: u64) {
         self.peers.write().remove(&id);
+        self.clients.lock().remove(&id);
+    }
+
+    /// Lets the peer service answer lease requests for this member.
+    pub fn set_server(&self, server: std::sync::Weak<Server>) {
+        let _ = self.server.set(server);
+    }
+
+    fn client(&self, id: u64) -> Result<RaftClient<tonic::transport::Channel>, EtcdError> {
+        if let Some(c) = self.clients.lock().get(&id) {
+            return Ok(c.clone());
+        }
+        let url = self
+            .peers
+            .read()
+            .get(&id)
+            .and_then(|p| p.urls.first().cloned())
+            .ok_or_else(|| EtcdError::Unavailable(format!("no peer URL for member {id:x}")))?;
+        let endpoint = tonic::transport::Endpoint::from_shared(url)
+            .map_err(|e| EtcdError::Unavailable(e.to_string()))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true);
+        let client = RaftClient::new(endpoint.connect_lazy());
+        self.clients.lock().insert(id, client.clone());
+        Ok(client)
+    }
+
+    fn forwarded(s: Status) -> EtcdError {
+        match s.code() {
+            tonic::Code::NotFound => EtcdError::LeaseNotFound,
+            _ => EtcdError::Unavailable(s.message().to_string()),
+        }
+    }
+
+    /// Forwards a keep-alive to the leader.
+    pub async fn lease_renew(&self, leader: u64, id: i64) -> Result<i64, EtcdError> {
+        let mut c = self.client(leader)?;
+        let req = LeaseRenewRequest {
+            cluster_id: self.cluster_id,
+            id,
+        };
+        match c.lease_renew(req).await {
+            Ok(r) => Ok(r.into_inner().ttl),
+            Err(s) => Err(Self::forwarded(s)),
+        }
+    }
+
+    /// Forwards a time-to-live request to the leader.
+    pub async fn lease_time_to_live(
+        &self,
+        leader: u64,
+        req: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
+        let mut c = self.client(leader)?;
+        match c.lease_time_to_live(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(Self::forwarded(s)),
+        }
     }
 
     /// Streams a snapshot message and the backend dump taken in `tx` to its recipient.
@@ -346,9 +419,23 @@ struct PeerService {
     raft_tx: Sender<RaftInput>,
     snap_dir: PathBuf,
     backend_opts: BackendOptions,
+    server: ServerHandle,
 }
 
 impl PeerService {
+    /// Lease requests are answered only by the leader's lessor.
+    fn leader(&self) -> Result<Arc<Server>, Status> {
+        let server = self
+            .server
+            .get()
+            .and_then(|w| w.upgrade())
+            .ok_or_else(|| Status::unavailable("member is starting or stopping"))?;
+        if !server.lessor.lock().is_primary() {
+            return Err(Status::failed_precondition("etcdserver: not leader"));
+        }
+        Ok(server)
+    }
+
     fn check(&self, cluster_id: u64, to: u64) -> Result<(), Status> {
         if cluster_id != self.cluster_id {
             return Err(Status::failed_precondition(format!(
@@ -446,6 +533,39 @@ impl Raft for PeerService {
             .send(RaftInput::Step(msg))
             .map_err(|_| Status::unavailable("member is stopping"))?;
         Ok(Response::new(Ack {}))
+    }
+
+    async fn lease_renew(
+        &self,
+        req: Request<LeaseRenewRequest>,
+    ) -> Result<Response<LeaseRenewResponse>, Status> {
+        let req = req.into_inner();
+        if req.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition("cluster ID mismatch"));
+        }
+        let server = self.leader()?;
+        let ttl = server.lessor.lock().renew(req.id)?;
+        Ok(Response::new(LeaseRenewResponse { ttl }))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let req = req.into_inner();
+        let server = self.leader()?;
+        let info = server
+            .lessor
+            .lock()
+            .time_to_live(req.id, req.keys)
+            .ok_or(EtcdError::LeaseNotFound)?;
+        Ok(Response::new(LeaseTimeToLiveResponse {
+            header: None,
+            id: req.id,
+            ttl: info.remaining,
+            granted_ttl: info.granted,
+            keys: info.keys,
+        }))
     }
 
     async fn probe(&self, req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {

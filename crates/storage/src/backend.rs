@@ -22,6 +22,8 @@ pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members");
 /// Member IDs removed from the cluster (they may never come back).
 pub const REMOVED_MEMBERS: TableDefinition<u64, &[u8]> = TableDefinition::new("members_removed");
+/// Lease ID -> encoded `internalpb.LeaseRecord`.
+pub const LEASES: TableDefinition<i64, &[u8]> = TableDefinition::new("lease");
 /// Active alarms: encoded `etcdserverpb.AlarmMember` -> nothing (etcd's alarm bucket).
 pub const ALARMS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("alarm");
 
@@ -99,6 +101,7 @@ impl Backend {
         tx.open_table(MEMBERS)?;
         tx.open_table(REMOVED_MEMBERS)?;
         tx.open_table(ALARMS)?;
+        tx.open_table(LEASES)?;
         tx.commit()?;
         Ok(backend)
     }
@@ -144,6 +147,7 @@ impl Backend {
         dump_table(tx, MEMBERS, TABLE_MEMBERS, &mut w)?;
         dump_table(tx, REMOVED_MEMBERS, TABLE_REMOVED_MEMBERS, &mut w)?;
         dump_table(tx, ALARMS, TABLE_ALARMS, &mut w)?;
+        dump_table(tx, LEASES, TABLE_LEASES, &mut w)?;
         w.write(&[TABLE_END])?;
         let crc = w.crc;
         w.out.write_all(&crc.to_le_bytes())?;
@@ -164,6 +168,7 @@ impl Backend {
                 let mut members = tx.open_table(MEMBERS)?;
                 let mut removed = tx.open_table(REMOVED_MEMBERS)?;
                 let mut alarms = tx.open_table(ALARMS)?;
+                let mut leases = tx.open_table(LEASES)?;
                 loop {
                     let mut id = [0u8];
                     r.read(&mut id)?;
@@ -178,6 +183,7 @@ impl Backend {
                         TABLE_MEMBERS => insert_raw(&mut members, &k, &v)?,
                         TABLE_REMOVED_MEMBERS => insert_raw(&mut removed, &k, &v)?,
                         TABLE_ALARMS => insert_raw(&mut alarms, &k, &v)?,
+                        TABLE_LEASES => insert_raw(&mut leases, &k, &v)?,
                         other => {
                             return Err(BackendError::Corrupt {
                                 what: format!("snapshot dump: unknown table {other}"),
@@ -240,6 +246,7 @@ const TABLE_META: u8 = 2;
 const TABLE_MEMBERS: u8 = 3;
 const TABLE_REMOVED_MEMBERS: u8 = 4;
 const TABLE_ALARMS: u8 = 5;
+const TABLE_LEASES: u8 = 6;
 const TABLE_END: u8 = 0xff;
 
 struct DumpWriter<'a, W: Write> {

@@ -19,17 +19,20 @@ use std::time::{Duration, Instant};
 
 use chorus_api::etcdserverpb::{
     alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
-    CompactionResponse, DeleteRangeResponse, PutResponse, ResponseHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
+    LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
 use chorus_api::internalpb::{internal_request::Request, InternalRequest, Member};
 use chorus_storage::backend::{self, meta_keys, Backend, BackendOptions};
 use chorus_storage::mvcc::KvStore;
+use chorus_storage::mvcc::RangeEnd;
 use crossbeam_channel::{Receiver, Sender};
 use prost::Message as _;
 use raft::eraftpb::{ConfState, EntryType, SnapshotMetadata};
 
 use crate::alarm::{Alarms, QuotaCost};
 use crate::error::EtcdError;
+use crate::lease::GrantError;
 use crate::membership::{self, Cluster};
 use crate::raft::{ApplyTask, Committed, RaftInput};
 use crate::server::{snapshot_db_path, Server};
@@ -43,21 +46,14 @@ pub enum Applied {
     Txn(TxnResponse),
     Compaction(CompactionResponse),
     Alarm(AlarmResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
+    LeaseCheckpoint(LeaseCheckpointResponse),
     /// Requests with no response body (member attributes).
     Done,
 }
 
 pub type ApplyResult = Result<Applied, EtcdError>;
-
-/// Leases do not exist until the lease service is built: a Put naming one fails as it
-/// would in etcd for an unknown lease.
-struct NoLeases;
-
-impl kv::LeaseCheck for NoLeases {
-    fn exists(&self, _id: i64) -> bool {
-        false
-    }
-}
 
 pub struct Applier {
     server: Arc<Server>,
@@ -223,22 +219,68 @@ impl Applier {
                         };
                         // While NOSPACE is active, writes that add data are refused.
                         let capped = self.alarms.is_active(AlarmType::Nospace);
+                        let mut lessor = self.server.lessor.lock();
+                        let mut moved: kv::LeaseChanges = Vec::new();
                         let result = match request {
                             Request::Put(_) if capped => Err(EtcdError::NoSpace),
                             Request::Txn(r) if capped && r.cost() > 0 => Err(EtcdError::NoSpace),
                             Request::LeaseGrant(_) if capped => Err(EtcdError::NoSpace),
                             Request::Put(p) => {
                                 let mut t = batch.txn();
-                                kv::put(&mut t, &p, &NoLeases, &mut Vec::new()).map(Applied::Put)
+                                kv::put(&mut t, &p, &*lessor, &mut moved).map(Applied::Put)
                             }
                             Request::DeleteRange(d) => {
                                 let mut t = batch.txn();
-                                kv::delete_range(&mut t, &d, &mut Vec::new())
-                                    .map(Applied::DeleteRange)
+                                kv::delete_range(&mut t, &d, &mut moved).map(Applied::DeleteRange)
                             }
                             Request::Txn(r) => {
                                 let mut t = batch.txn();
-                                kv::txn(&mut t, &r, &NoLeases, &mut Vec::new()).map(Applied::Txn)
+                                kv::txn(&mut t, &r, &*lessor, &mut moved).map(Applied::Txn)
+                            }
+                            Request::LeaseGrant(g) => match lessor.grant(&tx, g.id, g.ttl) {
+                                Ok(ttl) => Ok(Applied::LeaseGrant(LeaseGrantResponse {
+                                    header: Some(ResponseHeader {
+                                        revision: batch.rev(),
+                                        ..Default::default()
+                                    }),
+                                    id: g.id,
+                                    ttl,
+                                    error: String::new(),
+                                })),
+                                Err(GrantError::Etcd(e)) => Err(e),
+                                Err(GrantError::Backend(e)) => return Err(e.to_string()),
+                            },
+                            Request::LeaseRevoke(r) => match lessor.keys(r.id) {
+                                None => Err(EtcdError::LeaseNotFound),
+                                Some(keys) => {
+                                    // Every attached key goes in one revision.
+                                    let mut t = batch.txn();
+                                    for k in &keys {
+                                        t.delete_range(k, RangeEnd::Single)
+                                            .map_err(|e| e.to_string())?;
+                                    }
+                                    let rev = t.rev();
+                                    lessor.remove(&tx, r.id).map_err(|e| e.to_string())?;
+                                    Ok(Applied::LeaseRevoke(LeaseRevokeResponse {
+                                        header: Some(ResponseHeader {
+                                            revision: rev,
+                                            ..Default::default()
+                                        }),
+                                    }))
+                                }
+                            },
+                            Request::LeaseCheckpoint(c) => {
+                                for cp in &c.checkpoints {
+                                    lessor
+                                        .checkpoint(&tx, cp.id, cp.remaining_ttl)
+                                        .map_err(|e| e.to_string())?;
+                                }
+                                Ok(Applied::LeaseCheckpoint(LeaseCheckpointResponse {
+                                    header: Some(ResponseHeader {
+                                        revision: batch.rev(),
+                                        ..Default::default()
+                                    }),
+                                }))
                             }
                             Request::Compaction(c) => {
                                 let cur = batch.rev();
@@ -272,13 +314,11 @@ impl Applier {
                                 alarms_changed |= changed;
                                 Ok(Applied::Alarm(resp))
                             }
-                            Request::LeaseGrant(_)
-                            | Request::LeaseRevoke(_)
-                            | Request::LeaseCheckpoint(_) => Err(EtcdError::Unimplemented(
-                                "chorus: this request is not supported by this member's version"
-                                    .into(),
-                            )),
                         };
+                        for (key, lease) in moved {
+                            lessor.attach(&key, lease);
+                        }
+                        drop(lessor);
                         if let Err(EtcdError::Internal(msg)) = &result {
                             // A backend failure inside apply cannot be skipped.
                             return Err(msg.clone());
@@ -389,8 +429,11 @@ impl Applier {
             let _ = dir.sync_all();
         }
         let backend = Arc::new(Backend::open(&db, &self.backend_opts).map_err(|e| e.to_string())?);
-        let (kv, _) = KvStore::open(backend.clone()).map_err(|e| e.to_string())?;
+        let (kv, restored) = KvStore::open(backend.clone()).map_err(|e| e.to_string())?;
         let kv = Arc::new(kv);
+        self.server
+            .reload_lessor(&backend, &restored.key_leases)
+            .map_err(|e| e.to_string())?;
         let cluster = Cluster::load(&backend, self.server.cluster_id).map_err(|e| e.to_string())?;
         self.backend = backend;
         self.kv = kv.clone();

@@ -312,7 +312,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("experimental-corrupt-check-time", K::Duration, Some(S::Experimental), "'0s'", "Duration of time between cluster corruption check passes.", Yaml::Key, |c| c.experimental_corrupt_check_time),
     flag!("experimental-enable-v2v3", K::Str, Some(S::Experimental), "''", "Serve v2 requests through the v3 backend under a given prefix.", Yaml::Key, |c| c.experimental_enable_v2v3),
     flag!("experimental-backend-bbolt-freelist-type", K::Str, Some(S::Experimental), "'array'", "ExperimentalBackendFreelistType specifies the type of freelist that boltdb backend uses(array and map are supported types).", Yaml::Key, |c| c.experimental_backend_bbolt_freelist_type),
-    flag!("experimental-enable-lease-checkpoint", K::Bool, Some(S::Experimental), "'false'", "ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.", Yaml::Key, |c| c.experimental_enable_lease_checkpoint),
+    flag!("experimental-enable-lease-checkpoint", K::Bool, Some(S::Experimental), "'true'", "ExperimentalEnableLeaseCheckpoint enables primary lessor to persist lease remainingTTL to prevent indefinite auto-renewal of long lived leases.", Yaml::Key, |c| c.experimental_enable_lease_checkpoint),
     flag!("experimental-compaction-batch-limit", K::Int, Some(S::Experimental), "1000", "ExperimentalCompactionBatchLimit sets the maximum revisions deleted in each compaction batch.", Yaml::Key, |c| c.experimental_compaction_batch_limit),
     flag!("experimental-peer-skip-client-san-verification", K::Bool, Some(S::Experimental), "'false'", "Skip verification of SAN field in client certificate for peer connections.", Yaml::No, |c| c.peer_tls.skip_client_san_verification),
     flag!("experimental-watch-progress-notify-interval", K::Duration, Some(S::Experimental), "'10m'", "Duration of periodical watch progress notification.", Yaml::Key, |c| c.experimental_watch_progress_notify_interval),
@@ -327,8 +327,10 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("version", K::Version, None, "'false'", "", Yaml::No),
     flag!("log-output", K::LogOutput, None, "'default'", "", Yaml::List),
     flag!("enable-grpc-gateway", K::Bool, None, "'true'", "", Yaml::Key, |c| c.enable_grpc_gateway),
-    flag!("experimental-enable-lease-checkpoint-persist", K::Bool, None, "'false'", "", Yaml::Key, |c| c.experimental_enable_lease_checkpoint_persist),
+    flag!("experimental-enable-lease-checkpoint-persist", K::Bool, None, "'true'", "", Yaml::Key, |c| c.experimental_enable_lease_checkpoint_persist),
     flag!("unsafe-no-fsync", K::Bool, None, "'false'", "", Yaml::Key, |c| c.unsafe_no_fsync),
+    // From etcd 3.5: how often the leader checkpoints remaining lease TTLs through raft.
+    flag!("experimental-lease-checkpoint-interval", K::Duration, None, "'5s'", "", Yaml::Key, |c| c.experimental_lease_checkpoint_interval),
     // From etcd 3.5: entries kept in memory after a snapshot for slow followers.
     flag!("experimental-snapshot-catchup-entries", K::Uint, None, "5000", "", Yaml::Key, |c| c.experimental_snapshot_catchup_entries),
     // etcd's `ignored` list: accepted (bool-like), warn, no effect.

@@ -408,7 +408,11 @@ fn help_text_matches_etcd_layout() {
     let etcd_stdout = include_str!("testdata/etcd-3.4.23-help-stdout.txt");
     let expected = etcd_stdout
         .replace("--data-dir '${name}.etcd'", "--data-dir '${name}.chorus'")
-        .replace("--enable-v2 'false'", "--enable-v2 'true'");
+        .replace("--enable-v2 'false'", "--enable-v2 'true'")
+        .replace(
+            "--experimental-enable-lease-checkpoint 'false'",
+            "--experimental-enable-lease-checkpoint 'true'",
+        );
     assert_eq!(flags_text(), expected);
     let etcd_stderr = include_str!("testdata/etcd-3.4.23-help-stderr.txt");
     let expected = etcd_stderr
@@ -817,7 +821,11 @@ fn validation_messages_match_etcd() {
             "multiple discovery or bootstrap flags are set. Choose one of \"initial-cluster\", \"discovery\" or \"discovery-srv\"",
         ),
         (
-            &["--experimental-enable-lease-checkpoint-persist"],
+            // chorus turns checkpointing on by default, so the conflict needs it switched off.
+            &[
+                "--experimental-enable-lease-checkpoint=false",
+                "--experimental-enable-lease-checkpoint-persist",
+            ],
             "setting experimental-enable-lease-checkpoint-persist requires experimental-enable-lease-checkpoint",
         ),
         (&["--auto-compaction-mode", "foo"], "unknown auto-compaction-mode \"foo\""),

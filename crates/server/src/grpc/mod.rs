@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod kv;
+pub mod lease;
 pub mod maintenance;
 pub mod watch;
 
@@ -22,6 +23,11 @@ pub fn routes(server: &Arc<Server>) -> Routes {
     )
     .add_service(
         maintenance::service(server.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        lease::service(server.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX),
     )

@@ -113,13 +113,15 @@ fn read_i64(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) 
 }
 
 /// What a start-up found in the backend.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Restored {
     pub current_rev: i64,
     pub compact_rev: i64,
     /// A compaction that was scheduled but not finished before the stop; the caller runs
     /// [`KvStore::compact`] for it.
     pub pending_compaction: Option<i64>,
+    /// Live keys attached to a lease, for the lessor to rebuild its key sets.
+    pub key_leases: Vec<(Vec<u8>, i64)>,
 }
 
 impl KvStore {
@@ -132,6 +134,7 @@ impl KvStore {
         let kv = tx.open_table(KV)?;
         let mut index = TreeIndex::default();
         let mut current = 1;
+        let mut key_leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
         for item in kv.iter()? {
             let (k, v) = item?;
             let (main, sub) = k.value();
@@ -144,6 +147,11 @@ impl KvStore {
                 kv.version,
                 tombstone,
             );
+            if kv.lease != 0 && !tombstone {
+                key_leases.insert(kv.key, kv.lease);
+            } else if !key_leases.is_empty() {
+                key_leases.remove(&kv.key);
+            }
             current = main;
         }
         let compact_rev = scheduled.max(finished);
@@ -152,6 +160,7 @@ impl KvStore {
             current_rev: current,
             compact_rev,
             pending_compaction: (scheduled > finished).then_some(scheduled),
+            key_leases: key_leases.into_iter().collect(),
         };
         drop((kv, meta, tx));
         let store = KvStore {

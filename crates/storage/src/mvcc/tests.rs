@@ -200,7 +200,8 @@ fn restart_rebuilds_index_after_compaction() {
         Restored {
             current_rev: 6,
             compact_rev: 4,
-            pending_compaction: None
+            pending_compaction: None,
+            key_leases: Vec::new(),
         }
     );
     let kv = get(&s, "a", 0).unwrap().unwrap();
@@ -302,4 +303,20 @@ fn dump_and_restore_round_trip() {
         &BackendOptions::default()
     )
     .is_err());
+}
+
+#[test]
+fn restart_reports_keys_attached_to_leases() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (s, _) = open_at(dir.path());
+        txn(&s, |t| t.put(b"a", b"1", 7).unwrap());
+        txn(&s, |t| t.put(b"b", b"1", 7).unwrap());
+        txn(&s, |t| t.put(b"a", b"2", 0).unwrap()); // detached
+        txn(&s, |t| t.put(b"c", b"1", 9).unwrap());
+        del(&s, "c", RangeEnd::Single);
+        s.backend().force_commit().unwrap();
+    }
+    let (_, restored) = open_at(dir.path());
+    assert_eq!(restored.key_leases, vec![(b"b".to_vec(), 7)]);
 }
