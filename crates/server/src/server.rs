@@ -241,7 +241,7 @@ impl Server {
                     }),
                 })
             },
-            |leader| self.transport.lease_time_to_live(leader, req.clone()),
+            |leader| self.transport.lease_time_to_live(leader, req),
         )
         .await
     }
