@@ -9,7 +9,7 @@ use std::process::Command;
 use chorus_client::{Client, ConnectOptions, GetOptions, PutOptions};
 use common::{Cluster, ClusterOptions, Etcdctl, Normalizer, ServerKind};
 
-const ETCD: ServerKind = ServerKind::Chorus;
+const ETCD: ServerKind = ServerKind::Etcd;
 
 fn have_etcd_and_etcdctl() -> bool {
     common::require_etcd() && common::require_etcdctl()
