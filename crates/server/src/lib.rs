@@ -15,6 +15,7 @@
 pub mod alarm;
 pub mod apply;
 pub mod compactor;
+pub mod concurrency;
 pub mod config;
 pub mod error;
 pub mod grpc;

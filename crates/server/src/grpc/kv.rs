@@ -142,39 +142,54 @@ fn check_intervals(reqs: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>), 
     Ok((puts, dels))
 }
 
-impl KvService {
-    async fn range_inner(&self, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
-        check_range(&r)?;
-        if !r.serializable {
-            self.server.linearizable_read().await?;
-        }
-        let kv = self.server.kv();
-        let mut resp = ops::range(&ops::PinnedRead::new(&kv), &r)?;
-        self.server.fill_header(&mut resp.header);
-        Ok(resp)
+/// A Range as the KV service serves it (also used by the lock and election services).
+pub(crate) async fn range(server: &Server, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
+    check_range(&r)?;
+    if !r.serializable {
+        server.linearizable_read().await?;
     }
+    let kv = server.kv();
+    let mut resp = ops::range(&ops::PinnedRead::new(&kv), &r)?;
+    server.fill_header(&mut resp.header);
+    Ok(resp)
+}
 
-    async fn txn_inner(&self, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
-        self.server.check_quota(r.cost())?;
-        check_txn(&r, self.server.limits.max_txn_ops)?;
-        check_intervals(&r.success)?;
-        check_intervals(&r.failure)?;
-        if ops::is_txn_read_only(&r) {
-            if !ops::is_txn_serializable(&r) {
-                self.server.linearizable_read().await?;
-            }
-            let kv = self.server.kv();
-            let mut resp = ops::read_only_txn(&ops::PinnedRead::new(&kv), &r)?;
-            self.server.fill_header(&mut resp.header);
-            return Ok(resp);
+/// A Txn as the KV service serves it: read-only ones locally, the others through raft.
+pub(crate) async fn txn(server: &Arc<Server>, r: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    server.check_quota(r.cost())?;
+    check_txn(&r, server.limits.max_txn_ops)?;
+    check_intervals(&r.success)?;
+    check_intervals(&r.failure)?;
+    if ops::is_txn_read_only(&r) {
+        if !ops::is_txn_serializable(&r) {
+            server.linearizable_read().await?;
         }
-        match self.server.propose(Internal::Txn(r)).await? {
-            Applied::Txn(mut resp) => {
-                self.server.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
+        let kv = server.kv();
+        let mut resp = ops::read_only_txn(&ops::PinnedRead::new(&kv), &r)?;
+        server.fill_header(&mut resp.header);
+        return Ok(resp);
+    }
+    match server.propose(Internal::Txn(r)).await? {
+        Applied::Txn(mut resp) => {
+            server.fill_header(&mut resp.header);
+            Ok(resp)
         }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// A DeleteRange through raft.
+pub(crate) async fn delete_range(
+    server: &Server,
+    r: DeleteRangeRequest,
+) -> Result<DeleteRangeResponse, EtcdError> {
+    check_delete(&r)?;
+    match server.propose(Internal::DeleteRange(r)).await? {
+        Applied::DeleteRange(mut resp) => {
+            server.fill_header(&mut resp.header);
+            Ok(resp)
+        }
+        other => Err(unexpected(other)),
     }
 }
 
@@ -185,7 +200,7 @@ fn unexpected(a: Applied) -> EtcdError {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        Ok(Response::new(self.range_inner(req.into_inner()).await?))
+        Ok(Response::new(range(&self.server, req.into_inner()).await?))
     }
 
     type RangeStreamStream =
@@ -217,19 +232,13 @@ impl Kv for KvService {
         &self,
         req: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let r = req.into_inner();
-        check_delete(&r)?;
-        match self.server.propose(Internal::DeleteRange(r)).await? {
-            Applied::DeleteRange(mut resp) => {
-                self.server.fill_header(&mut resp.header);
-                Ok(Response::new(resp))
-            }
-            other => Err(unexpected(other).into()),
-        }
+        Ok(Response::new(
+            delete_range(&self.server, req.into_inner()).await?,
+        ))
     }
 
     async fn txn(&self, req: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        Ok(Response::new(self.txn_inner(req.into_inner()).await?))
+        Ok(Response::new(txn(&self.server, req.into_inner()).await?))
     }
 
     async fn compact(

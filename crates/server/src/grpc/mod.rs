@@ -2,8 +2,10 @@
 //! reads, and shapes the response; the logic lives in `apply` and `storage`.
 
 pub mod cluster;
+pub mod election;
 pub mod kv;
 pub mod lease;
+pub mod lock;
 pub mod maintenance;
 pub mod watch;
 
@@ -33,6 +35,16 @@ pub fn routes(server: &Arc<Server>) -> Routes {
     )
     .add_service(
         watch::service(server.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        lock::service(server.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        election::service(server.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX),
     )
