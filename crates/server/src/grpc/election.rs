@@ -110,7 +110,7 @@ impl Election for ElectionService {
             },
         )
         .await?;
-        let header = resp.header.clone().unwrap_or_default();
+        let header = resp.header.unwrap_or_default();
         let mut leader = LeaderKey {
             name: r.name.clone(),
             key: key.clone(),
@@ -242,7 +242,7 @@ async fn observe(
         let key = kv.key.clone();
         if tx
             .send(Ok(LeaderResponse {
-                header: Some(header.clone()),
+                header: Some(header),
                 kv: Some(kv),
             }))
             .await
@@ -259,7 +259,7 @@ async fn observe(
                 }
                 header = server.header(rev);
                 let resp = LeaderResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     kv: e.kv,
                 };
                 if tx.send(Ok(resp)).await.is_err() {

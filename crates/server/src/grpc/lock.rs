@@ -58,7 +58,7 @@ impl LockService {
             },
         )
         .await?;
-        let header = resp.header.clone().unwrap_or_default();
+        let header = resp.header.unwrap_or_default();
         let range_of = |i: usize| match resp.responses.get(i).and_then(|r| r.response.as_ref()) {
             Some(chorus_api::etcdserverpb::response_op::Response::ResponseRange(rr)) => {
                 rr.kvs.clone()
