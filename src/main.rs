@@ -21,7 +21,10 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
-    chorus_server::init_logging(&cfg.log_level);
+    if let Err(e) = chorus_server::init_logging(&cfg) {
+        eprintln!("chorus: {e}");
+        std::process::exit(1);
+    }
     for n in notices {
         match n.level {
             NoticeLevel::Info => tracing::info!("{}", n.message),

@@ -77,18 +77,50 @@ async fn wait_for_signal() {
     }
 }
 
-/// The process-wide `tracing` subscriber, at `--log-level` (etcd's levels; `dpanic`,
-/// `panic` and `fatal` log errors only). `RUST_LOG` overrides it for debugging.
-pub fn init_logging(level: &str) {
-    let level = match level {
+/// The process-wide `tracing` subscriber from `--log-level` (etcd's levels; `dpanic`,
+/// `panic` and `fatal` log errors only; `--debug` means debug), `--logger` (`zap`: JSON
+/// lines, `capnslog`: text) and `--log-outputs` (`default`/`stderr`, `stdout`, or files,
+/// appended to). `RUST_LOG` overrides the level for debugging.
+pub fn init_logging(cfg: &config::Config) -> Result<(), String> {
+    use tracing_subscriber::fmt::writer::{BoxMakeWriter, MakeWriterExt};
+    let level = match cfg.log_level.as_str() {
+        _ if cfg.debug => "debug",
         "dpanic" | "panic" | "fatal" => "error",
         other => other,
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
+    let mut writer: Option<BoxMakeWriter> = None;
+    for out in &cfg.log_outputs {
+        let w = match out.as_str() {
+            "default" | "stderr" => BoxMakeWriter::new(std::io::stderr),
+            "stdout" => BoxMakeWriter::new(std::io::stdout),
+            "systemd/journal" => {
+                return Err("--log-outputs=systemd/journal is not implemented yet in chorus (see docs/compatibility.md)".into())
+            }
+            path => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| format!("cannot open log output {path}: {e}"))?;
+                BoxMakeWriter::new(std::sync::Mutex::new(file))
+            }
+        };
+        writer = Some(match writer {
+            None => w,
+            Some(prev) => BoxMakeWriter::new(prev.and(w)),
+        });
+    }
+    let writer = writer.unwrap_or_else(|| BoxMakeWriter::new(std::io::stderr));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+        .with_writer(writer)
+        .with_target(false);
+    let _ = if cfg.logger == "zap" {
+        builder.json().try_init()
+    } else {
+        builder.with_ansi(false).try_init()
+    };
+    Ok(())
 }

@@ -23,7 +23,7 @@ use prost::Message as _;
 use raft::eraftpb::{ConfState, SnapshotMetadata};
 use tokio::sync::{watch, Notify};
 
-use crate::apply::{Applied, Applier, ApplyResult};
+use crate::apply::{Applied, Applier, ApplyLimits, ApplyResult};
 use crate::config::Config;
 use crate::error::EtcdError;
 use crate::lease::Lessor;
@@ -860,6 +860,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             snapshot_catchup_entries: cfg.experimental_snapshot_catchup_entries,
             max_snapshots: cfg.max_snapshots.max(1) as usize,
             applied: rec.snapshot.index,
+            pre_vote: cfg.pre_vote,
+            fast_first_election: cfg.initial_election_tick_advance,
         },
         rec.storage,
         rec.wal,
@@ -893,7 +895,12 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.snap_dir(),
         backend_opts,
         transport.clone(),
-        cfg.backend_batch_interval,
+        ApplyLimits {
+            batch_interval: cfg.backend_batch_interval,
+            batch_limit: cfg.backend_batch_limit,
+            compaction_batch_limit: cfg.effective_compaction_batch_limit() as usize,
+            warning_apply_duration: cfg.experimental_warning_apply_duration,
+        },
         alarms,
     )?;
     if let Some(rev) = restored.pending_compaction {

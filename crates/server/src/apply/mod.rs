@@ -55,6 +55,19 @@ pub enum Applied {
 
 pub type ApplyResult = Result<Applied, EtcdError>;
 
+/// Apply-side tuning from the configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ApplyLimits {
+    /// Longest time between durable backend commits (`--backend-batch-interval`; 0: 100 ms).
+    pub batch_interval: Duration,
+    /// Most entries between durable commits (`--backend-batch-limit`; 0: 10,000).
+    pub batch_limit: i64,
+    /// Revisions deleted per compaction transaction (`--experimental-compaction-batch-limit`).
+    pub compaction_batch_limit: usize,
+    /// Requests applying slower than this are logged (`--experimental-warning-apply-duration`).
+    pub warning_apply_duration: Duration,
+}
+
 pub struct Applier {
     server: Arc<Server>,
     rx: Receiver<ApplyTask>,
@@ -70,8 +83,10 @@ pub struct Applier {
     snap_dir: PathBuf,
     backend_opts: BackendOptions,
     transport: Arc<PeerTransport>,
-    batch_interval: Duration,
+    limits: ApplyLimits,
     last_durable: Instant,
+    /// Entries applied since the last durable commit.
+    since_durable: u64,
     compactor: Sender<(Arc<KvStore>, i64)>,
     alarms: Alarms,
 }
@@ -88,9 +103,17 @@ impl Applier {
         snap_dir: PathBuf,
         backend_opts: BackendOptions,
         transport: Arc<PeerTransport>,
-        batch_interval: Duration,
+        limits: ApplyLimits,
         alarms: Alarms,
     ) -> Result<Applier, backend::BackendError> {
+        let mut limits = limits;
+        if limits.batch_interval.is_zero() {
+            limits.batch_interval = Duration::from_millis(100);
+        }
+        if limits.batch_limit <= 0 {
+            limits.batch_limit = 10_000;
+        }
+        let chunk = limits.compaction_batch_limit.max(1);
         let applied_term = {
             let tx = backend.begin_read()?;
             let meta = tx.open_table(backend::META)?;
@@ -102,7 +125,7 @@ impl Applier {
             .name("compactor".into())
             .spawn(move || {
                 for (kv, rev) in jobs {
-                    match kv.compact(rev, 10_000) {
+                    match kv.compact(rev, chunk) {
                         Ok(n) => tracing::info!(revision = rev, deleted = n, "finished compaction"),
                         Err(e) => tracing::error!(revision = rev, "compaction failed: {e}"),
                     }
@@ -123,12 +146,9 @@ impl Applier {
             snap_dir,
             backend_opts,
             transport,
-            batch_interval: if batch_interval.is_zero() {
-                Duration::from_millis(100)
-            } else {
-                batch_interval
-            },
+            limits,
             last_durable: Instant::now(),
+            since_durable: 0,
             compactor,
             alarms,
         })
@@ -217,6 +237,8 @@ impl Applier {
                         let Some(request) = req.request else {
                             continue;
                         };
+                        let started = Instant::now();
+                        let kind = request_kind(&request);
                         // While NOSPACE is active, writes that add data are refused.
                         let capped = self.alarms.is_active(AlarmType::Nospace);
                         let mut lessor = self.server.lessor.lock();
@@ -319,6 +341,15 @@ impl Applier {
                             lessor.attach(&key, lease);
                         }
                         drop(lessor);
+                        let took = started.elapsed();
+                        if took > self.limits.warning_apply_duration {
+                            tracing::warn!(
+                                request = kind,
+                                took = ?took,
+                                expected = ?self.limits.warning_apply_duration,
+                                "apply request took too long"
+                            );
+                        }
                         if let Err(EtcdError::Internal(msg)) = &result {
                             // A backend failure inside apply cannot be skipped.
                             return Err(msg.clone());
@@ -351,11 +382,14 @@ impl Applier {
                 .map_err(|e| e.to_string())?;
         }
         let mut tx = tx;
-        let durable = self.last_durable.elapsed() >= self.batch_interval;
+        self.since_durable += entries.len() as u64;
+        let durable = self.last_durable.elapsed() >= self.limits.batch_interval
+            || self.since_durable >= self.limits.batch_limit as u64;
         if durable {
             tx.set_durability(redb::Durability::Immediate)
                 .map_err(|e| e.to_string())?;
             self.last_durable = Instant::now();
+            self.since_durable = 0;
         }
         tx.commit().map_err(|e| e.to_string())?;
         self.kv.publish(rev);
@@ -391,6 +425,7 @@ impl Applier {
         }
         self.backend.force_commit().map_err(|e| e.to_string())?;
         self.last_durable = Instant::now();
+        self.since_durable = 0;
         self.snapshot_index = self.consistent_index;
         let meta = self.applied_snapshot_meta();
         let _ = self.server.raft_tx.send(RaftInput::Snapshotted { meta });
@@ -535,4 +570,18 @@ fn apply_alarm(
         alarms,
     };
     Ok((resp, changed))
+}
+
+fn request_kind(r: &Request) -> &'static str {
+    match r {
+        Request::Put(_) => "put",
+        Request::DeleteRange(_) => "delete_range",
+        Request::Txn(_) => "txn",
+        Request::Compaction(_) => "compaction",
+        Request::LeaseGrant(_) => "lease_grant",
+        Request::LeaseRevoke(_) => "lease_revoke",
+        Request::LeaseCheckpoint(_) => "lease_checkpoint",
+        Request::Alarm(_) => "alarm",
+        Request::MemberAttributes(_) => "member_attributes",
+    }
 }

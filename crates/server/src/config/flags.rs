@@ -265,7 +265,7 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("discovery-srv", K::Str, Some(S::Clustering), "''", "DNS srv domain used to bootstrap the cluster.", Yaml::Key, |c| c.discovery_srv),
     flag!("discovery-srv-name", K::Str, Some(S::Clustering), "''", "Suffix to the dns srv name queried when bootstrapping.", Yaml::Key, |c| c.discovery_srv_name),
     flag!("strict-reconfig-check", K::Bool, Some(S::Clustering), "'true'", "Reject reconfiguration requests that would cause quorum loss.", Yaml::Key, |c| c.strict_reconfig_check),
-    flag!("pre-vote", K::Bool, Some(S::Clustering), "'false'", "Enable to run an additional Raft election phase.", Yaml::Key, |c| c.pre_vote),
+    flag!("pre-vote", K::Bool, Some(S::Clustering), "'true'", "Enable to run an additional Raft election phase.", Yaml::Key, |c| c.pre_vote),
     flag!("auto-compaction-retention", K::Str, Some(S::Clustering), "'0'", "Auto compaction retention length. 0 means disable auto compaction.", Yaml::Key, |c| c.auto_compaction_retention),
     flag!("auto-compaction-mode", K::Str, Some(S::Clustering), "'periodic'", "Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for duration based retention, defaulting to hours if no time unit is provided (e.g. '5m'). 'revision' for revision number based retention.", Yaml::Key, |c| c.auto_compaction_mode),
     flag!("enable-v2", K::Bool, Some(S::Clustering), "'true'", "Accept etcd V2 client requests.", Yaml::Key, |c| c.enable_v2),

@@ -117,6 +117,14 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-enable-v2v3",
     "experimental-initial-corrupt-check",
     "experimental-corrupt-check-time",
+    // auth (the Auth service arrives later)
+    "bcrypt-cost",
+    "auth-token-ttl",
+    // HTTP policies and metrics
+    "cors",
+    "host-whitelist",
+    "listen-metrics-urls",
+    "log-package-levels",
 ];
 
 /// Default client URL (`--listen-client-urls`, `--advertise-client-urls`).
@@ -471,7 +479,8 @@ impl Config {
             discovery_srv: String::new(),
             discovery_srv_name: String::new(),
             strict_reconfig_check: true,
-            pre_vote: false,
+            // chorus runs pre-vote by default (etcd 3.4: off; 3.5: on).
+            pre_vote: true,
             auto_compaction_retention: "0".to_string(),
             auto_compaction_mode: "periodic".to_string(),
             enable_v2: true,
@@ -613,6 +622,15 @@ impl Config {
     pub fn validate_with_notices(&self, notices: &mut Vec<Notice>) -> Result<(), ConfigError> {
         self.validate_etcd(notices)?;
         self.check_not_implemented()?;
+        if !matches!(
+            self.experimental_backend_bbolt_freelist_type.as_str(),
+            "" | "array"
+        ) {
+            notices.push(Notice::warn(format!(
+                "--experimental-backend-bbolt-freelist-type={} has no effect: chorus's backend is redb, not bbolt",
+                self.experimental_backend_bbolt_freelist_type
+            )));
+        }
         self.validate_startup(notices)
     }
 

@@ -112,7 +112,8 @@ fn defaults_match_etcd_except_data_dir_and_v2() {
     assert_eq!(c.log_outputs, vec!["default"]);
     assert!(c.enable_v2, "chorus enables the v2 API by default");
     assert!(c.strict_reconfig_check);
-    assert!(!c.pre_vote);
+    // chorus runs pre-vote by default.
+    assert!(c.pre_vote);
     assert!(c.initial_election_tick_advance);
     assert_eq!(c.grpc_keepalive_min_time, Duration::from_secs(5));
     assert_eq!(c.grpc_keepalive_interval, Duration::from_secs(7200));
@@ -412,7 +413,8 @@ fn help_text_matches_etcd_layout() {
         .replace(
             "--experimental-enable-lease-checkpoint 'false'",
             "--experimental-enable-lease-checkpoint 'true'",
-        );
+        )
+        .replace("--pre-vote 'false'", "--pre-vote 'true'");
     assert_eq!(flags_text(), expected);
     let etcd_stderr = include_str!("testdata/etcd-3.4.23-help-stderr.txt");
     let expected = etcd_stderr

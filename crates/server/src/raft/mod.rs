@@ -126,6 +126,10 @@ pub struct NodeConfig {
     pub max_snapshots: usize,
     /// Applied index at start-up (the snapshot's index).
     pub applied: u64,
+    pub pre_vote: bool,
+    /// Campaign at once when this member is the only voter (etcd's
+    /// --initial-election-tick-advance for a one-member cluster).
+    pub fast_first_election: bool,
 }
 
 pub struct Node {
@@ -174,12 +178,16 @@ impl Node {
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 512,
             check_quorum: true,
-            pre_vote: true,
+            pre_vote: cfg.pre_vote,
             read_only_option: raft::ReadOnlyOption::Safe,
             ..Default::default()
         };
         rcfg.validate()?;
-        let raw = RawNode::new(&rcfg, storage, &logger::logger(cfg.id))?;
+        let mut raw = RawNode::new(&rcfg, storage, &logger::logger(cfg.id))?;
+        let voters = raw.store().conf_state().voters.clone();
+        if cfg.fast_first_election && voters == [cfg.id] {
+            raw.campaign()?;
+        }
         status
             .last_index
             .store(raw.store().hard_state().commit, Ordering::Release);
