@@ -96,7 +96,7 @@ struct ClientService {
 fn client_service(server: &Arc<Server>) -> ClientService {
     ClientService {
         grpc: crate::grpc::routes(server).prepare().into_axum_router(),
-        http: crate::http::router(server.clone()),
+        http: crate::http::router(server.clone(), server.limits.grpc_gateway),
     }
 }
 

@@ -62,6 +62,8 @@ pub struct Limits {
     /// etcd's ReqTimeout: 5 s + 2 election timeouts.
     pub request_timeout: Duration,
     pub election_timeout: Duration,
+    /// `--enable-grpc-gateway`: serve the `/v3/*` JSON gateway.
+    pub grpc_gateway: bool,
 }
 
 /// The member as request handlers see it.
@@ -779,6 +781,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         request_timeout: Duration::from_secs(5)
             + 2 * Duration::from_millis(cfg.election_timeout_ms),
         election_timeout: Duration::from_millis(cfg.election_timeout_ms),
+        grpc_gateway: cfg.enable_grpc_gateway,
     };
     let (raft_tx, raft_rx) = crossbeam_channel::unbounded();
     let (apply_tx, apply_rx) = crossbeam_channel::unbounded();

@@ -21,6 +21,12 @@ pub struct ClusterService {
     server: Arc<Server>,
 }
 
+impl ClusterService {
+    pub fn new(server: Arc<Server>) -> Self {
+        ClusterService { server }
+    }
+}
+
 fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!("chorus: {what} is not implemented yet"))
 }

@@ -34,6 +34,12 @@ pub struct ElectionService {
     server: Arc<Server>,
 }
 
+impl ElectionService {
+    pub fn new(server: Arc<Server>) -> Self {
+        ElectionService { server }
+    }
+}
+
 fn not_leader() -> Status {
     Status::new(Code::Unknown, "election: not leader")
 }

@@ -24,6 +24,12 @@ pub struct KvService {
     server: Arc<Server>,
 }
 
+impl KvService {
+    pub fn new(server: Arc<Server>) -> Self {
+        KvService { server }
+    }
+}
+
 fn check_range(r: &RangeRequest) -> Result<(), EtcdError> {
     if r.key.is_empty() {
         return Err(EtcdError::EmptyKey);

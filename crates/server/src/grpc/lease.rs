@@ -27,6 +27,12 @@ pub struct LeaseService {
     server: Arc<Server>,
 }
 
+impl LeaseService {
+    pub fn new(server: Arc<Server>) -> Self {
+        LeaseService { server }
+    }
+}
+
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]

@@ -24,6 +24,12 @@ pub struct LockService {
     server: Arc<Server>,
 }
 
+impl LockService {
+    pub fn new(server: Arc<Server>) -> Self {
+        LockService { server }
+    }
+}
+
 /// `prefix/<lease hex>`, as clientv3's concurrency package names keys.
 pub fn owner_key(prefix: &[u8], lease: i64) -> Vec<u8> {
     let mut k = prefix.to_vec();

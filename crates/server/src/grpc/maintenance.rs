@@ -26,8 +26,26 @@ pub struct MaintenanceService {
     server: Arc<Server>,
 }
 
+impl MaintenanceService {
+    pub fn new(server: Arc<Server>) -> Self {
+        MaintenanceService { server }
+    }
+}
+
 fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!("chorus: {what} is not implemented yet"))
+}
+
+struct CrcWriter(u32);
+
+impl std::io::Write for CrcWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0 = crc32c::crc32c_append(self.0, b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 type SnapshotStream =
@@ -83,8 +101,24 @@ impl Maintenance for MaintenanceService {
         Err(unimplemented("defragment"))
     }
 
+    /// A CRC32C of the whole backend (every table), as etcd hashes its db file.
     async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        Err(unimplemented("Hash (use HashKV)"))
+        let kv = self.server.kv();
+        let rev = kv.current_rev();
+        let backend = kv.backend().clone();
+        let hash = tokio::task::spawn_blocking(move || {
+            let tx = backend.begin_read()?;
+            let mut w = CrcWriter(0);
+            chorus_storage::backend::Backend::dump(&tx, &mut w)?;
+            Ok::<u32, chorus_storage::backend::BackendError>(w.0)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(HashResponse {
+            header: Some(self.server.header(rev)),
+            hash,
+        }))
     }
 
     async fn hash_kv(

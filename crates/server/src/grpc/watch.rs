@@ -43,7 +43,7 @@ impl Drop for StreamGuard {
 }
 
 /// A create request as the hub takes it; etcd reads an empty key as `"\0"`.
-fn to_spec(c: &chorus_api::etcdserverpb::WatchCreateRequest) -> WatchSpec {
+pub(crate) fn to_spec(c: &chorus_api::etcdserverpb::WatchCreateRequest) -> WatchSpec {
     let key = if c.key.is_empty() {
         vec![0]
     } else {
@@ -101,7 +101,7 @@ impl Watch for WatchService {
             rx,
             handle,
             pending: std::collections::VecDeque::new(),
-            _guard: StreamGuard { hub, id },
+            _guard: Some(StreamGuard { hub, id }),
         };
         let stream = futures::stream::unfold(state, |mut s| async move {
             let next = s.next().await?;
@@ -117,7 +117,7 @@ struct Sender {
     handle: Arc<StreamHandle>,
     /// Fragments waiting to go out.
     pending: std::collections::VecDeque<WatchResponse>,
-    _guard: StreamGuard,
+    _guard: Option<StreamGuard>,
 }
 
 impl Sender {
@@ -127,8 +127,14 @@ impl Sender {
         }
         let m = self.rx.recv().await?;
         self.handle.taken(&m);
+        Some(self.build(m, true))
+    }
+
+    /// Turns a hub message into a response; with `fragments`, an oversized event batch of
+    /// a watcher that allows it is split and the rest queued.
+    fn build(&mut self, m: Outgoing, allow_fragments: bool) -> WatchResponse {
         let s = &self.server;
-        let resp = match m {
+        match m {
             Outgoing::Created { watch_id, rev } => WatchResponse {
                 header: Some(s.header(rev)),
                 watch_id,
@@ -190,16 +196,15 @@ impl Sender {
                     events,
                     ..Default::default()
                 };
-                if fragment {
+                if fragment && allow_fragments {
                     let mut parts = fragments(resp, s.limits.max_request_bytes);
                     let first = parts.remove(0);
                     self.pending.extend(parts);
-                    return Some(first);
+                    return first;
                 }
                 resp
             }
-        };
-        Some(resp)
+        }
     }
 
     /// The key-value before each event (none for a creation), as etcd's sendLoop does.
@@ -221,6 +226,20 @@ impl Sender {
             }
         }
     }
+}
+
+/// One hub message as a single `WatchResponse` (previous key-values filled in; no
+/// fragmenting), for the JSON gateway.
+pub(crate) fn response(server: &Arc<Server>, m: Outgoing) -> WatchResponse {
+    let (handle, rx) = StreamHandle::new(0);
+    let mut sender = Sender {
+        server: server.clone(),
+        rx,
+        handle,
+        pending: std::collections::VecDeque::new(),
+        _guard: None,
+    };
+    sender.build(m, false)
 }
 
 /// Splits a response whose encoding exceeds `max` bytes into fragments, each but the last

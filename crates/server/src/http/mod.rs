@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub mod gateway;
+
 use crate::config::ETCD_COMPAT_VERSION;
 use crate::server::Server;
 
@@ -70,11 +72,14 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
         .into_response()
 }
 
-pub fn router(server: Arc<Server>) -> Router {
-    Router::new()
+pub fn router(server: Arc<Server>, gateway: bool) -> Router {
+    let mut router = Router::new()
         .route("/health", get(health).fallback(method_not_allowed))
         .route("/version", get(version).fallback(method_not_allowed))
         .fallback(not_found)
-        .with_state(server)
-        .layer(axum::middleware::from_fn(cors))
+        .with_state(server.clone());
+    if gateway {
+        router = router.merge(gateway::router(server));
+    }
+    router.layer(axum::middleware::from_fn(cors))
 }
