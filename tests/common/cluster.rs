@@ -407,10 +407,18 @@ impl Cluster {
     /// `GET path` on member `i`'s client URL over HTTP/1.0 (so never chunked): status
     /// code and body. For `/health`, `/version`, `/v2/keys/...`.
     pub async fn http_get(&self, i: usize, path: &str) -> (u16, String) {
+        self.http(i, "GET", path, "").await
+    }
+
+    /// One HTTP/1.0 exchange with member `i` (the server closes the connection after it).
+    pub async fn http(&self, i: usize, method: &str, path: &str, body: &str) -> (u16, String) {
         let addr = format!("127.0.0.1:{}", self.members[i].client_port);
         let exchange = async {
             let mut stream = tokio::net::TcpStream::connect(&addr).await?;
-            let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+            let request = format!(
+                "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
             stream.write_all(request.as_bytes()).await?;
             let mut response = Vec::new();
             stream.read_to_end(&mut response).await?;
@@ -418,8 +426,8 @@ impl Cluster {
         };
         let response = tokio::time::timeout(Duration::from_secs(10), exchange)
             .await
-            .expect("HTTP GET timed out")
-            .expect("HTTP GET");
+            .expect("HTTP request timed out")
+            .expect("HTTP request");
         let text = String::from_utf8_lossy(&response);
         let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
         let code = head
