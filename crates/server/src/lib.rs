@@ -21,6 +21,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod lease;
+pub mod mailbox;
 pub mod membership;
 pub mod raft;
 pub mod serve;

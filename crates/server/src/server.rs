@@ -73,7 +73,7 @@ pub struct Server {
     pub cluster_id: u64,
     pub limits: Limits,
     pub status: Arc<RaftStatus>,
-    pub(crate) raft_tx: crossbeam_channel::Sender<RaftInput>,
+    pub(crate) raft_tx: crate::mailbox::Sender<RaftInput>,
     kv: RwLock<Arc<KvStore>>,
     pub(crate) cluster: RwLock<Cluster>,
     pub(crate) waiters: Wait<ApplyResult>,
@@ -329,7 +329,7 @@ impl Server {
     /// etcd's quota check before a write that adds data: when the backend would grow past
     /// the quota, raise the NOSPACE alarm (through raft, in the background) and refuse.
     pub fn check_quota(self: &Arc<Self>, cost: u64) -> Result<(), EtcdError> {
-        let size = self.kv().backend().size();
+        let size = self.kv().backend().cached_size();
         if crate::alarm::fits(size, cost, self.quota) {
             return Ok(());
         }
@@ -783,8 +783,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         election_timeout: Duration::from_millis(cfg.election_timeout_ms),
         grpc_gateway: cfg.enable_grpc_gateway,
     };
-    let (raft_tx, raft_rx) = crossbeam_channel::unbounded();
-    let (apply_tx, apply_rx) = crossbeam_channel::unbounded();
+    let (raft_tx, raft_rx) = crate::mailbox::mailbox();
+    let (apply_tx, apply_rx) = crate::mailbox::mailbox();
     let (leader_tx, leader_rx) = watch::channel(raft::INVALID_ID);
     let status = Arc::new(RaftStatus::default());
     status

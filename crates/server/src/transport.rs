@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::mailbox::Sender;
 use chorus_api::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
 use chorus_api::peerpb::raft_client::RaftClient;
 use chorus_api::peerpb::raft_server::{Raft, RaftServer};
@@ -23,7 +24,6 @@ use chorus_api::peerpb::{
     SnapshotChunk,
 };
 use chorus_storage::backend::{Backend, BackendOptions};
-use crossbeam_channel::Sender;
 use parking_lot::RwLock;
 use protobuf::Message as _;
 use raft::eraftpb::Message;

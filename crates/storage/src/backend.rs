@@ -79,6 +79,8 @@ impl Default for BackendOptions {
 pub struct Backend {
     db: Database,
     path: PathBuf,
+    /// File size as of the last [`Backend::refresh_size`] (cheap for per-request checks).
+    size: std::sync::atomic::AtomicU64,
 }
 
 impl Backend {
@@ -94,6 +96,7 @@ impl Backend {
         let backend = Backend {
             db,
             path: path.to_owned(),
+            size: std::sync::atomic::AtomicU64::new(0),
         };
         let tx = backend.db.begin_write()?;
         tx.open_table(KV)?;
@@ -103,6 +106,7 @@ impl Backend {
         tx.open_table(ALARMS)?;
         tx.open_table(LEASES)?;
         tx.commit()?;
+        backend.refresh_size();
         Ok(backend)
     }
 
@@ -134,9 +138,22 @@ impl Backend {
         Ok(())
     }
 
-    /// Size of the database file on disk.
+    /// Size of the database file on disk (reads the file's metadata).
     pub fn size(&self) -> u64 {
         std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Re-reads the file size for [`Backend::cached_size`]; the apply thread calls it after
+    /// durable commits.
+    pub fn refresh_size(&self) -> u64 {
+        let size = self.size();
+        self.size.store(size, std::sync::atomic::Ordering::Relaxed);
+        size
+    }
+
+    /// The file size as of the last refresh: for hot paths (quota checks on every write).
+    pub fn cached_size(&self) -> u64 {
+        self.size.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes every table as of `tx` to `out` in the dump format (see [`restore`]).

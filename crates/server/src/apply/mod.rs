@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::mailbox::Receiver;
 use chorus_api::etcdserverpb::{
     alarm_request::AlarmAction, AlarmMember, AlarmRequest, AlarmResponse, AlarmType,
     CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
@@ -26,7 +27,7 @@ use chorus_api::internalpb::{internal_request::Request, InternalRequest, Member}
 use chorus_storage::backend::{self, meta_keys, Backend, BackendOptions};
 use chorus_storage::mvcc::KvStore;
 use chorus_storage::mvcc::RangeEnd;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use prost::Message as _;
 use raft::eraftpb::{ConfState, EntryType, SnapshotMetadata};
 
@@ -160,31 +161,23 @@ impl Applier {
     }
 
     pub fn run(mut self) {
-        while let Ok(task) = self.rx.recv() {
-            let result = match task {
-                ApplyTask::Entries(mut entries) => {
-                    // Everything already queued joins this batch: one backend commit.
-                    while entries.len() < 4096 {
-                        match self.rx.try_recv() {
-                            Ok(ApplyTask::Entries(more)) => entries.extend(more),
-                            Ok(other) => {
-                                if let Err(e) = self.apply_entries(std::mem::take(&mut entries)) {
-                                    self.fail(e);
-                                }
-                                self.handle_other(other);
-                                break;
-                            }
-                            Err(_) => break,
+        let mut tasks = Vec::new();
+        while self.rx.recv_all(&mut tasks, None).is_ok() {
+            // Everything already queued is applied together: one backend commit for all
+            // consecutive entries, other tasks in their place in the order.
+            let mut entries = Vec::new();
+            for task in tasks.drain(..) {
+                match task {
+                    ApplyTask::Entries(more) => entries.extend(more),
+                    other => {
+                        if let Err(e) = self.apply_entries(std::mem::take(&mut entries)) {
+                            self.fail(e);
                         }
+                        self.handle_other(other);
                     }
-                    self.apply_entries(entries)
                 }
-                other => {
-                    self.handle_other(other);
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
+            }
+            if let Err(e) = self.apply_entries(entries) {
                 self.fail(e);
             }
         }
@@ -392,6 +385,9 @@ impl Applier {
             self.since_durable = 0;
         }
         tx.commit().map_err(|e| e.to_string())?;
+        if durable {
+            self.backend.refresh_size();
+        }
         self.kv.publish(rev);
         self.server.watch_hub().notify(rev, &events);
         if members_changed {

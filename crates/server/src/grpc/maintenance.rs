@@ -75,7 +75,7 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<StatusResponse>, Status> {
         let s = &self.server;
         let kv = s.kv();
-        let db_size = kv.backend().size() as i64;
+        let db_size = kv.backend().refresh_size() as i64;
         let is_learner = s.cluster().member(s.id).is_some_and(|m| m.is_learner);
         let status = &s.status;
         use std::sync::atomic::Ordering::Acquire;

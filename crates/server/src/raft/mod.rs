@@ -24,9 +24,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::mailbox::{Receiver, RecvError, Sender};
 use chorus_storage::snap::Snapshotter;
 use chorus_storage::wal::{Wal, WalSnapshot};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::eraftpb::{
@@ -208,24 +208,19 @@ impl Node {
     /// Runs until `Stop` or until every sender is gone.
     pub fn run(mut self) -> Result<(), NodeError> {
         let mut next_tick = Instant::now() + self.cfg.tick;
+        let mut inputs = Vec::new();
         loop {
-            let now = Instant::now();
-            let wait = next_tick.saturating_duration_since(now);
-            let first = match self.rx.recv_timeout(wait) {
-                Ok(input) => Some(input),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            };
-            let mut stop = None;
-            if let Some(input) = first {
-                stop = self.handle(input)?;
-            }
             // Everything that queued up while we were busy goes into this Ready.
-            while stop.is_none() {
-                match self.rx.try_recv() {
-                    Ok(input) => stop = self.handle(input)?,
-                    Err(_) => break,
+            match self.rx.recv_all(&mut inputs, Some(next_tick)) {
+                Ok(()) | Err(RecvError::Timeout) => {}
+                Err(RecvError::Disconnected) => return Ok(()),
+            }
+            let mut stop = None;
+            for input in inputs.drain(..) {
+                if stop.is_some() {
+                    break;
                 }
+                stop = self.handle(input)?;
             }
             if Instant::now() >= next_tick {
                 self.raw.tick();
