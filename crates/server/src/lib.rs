@@ -23,6 +23,7 @@ pub mod http;
 pub mod lease;
 pub mod mailbox;
 pub mod membership;
+pub mod notify;
 pub mod raft;
 pub mod serve;
 pub mod server;
@@ -57,11 +58,14 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
     let auto_compaction = tokio::spawn(compactor::run(policy, server.clone()));
     wait_for_signal().await;
     tracing::info!("received signal, shutting down");
+    let _ = notify::notify("STOPPING=1");
+    // Stop accepting and let in-flight requests finish, then hand leadership over.
     let _ = shutdown_tx.send(true);
     auto_compaction.abort();
     for t in tasks {
         let _ = t.await;
     }
+    server.transfer_leadership_away().await;
     drop(server);
     tokio::task::spawn_blocking(move || running.shutdown())
         .await

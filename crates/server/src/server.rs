@@ -506,6 +506,35 @@ impl Server {
         }
     }
 
+    /// On shutdown: if leading, hand leadership to the most up-to-date follower and wait
+    /// (up to an election timeout) until another member leads, so clients see no
+    /// election gap (etcd's TryTransferLeadershipOnShutdown).
+    pub async fn transfer_leadership_away(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .raft_tx
+            .send(RaftInput::TransferLeadershipAway(tx))
+            .is_err()
+        {
+            return;
+        }
+        if !rx.await.unwrap_or(false) {
+            return;
+        }
+        let me = self.id;
+        let mut leader = self.leader.clone();
+        let moved = async {
+            leader
+                .wait_for(|l| *l != me && *l != raft::INVALID_ID)
+                .await
+                .map(|_| ())
+        };
+        match tokio::time::timeout(self.limits.election_timeout, moved).await {
+            Ok(Ok(())) => tracing::info!("transferred leadership before stopping"),
+            _ => tracing::warn!("leadership transfer did not finish before stopping"),
+        }
+    }
+
     /// Asks raft to stop; the threads finish what they hold and exit.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
@@ -939,8 +968,19 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
 }
 
 /// Publishes this member's name and client URLs through raft once there is a leader, so
-/// every member lists them (etcd's publish).
+/// every member lists them (etcd's publish); then tells systemd the member is ready.
 pub async fn publish_attributes(server: Arc<Server>, client_urls: Vec<String>) {
+    publish(&server, client_urls).await;
+    if !server.is_stopping() {
+        match crate::notify::notify("READY=1") {
+            Ok(true) => tracing::info!("notified systemd: ready"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("failed to notify systemd: {e}"),
+        }
+    }
+}
+
+async fn publish(server: &Arc<Server>, client_urls: Vec<String>) {
     let attrs = chorus_api::internalpb::MemberAttributes {
         member_id: server.id,
         name: server.name.clone(),

@@ -65,6 +65,9 @@ pub enum RaftInput {
         meta: SnapshotMetadata,
     },
     TransferLeader(u64),
+    /// If leading, hand leadership to the most up-to-date voter (graceful shutdown);
+    /// answers whether a transfer started.
+    TransferLeadershipAway(oneshot::Sender<bool>),
     Campaign,
     /// Stop after persisting what is in hand; the sender is told when the loop is done.
     Stop(oneshot::Sender<()>),
@@ -272,6 +275,25 @@ impl Node {
             }
             RaftInput::Snapshotted { meta } => self.snapshot_at(meta)?,
             RaftInput::TransferLeader(to) => self.raw.transfer_leader(to),
+            RaftInput::TransferLeadershipAway(reply) => {
+                let me = self.cfg.id;
+                let target = if self.raw.raft.state == StateRole::Leader {
+                    let voters = self.raw.store().conf_state().voters.clone();
+                    self.raw
+                        .raft
+                        .prs()
+                        .iter()
+                        .filter(|(id, _)| **id != me && voters.contains(id))
+                        .max_by_key(|(_, pr)| pr.matched)
+                        .map(|(id, _)| *id)
+                } else {
+                    None
+                };
+                if let Some(to) = target {
+                    self.raw.transfer_leader(to);
+                }
+                let _ = reply.send(target.is_some());
+            }
             RaftInput::Campaign => {
                 let _ = self.raw.campaign();
             }
