@@ -27,6 +27,7 @@ pub mod notify;
 pub mod raft;
 pub mod serve;
 pub mod server;
+pub mod tls;
 pub mod transport;
 pub mod wait;
 pub mod watch;
