@@ -832,6 +832,7 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.snap_dir(),
         backend_opts.clone(),
         raft_tx.clone(),
+        crate::transport::PeerDialer::default(),
     )
     .await
     .map_err(StartError::Other)?;

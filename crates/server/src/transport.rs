@@ -56,6 +56,7 @@ pub struct PeerTransport {
     peers: RwLock<HashMap<u64, Peer>>,
     /// Lazily connected clients for requests to a peer (lease forwarding).
     clients: parking_lot::Mutex<HashMap<u64, RaftClient<tonic::transport::Channel>>>,
+    dialer: PeerDialer,
     raft_tx: Sender<RaftInput>,
     rt: tokio::runtime::Handle,
 }
@@ -69,6 +70,7 @@ impl PeerTransport {
         snap_dir: PathBuf,
         backend_opts: BackendOptions,
         raft_tx: Sender<RaftInput>,
+        dialer: PeerDialer,
     ) -> Result<Arc<PeerTransport>, String> {
         let server: ServerHandle = Default::default();
         let service = PeerService {
@@ -109,6 +111,7 @@ impl PeerTransport {
             server,
             peers: RwLock::new(HashMap::new()),
             clients: Default::default(),
+            dialer: dialer.clone(),
             raft_tx,
             rt: tokio::runtime::Handle::current(),
         }))
@@ -129,6 +132,7 @@ impl PeerTransport {
             },
         );
         let link = Link {
+            dialer: self.dialer.clone(),
             from: self.id,
             to: id,
             cluster_id: self.cluster_id,
@@ -158,11 +162,8 @@ impl PeerTransport {
             .get(&id)
             .and_then(|p| p.urls.first().cloned())
             .ok_or_else(|| EtcdError::Unavailable(format!("no peer URL for member {id:x}")))?;
-        let endpoint = tonic::transport::Endpoint::from_shared(url)
-            .map_err(|e| EtcdError::Unavailable(e.to_string()))?
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true);
-        let client = RaftClient::new(endpoint.connect_lazy());
+        let channel = self.dialer.lazy(&url).map_err(EtcdError::Unavailable)?;
+        let client = RaftClient::new(channel);
         self.clients.lock().insert(id, client.clone());
         Ok(client)
     }
@@ -210,8 +211,9 @@ impl PeerTransport {
             return;
         };
         let (from, cluster_id, raft_tx) = (self.id, self.cluster_id, self.raft_tx.clone());
+        let dialer = self.dialer.clone();
         self.rt.spawn(async move {
-            let ok = match send_snapshot(from, cluster_id, &urls, msg, tx).await {
+            let ok = match send_snapshot(&dialer, from, cluster_id, &urls, msg, tx).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(to = %format!("{to:x}"), "failed to send snapshot: {e}");
@@ -242,35 +244,109 @@ impl Transport for PeerTransport {
     }
 }
 
-async fn connect(urls: &[String]) -> Result<RaftClient<tonic::transport::Channel>, String> {
-    let mut last = String::from("no peer URLs");
-    for url in urls {
-        let endpoint = match tonic::transport::Endpoint::from_shared(url.clone()) {
-            Ok(e) => e,
-            Err(e) => {
-                last = format!("{url}: {e}");
-                continue;
-            }
-        };
-        let endpoint = endpoint
+/// How this member dials its peers: plain TCP, or TLS with the peer certificate.
+#[derive(Clone, Default)]
+pub struct PeerDialer {
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl PeerDialer {
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        PeerDialer { tls }
+    }
+
+    fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, String> {
+        // TLS is done by our connector, so the endpoint itself is always plain.
+        let plain = url
+            .strip_prefix("https://")
+            .map_or_else(|| url.to_string(), |rest| format!("http://{rest}"));
+        Ok(tonic::transport::Endpoint::from_shared(plain)
+            .map_err(|e| format!("{url}: {e}"))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5));
-        match endpoint.connect().await {
-            Ok(ch) => {
-                return Ok(RaftClient::new(ch)
-                    .max_decoding_message_size(MAX_MESSAGE)
-                    .max_encoding_message_size(MAX_MESSAGE))
-            }
-            Err(e) => last = format!("{url}: {e}"),
-        }
+            .keep_alive_timeout(Duration::from_secs(5)))
     }
-    Err(last)
+
+    fn connector(
+        &self,
+    ) -> impl tower::Service<
+        http::Uri,
+        Response = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>,
+        Error = std::io::Error,
+        Future = impl Send,
+    > + Clone
+           + Send {
+        let cfg = self.tls.clone().expect("TLS dialer");
+        tower::service_fn(move |uri: http::Uri| {
+            let cfg = cfg.clone();
+            async move {
+                let host = uri
+                    .host()
+                    .unwrap_or("localhost")
+                    .trim_matches(['[', ']'])
+                    .to_string();
+                let port = uri.port_u16().unwrap_or(2380);
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                tcp.set_nodelay(true)?;
+                let name = rustls::pki_types::ServerName::try_from(host)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let tls = tokio_rustls::TlsConnector::from(cfg)
+                    .connect(name, tcp)
+                    .await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        })
+    }
+
+    /// A connected channel to one of `urls`.
+    pub async fn connect(&self, urls: &[String]) -> Result<tonic::transport::Channel, String> {
+        let mut last = String::from("no peer URLs");
+        for url in urls {
+            let endpoint = match self.endpoint(url) {
+                Ok(e) => e,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            };
+            let result = if self.tls.is_some() {
+                endpoint.connect_with_connector(self.connector()).await
+            } else {
+                endpoint.connect().await
+            };
+            match result {
+                Ok(ch) => return Ok(ch),
+                Err(e) => last = format!("{url}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// A channel that connects on first use.
+    pub fn lazy(&self, url: &str) -> Result<tonic::transport::Channel, String> {
+        let endpoint = self.endpoint(url)?;
+        Ok(if self.tls.is_some() {
+            endpoint.connect_with_connector_lazy(self.connector())
+        } else {
+            endpoint.connect_lazy()
+        })
+    }
+}
+
+async fn connect(
+    dialer: &PeerDialer,
+    urls: &[String],
+) -> Result<RaftClient<tonic::transport::Channel>, String> {
+    let ch = dialer.connect(urls).await?;
+    Ok(RaftClient::new(ch)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
 }
 
 /// One direction of traffic to one peer.
 struct Link {
+    dialer: PeerDialer,
     from: u64,
     to: u64,
     cluster_id: u64,
@@ -283,7 +359,7 @@ impl Link {
         let mut backoff = Duration::from_millis(50);
         let mut pending: Option<Message> = None;
         loop {
-            let mut client = match connect(&self.urls).await {
+            let mut client = match connect(&self.dialer, &self.urls).await {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::debug!(to = %format!("{:x}", self.to), "peer unreachable: {e}");
@@ -381,13 +457,14 @@ impl Write for ChunkWriter {
 }
 
 async fn send_snapshot(
+    dialer: &PeerDialer,
     from: u64,
     cluster_id: u64,
     urls: &[String],
     msg: Message,
     tx: redb::ReadTransaction,
 ) -> Result<(), String> {
-    let mut client = connect(urls).await?;
+    let mut client = connect(dialer, urls).await?;
     let (ctx, crx) = mpsc::channel::<SnapshotChunk>(4);
     ctx.send(SnapshotChunk {
         cluster_id,
