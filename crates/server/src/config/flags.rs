@@ -654,10 +654,14 @@ fn set_flags_from_env(
             continue;
         }
         if already_set.contains(k) {
-            return Err(ConfigError::Fatal(format!(
-                "conflicting environment variable {} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
+            // etcd 3.4 stops here; etcd 3.3 warned and used the flag. chorus warns, so that
+            // units passing the same setting both ways (EnvironmentFile= plus flags, as the
+            // classic etcd deployment guides do) keep working.
+            notices.push(Notice::warn(format!(
+                "conflicting environment variable {} is shadowed by corresponding command-line flag (either unset environment variable or disable flag); using the flag",
                 go_quote(k)
             )));
+            continue;
         }
         if k.starts_with("ETCD_") {
             notices.push(Notice::warn(format!(

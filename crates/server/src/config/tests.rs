@@ -517,20 +517,17 @@ fn env_vars_set_unset_flags() {
 }
 
 #[test]
-fn env_conflicting_with_flag_is_fatal_as_in_etcd() {
-    // etcd 3.4: C | pkg/flags: conflicting environment variable "ETCD_NAME" is shadowed by
-    // corresponding command-line flag (either unset environment variable or disable flag); exit 1
-    let e = err_env(&["--name", "bar"], &[("ETCD_NAME", "foo")]);
-    assert_eq!(
-        e,
-        ConfigError::Fatal("conflicting environment variable \"ETCD_NAME\" is shadowed by corresponding command-line flag (either unset environment variable or disable flag)".into())
-    );
-    assert_eq!(e.exit_code(), 1);
-    // Even an empty variable conflicts.
-    assert!(matches!(
-        err_env(&["--name", "bar"], &[("ETCD_NAME", "")]),
-        ConfigError::Fatal(_)
-    ));
+fn env_conflicting_with_flag_warns_and_the_flag_wins() {
+    // etcd 3.4 exits 1 here (C | pkg/flags: conflicting environment variable "ETCD_NAME" is
+    // shadowed by corresponding command-line flag ...); etcd 3.3 warned. chorus warns so
+    // that the seed's unit (EnvironmentFile= plus the same flags) starts.
+    let (c, n) = run_env(&["--name", "bar"], &[("ETCD_NAME", "foo")]);
+    assert_eq!(c.name, "bar");
+    assert!(n.iter().any(|n| n.level == NoticeLevel::Warn
+        && n.message
+            .starts_with("conflicting environment variable \"ETCD_NAME\" is shadowed")));
+    let (c, _) = run_env(&["--name", "bar"], &[("ETCD_NAME", "")]);
+    assert_eq!(c.name, "bar");
 }
 
 #[test]
