@@ -35,9 +35,16 @@ pub mod watch;
 /// Runs a member until SIGINT or SIGTERM: recovers or bootstraps it, serves clients on
 /// every `--listen-client-urls` address and stops cleanly.
 pub async fn run(cfg: config::Config) -> Result<(), String> {
-    // Bind first, so that a busy port fails start-up before anything is written.
-    let listeners = serve::bind_client_listeners(&cfg.listen_client_urls).await?;
-    let running = server::start(&cfg).await.map_err(|e| e.to_string())?;
+    // Check certificates and bind first, so that a bad file or a busy port fails start-up
+    // before anything is written.
+    let tls = tls::MemberTls::from_config(&cfg)?;
+    let listeners = serve::bind_listeners(
+        "--listen-client-urls",
+        &cfg.listen_client_urls,
+        tls.client.is_some(),
+    )
+    .await?;
+    let running = server::start(&cfg, &tls).await.map_err(|e| e.to_string())?;
     let server = running.server.clone();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
@@ -46,6 +53,7 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
         tasks.push(tokio::spawn(serve::serve_clients(
             server.clone(),
             listener,
+            tls.client.clone(),
             shutdown_rx.clone(),
         )));
     }

@@ -1,10 +1,18 @@
-//! Client listeners: one port serves gRPC (HTTP/2, prior knowledge) and HTTP/1.1 (curl,
-//! `/health`, `/version`) side by side, as etcd does.
+//! Listeners: one client port serves gRPC (HTTP/2, prior knowledge or ALPN `h2`) and
+//! HTTP/1.1 (curl, `/health`, `/version`, `/v3/*`) side by side, as etcd does; the peer
+//! port serves chorus's peer protocol. Both may be TLS.
+//!
+//! ```text
+//!  TcpListener ─accept─▶ [TLS handshake] ─▶ hyper auto (h1 | h2) ─▶ service
+//!                         client CN ──────────────────────────────▶ request extension
+//! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::Service as _;
@@ -12,18 +20,28 @@ use tower::Service as _;
 use crate::config::Url;
 use crate::server::Server;
 
-/// Binds every `--listen-client-urls` address. Fails like etcd when one cannot be bound.
-pub async fn bind_client_listeners(urls: &[Url]) -> Result<Vec<(Url, TcpListener)>, String> {
+/// The common name of the client certificate a TLS connection was verified with: the
+/// request's user identity (used by auth).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity(pub Arc<str>);
+
+/// Binds every listen URL of one kind (`what` names the flag for errors). Fails like etcd
+/// when one cannot be bound; https URLs need `tls`.
+pub async fn bind_listeners(
+    what: &str,
+    urls: &[Url],
+    tls: bool,
+) -> Result<Vec<(Url, TcpListener)>, String> {
     let mut out = Vec::new();
     for url in urls {
-        if url.is_tls() {
+        if url.is_tls() && !tls {
             return Err(format!(
-                "listen-client-urls {url}: https client URLs are not implemented yet"
+                "{what} {url}: https needs a certificate (--cert-file/--key-file or auto TLS)"
             ));
         }
         if url.is_unix() {
             return Err(format!(
-                "listen-client-urls {url}: unix sockets are not implemented yet"
+                "{what} {url}: unix sockets are not implemented yet in chorus"
             ));
         }
         let listener = TcpListener::bind(&url.host)
@@ -34,51 +52,119 @@ pub async fn bind_client_listeners(urls: &[Url]) -> Result<Vec<(Url, TcpListener
     Ok(out)
 }
 
-/// Serves the client API on the listener until `shutdown` turns true.
-pub async fn serve_clients(
-    server: Arc<Server>,
+fn http_builder(keepalive: Option<(Duration, Duration)>) -> Arc<Builder<TokioExecutor>> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    let mut h2 = builder.http2();
+    h2.timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(Some(u32::MAX));
+    if let Some((interval, timeout)) = keepalive {
+        h2.keep_alive_interval(Some(interval))
+            .keep_alive_timeout(timeout);
+    }
+    Arc::new(builder)
+}
+
+/// A per-connection service: gets the connection's client identity, if any.
+pub trait ConnService: Clone + Send + Sync + 'static {
+    fn call(
+        self,
+        identity: Option<ClientIdentity>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+           + Send
+           + 'static;
+}
+
+/// Accepts connections (TLS when `tls` is set) and serves them with `service` until
+/// `shutdown` turns true; open connections then finish gracefully.
+pub async fn serve_listener(
     listener: TcpListener,
+    service: impl ConnService,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    keepalive: Option<(Duration, Duration)>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let app = client_service(&server);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http2()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .max_concurrent_streams(Some(u32::MAX))
-        .keep_alive_interval(Some(std::time::Duration::from_secs(2 * 60 * 60)));
-    let builder = Arc::new(builder);
+    let builder = http_builder(keepalive);
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = stopped(&mut shutdown) => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
                     tracing::warn!("accept: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
-        let svc = hyper::service::service_fn({
-            let app = app.clone();
-            move |req: hyper::Request<hyper::body::Incoming>| app.clone().call(req)
-        });
         let builder = builder.clone();
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
+        let service = service.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stopped(&mut shutdown) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match acceptor {
+                None => serve_connection(stream, None, service, builder, shutdown).await,
+                Some(acceptor) => {
+                    // A client that never finishes its handshake does not hold a task forever.
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    let tls = match handshake.await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, "TLS handshake refused: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let identity = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(crate::tls::common_name)
+                        .map(|cn| ClientIdentity(cn.into()));
+                    serve_connection(tls, identity, service, builder, shutdown).await
                 }
             }
         });
     }
+}
+
+async fn serve_connection<I>(
+    io: I,
+    identity: Option<ClientIdentity>,
+    service: impl ConnService,
+    builder: Arc<Builder<TokioExecutor>>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| service.clone().call(identity.clone(), req));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Serves the client API on the listener until `shutdown` turns true.
+pub async fn serve_clients(
+    server: Arc<Server>,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let keepalive = server.limits.grpc_keepalive;
+    serve_listener(listener, client_service(&server), tls, keepalive, shutdown).await
 }
 
 async fn stopped(rx: &mut watch::Receiver<bool>) {
@@ -100,20 +186,44 @@ fn client_service(server: &Arc<Server>) -> ClientService {
     }
 }
 
-impl ClientService {
-    async fn call(
-        mut self,
+impl ConnService for ClientService {
+    fn call(
+        self,
+        identity: Option<ClientIdentity>,
         req: hyper::Request<hyper::body::Incoming>,
-    ) -> Result<axum::response::Response, std::convert::Infallible> {
+    ) -> impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+           + Send
+           + 'static {
         let is_grpc = req
             .headers()
             .get(http::header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        let req = req.map(axum::body::Body::new);
-        if is_grpc {
-            self.grpc.call(req).await
-        } else {
-            self.http.call(req).await
+        let mut req = req.map(axum::body::Body::new);
+        if let Some(id) = identity {
+            req.extensions_mut().insert(id);
         }
+        let mut router = if is_grpc { self.grpc } else { self.http };
+        async move { router.call(req).await }
+    }
+}
+
+/// A plain axum router as a connection service (the peer port).
+#[derive(Clone)]
+pub struct RouterService(pub axum::Router);
+
+impl ConnService for RouterService {
+    fn call(
+        self,
+        identity: Option<ClientIdentity>,
+        req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+           + Send
+           + 'static {
+        let mut req = req.map(axum::body::Body::new);
+        if let Some(id) = identity {
+            req.extensions_mut().insert(id);
+        }
+        let mut router = self.0;
+        async move { router.call(req).await }
     }
 }

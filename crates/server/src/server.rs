@@ -64,6 +64,8 @@ pub struct Limits {
     pub election_timeout: Duration,
     /// `--enable-grpc-gateway`: serve the `/v3/*` JSON gateway.
     pub grpc_gateway: bool,
+    /// `--grpc-keepalive-interval` / `--grpc-keepalive-timeout` (None: disabled).
+    pub grpc_keepalive: Option<(Duration, Duration)>,
 }
 
 /// The member as request handlers see it.
@@ -787,7 +789,7 @@ pub fn consistent_index(backend: &Backend) -> Result<u64, backend::BackendError>
 
 /// Starts the member: recovers or bootstraps its state and runs the raft and apply
 /// threads and the peer transport. Client listeners are started by the caller.
-pub async fn start(cfg: &Config) -> Result<Running, StartError> {
+pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running, StartError> {
     create_dir(&cfg.data_dir)?;
     create_dir(&cfg.member_dir())?;
     create_dir(&cfg.snap_dir())?;
@@ -811,6 +813,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
             + 2 * Duration::from_millis(cfg.election_timeout_ms),
         election_timeout: Duration::from_millis(cfg.election_timeout_ms),
         grpc_gateway: cfg.enable_grpc_gateway,
+        grpc_keepalive: (!cfg.grpc_keepalive_interval.is_zero())
+            .then_some((cfg.grpc_keepalive_interval, cfg.grpc_keepalive_timeout)),
     };
     let (raft_tx, raft_rx) = crate::mailbox::mailbox();
     let (apply_tx, apply_rx) = crate::mailbox::mailbox();
@@ -832,7 +836,8 @@ pub async fn start(cfg: &Config) -> Result<Running, StartError> {
         cfg.snap_dir(),
         backend_opts.clone(),
         raft_tx.clone(),
-        crate::transport::PeerDialer::default(),
+        crate::transport::PeerDialer::new(tls.peer_client.clone()),
+        tls.peer_server.clone(),
     )
     .await
     .map_err(StartError::Other)?;

@@ -28,7 +28,7 @@ use parking_lot::RwLock;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::config::Url;
@@ -52,6 +52,7 @@ struct Peer {
 pub struct PeerTransport {
     id: u64,
     cluster_id: u64,
+    _stop_listeners: tokio::sync::watch::Sender<bool>,
     server: ServerHandle,
     peers: RwLock<HashMap<u64, Peer>>,
     /// Lazily connected clients for requests to a peer (lease forwarding).
@@ -71,6 +72,7 @@ impl PeerTransport {
         backend_opts: BackendOptions,
         raft_tx: Sender<RaftInput>,
         dialer: PeerDialer,
+        tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Arc<PeerTransport>, String> {
         let server: ServerHandle = Default::default();
         let service = PeerService {
@@ -81,33 +83,30 @@ impl PeerTransport {
             backend_opts,
             server: server.clone(),
         };
-        for url in listen {
-            if url.is_tls() {
-                return Err(format!(
-                    "listen-peer-urls {url}: https peer URLs are not implemented yet"
-                ));
-            }
-            let listener = tokio::net::TcpListener::bind(&url.host)
-                .await
-                .map_err(|e| format!("listen tcp {}: bind: {e}", url.host))?;
+        let listeners =
+            crate::serve::bind_listeners("--listen-peer-urls", listen, tls.is_some()).await?;
+        let svc = RaftServer::new(service)
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE);
+        let router = tonic::service::Routes::new(svc)
+            .prepare()
+            .into_axum_router();
+        // The peer listeners stop when the transport is dropped.
+        let (stop_listeners, stopped) = tokio::sync::watch::channel(false);
+        for (url, listener) in listeners {
             tracing::info!("listening for peers on {url}");
-            let svc = RaftServer::new(service.clone())
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE);
-            tokio::spawn(async move {
-                let result = tonic::transport::Server::builder()
-                    .tcp_nodelay(true)
-                    .add_service(svc)
-                    .serve_with_incoming(TcpListenerStream::new(listener))
-                    .await;
-                if let Err(e) = result {
-                    tracing::error!("peer listener stopped: {e}");
-                }
-            });
+            tokio::spawn(crate::serve::serve_listener(
+                listener,
+                crate::serve::RouterService(router.clone()),
+                tls.clone(),
+                Some((Duration::from_secs(5), Duration::from_secs(5))),
+                stopped.clone(),
+            ));
         }
         Ok(Arc::new(PeerTransport {
             id,
             cluster_id,
+            _stop_listeners: stop_listeners,
             server,
             peers: RwLock::new(HashMap::new()),
             clients: Default::default(),

@@ -329,6 +329,9 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("enable-grpc-gateway", K::Bool, None, "'true'", "", Yaml::Key, |c| c.enable_grpc_gateway),
     flag!("experimental-enable-lease-checkpoint-persist", K::Bool, None, "'true'", "", Yaml::Key, |c| c.experimental_enable_lease_checkpoint_persist),
     flag!("unsafe-no-fsync", K::Bool, None, "'false'", "", Yaml::Key, |c| c.unsafe_no_fsync),
+    // From etcd 3.5: TLS protocol bounds for the client and peer ports.
+    flag!("tls-min-version", K::Str, None, "''", "", Yaml::Key, |c| c.tls_min_version),
+    flag!("tls-max-version", K::Str, None, "''", "", Yaml::Key, |c| c.tls_max_version),
     // From etcd 3.5: how often the leader checkpoints remaining lease TTLs through raft.
     flag!("experimental-lease-checkpoint-interval", K::Duration, None, "'5s'", "", Yaml::Key, |c| c.experimental_lease_checkpoint_interval),
     // From etcd 3.5: entries kept in memory after a snapshot for slow followers.

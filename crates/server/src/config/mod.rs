@@ -76,25 +76,8 @@ use goparse::{go_quote, go_quote_list};
 /// of them with [`ConfigError::NotImplemented`]. Remove a name here when the
 /// feature lands.
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    // client TLS
-    "cert-file",
-    "key-file",
-    "client-cert-auth",
-    "client-crl-file",
+    // TLS (etcd 3.5 client flag)
     "client-cert-allowed-hostname",
-    "trusted-ca-file",
-    "auto-tls",
-    // peer TLS
-    "peer-cert-file",
-    "peer-key-file",
-    "peer-client-cert-auth",
-    "peer-trusted-ca-file",
-    "peer-cert-allowed-cn",
-    "peer-cert-allowed-hostname",
-    "peer-auto-tls",
-    "peer-crl-file",
-    "cipher-suites",
-    "experimental-peer-skip-client-san-verification",
     // discovery
     "discovery",
     "discovery-fallback",
@@ -410,6 +393,9 @@ pub struct Config {
     pub experimental_enable_lease_checkpoint: bool,
     /// `--experimental-enable-lease-checkpoint-persist` (hidden flag in 3.4).
     pub experimental_enable_lease_checkpoint_persist: bool,
+    /// `--tls-min-version` / `--tls-max-version` (etcd 3.5): `TLS1.2`, `TLS1.3`, or empty.
+    pub tls_min_version: String,
+    pub tls_max_version: String,
     /// `--experimental-lease-checkpoint-interval` (etcd 3.5; hidden here; chorus default 5s).
     pub experimental_lease_checkpoint_interval: Duration,
     /// `--experimental-compaction-batch-limit` (0: 1000, as etcd's mvcc).
@@ -514,6 +500,8 @@ impl Config {
             experimental_enable_lease_checkpoint: true,
             experimental_enable_lease_checkpoint_persist: true,
             experimental_lease_checkpoint_interval: Duration::from_secs(5),
+            tls_min_version: String::new(),
+            tls_max_version: String::new(),
             experimental_compaction_batch_limit: 0,
             experimental_snapshot_catchup_entries: 5000,
             experimental_watch_progress_notify_interval: Duration::ZERO,

@@ -561,3 +561,84 @@ pub fn self_signed(dir: &Path, hosts: &[String]) -> Result<TlsFiles, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The TLS a member runs with, from its configuration.
+#[derive(Default)]
+pub struct MemberTls {
+    /// Client port server side.
+    pub client: Option<Arc<rustls::ServerConfig>>,
+    /// Peer port server side.
+    pub peer_server: Option<Arc<rustls::ServerConfig>>,
+    /// How this member dials its peers.
+    pub peer_client: Option<Arc<rustls::ClientConfig>>,
+}
+
+fn hosts_of(urls: &[crate::config::Url]) -> Vec<String> {
+    let mut hosts: Vec<String> = urls
+        .iter()
+        .map(|u| u.hostname().to_string())
+        .filter(|h| !h.is_empty() && h != "0.0.0.0" && h != "::")
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+fn files_of(info: &crate::config::TlsInfo) -> Option<TlsFiles> {
+    if info.cert_file.is_empty() && info.key_file.is_empty() {
+        return None;
+    }
+    let opt = |s: &str| (!s.is_empty()).then(|| PathBuf::from(s));
+    Some(TlsFiles {
+        cert: PathBuf::from(&info.cert_file),
+        key: PathBuf::from(&info.key_file),
+        trusted_ca: opt(&info.trusted_ca_file),
+        crl: opt(&info.crl_file),
+        client_cert_auth: info.client_cert_auth,
+        allowed_cn: (!info.allowed_cn.is_empty()).then(|| info.allowed_cn.clone()),
+        allowed_hostname: (!info.allowed_hostname.is_empty())
+            .then(|| info.allowed_hostname.clone()),
+    })
+}
+
+impl MemberTls {
+    /// Loads and checks every certificate the configuration names (errors name the file
+    /// and the flag); `--auto-tls` / `--peer-auto-tls` make self-signed ones in the data dir.
+    pub fn from_config(cfg: &crate::config::Config) -> Result<MemberTls, String> {
+        let policy = TlsPolicy {
+            min_version: cfg.tls_min_version.clone(),
+            max_version: cfg.tls_max_version.clone(),
+            cipher_suites: cfg.cipher_suites.clone(),
+        };
+        let mut out = MemberTls::default();
+        let client = match files_of(&cfg.client_tls) {
+            Some(f) => Some(f),
+            None if cfg.client_tls.auto_tls => Some(self_signed(
+                &cfg.data_dir.join("fixtures").join("client"),
+                &hosts_of(&cfg.listen_client_urls),
+            )?),
+            None => None,
+        };
+        if let Some(files) = client {
+            out.client = Some(server_config(Side::Client, &files, &policy)?);
+        }
+        let peer = match files_of(&cfg.peer_tls) {
+            Some(f) => Some(f),
+            None if cfg.peer_tls.auto_tls => Some(self_signed(
+                &cfg.data_dir.join("fixtures").join("peer"),
+                &hosts_of(&cfg.listen_peer_urls),
+            )?),
+            None => None,
+        };
+        if let Some(mut files) = peer {
+            // Peers always present their certificate: with a peer CA configured, a member
+            // whose certificate the CA did not sign can neither join nor send raft messages
+            // (etcd requires --peer-client-cert-auth for that).
+            files.client_cert_auth |= files.trusted_ca.is_some();
+            out.peer_server = Some(server_config(Side::Peer, &files, &policy)?);
+            let verify = files.trusted_ca.is_some();
+            out.peer_client = Some(client_config(&files, &policy, verify)?);
+        }
+        Ok(out)
+    }
+}
