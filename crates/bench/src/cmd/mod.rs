@@ -1,0 +1,79 @@
+//! The commands. Each returns an [`Output`] with its reports:
+//!
+//! | command          | reports (JSON names)            | etcd's text headings              |
+//! |------------------|---------------------------------|-----------------------------------|
+//! | put              | `put`                           | (none)                            |
+//! | range            | `range`                         | `bench with ... range` first      |
+//! | txn-put          | `txn-put`                       | (none)                            |
+//! | txn-mixed        | `read`, `write`                 | `Total Read Ops: N\nDetails:` ... |
+//! | watch            | `watch-creation`, `put`, `events` | `Watch creation summary:` ...   |
+//! | watch-latency    | `watch-latency`, `put`          | (none)                            |
+//! | lease-keepalive  | `lease-keepalive`               | (none)                            |
+
+use std::io::IsTerminal;
+
+use anyhow::bail;
+
+use crate::cli::{Cli, Command};
+use crate::conn::{ConnConfig, Conns};
+use crate::output::{Output, RunInfo};
+use crate::progress::ProgressBar;
+
+mod lease;
+mod put;
+mod range;
+mod txn;
+mod watch;
+mod watch_latency;
+
+/// What every command gets: the connections, the number of workers, and whether to draw.
+pub struct Ctx {
+    pub conns: Conns,
+    pub clients: usize,
+    pub progress: bool,
+}
+
+impl Ctx {
+    pub fn bar(&self, total: u64) -> ProgressBar {
+        ProgressBar::start_if(self.progress, total)
+    }
+}
+
+/// Connects and runs the command.
+pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
+    let g = &cli.global;
+    if g.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    let config = ConnConfig {
+        endpoints: g.endpoints.clone(),
+        conns: g.conns,
+        dial_timeout: g.dial_timeout,
+        target_leader: g.target_leader,
+        tls_requested: g.cacert.is_some() || g.cert.is_some() || g.key.is_some(),
+    };
+    // watch-latency puts on a connection of its own, as etcd's tool does.
+    let extra = usize::from(matches!(cli.command, Command::WatchLatency(_)));
+    let conns = config.connect(extra).await?;
+    let info = RunInfo {
+        endpoints: conns.endpoints.clone(),
+        conns: g.conns,
+        clients: g.clients,
+        target_leader: g.target_leader,
+    };
+    let ctx = Ctx {
+        conns,
+        clients: g.clients,
+        progress: !g.no_progress && std::io::stderr().is_terminal(),
+    };
+    let output = match &cli.command {
+        Command::Put(args) => put::run(&ctx, args).await?,
+        Command::Range(args) => range::run(&ctx, args).await?,
+        Command::TxnPut(args) => txn::run_put(&ctx, args).await?,
+        Command::TxnMixed(args) => txn::run_mixed(&ctx, args).await?,
+        Command::Watch(args) => watch::run(&ctx, args).await?,
+        Command::WatchLatency(args) => watch_latency::run(&ctx, args).await?,
+        Command::LeaseKeepalive(args) => lease::run(&ctx, args).await?,
+    };
+    Ok((output, info))
+}

@@ -1,0 +1,63 @@
+//! `range key [end]`: etcd's range benchmark, every request the same.
+
+use std::sync::Arc;
+
+use chorus_api::etcdserverpb::{kv_client::KvClient, RangeRequest};
+use serde_json::json;
+use tonic::transport::Channel;
+
+use super::Ctx;
+use crate::cli::RangeArgs;
+use crate::driver::{self, Op};
+use crate::output::Output;
+use crate::rate::RateLimiter;
+use crate::report::Stats;
+
+struct RangeOp {
+    kv: KvClient<Channel>,
+    req: RangeRequest,
+}
+
+impl Op for RangeOp {
+    type Req = RangeRequest;
+
+    fn build(&mut self, _: u64) -> (usize, RangeRequest) {
+        (0, self.req.clone())
+    }
+
+    async fn send(&mut self, req: RangeRequest) -> Result<(), tonic::Status> {
+        self.kv.range(req).await.map(drop)
+    }
+}
+
+pub async fn run(ctx: &Ctx, args: &RangeArgs) -> anyhow::Result<Output> {
+    let req = RangeRequest {
+        key: args.key.as_bytes().to_vec(),
+        range_end: args.end.as_deref().unwrap_or("").as_bytes().to_vec(),
+        limit: args.limit,
+        serializable: args.consistency.serializable(),
+        ..Default::default()
+    };
+    let ops: Vec<RangeOp> = (0..ctx.clients)
+        .map(|i| RangeOp {
+            kv: ctx.conns.for_worker(i).kv_client(),
+            req: req.clone(),
+        })
+        .collect();
+    let limiter = RateLimiter::optional(args.rate, 1).map(Arc::new);
+    let bar = ctx.bar(args.total);
+    let run = driver::run(ops, args.total, 1, limiter, bar.progress()).await;
+    bar.finish();
+    let [recorder]: [_; 1] = run.recorders.try_into().expect("one class");
+    let params = json!({
+        "key": args.key,
+        "end": args.end,
+        "consistency": if args.consistency.serializable() { "s" } else { "l" },
+        "limit": args.limit,
+        "rate": args.rate,
+        "total": args.total,
+    });
+    let mut out = Output::new("range", params).section("range", "", Stats::new(recorder, run.wall));
+    out.preamble.push(args.consistency.banner().to_owned());
+    Ok(out)
+}
