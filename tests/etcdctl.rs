@@ -17,9 +17,8 @@
 //! - always: member and cluster IDs, lease IDs (random per cluster), ports (free ports), the
 //!   temp dir, the raft term (etcd appends its bootstrap entries at term 1 and first elects
 //!   at term 2; chorus elects at term 1, so its terms are one lower), and the timestamp and
-//!   client UUID of the JSON log lines
-//!   etcdctl's client library writes to stderr (their level, caller, attempt and gRPC error
-//!   are kept and compared);
+//!   client UUID of the JSON log lines etcdctl's client library writes to stderr (their
+//!   level, caller, attempt and gRPC error are kept and compared);
 //! - per command, where the command prints it: raft indexes (deliberate, see
 //!   docs/compatibility.md: etcd logs bootstrap conf changes and a cluster-version entry),
 //!   DB sizes (redb, not bbolt), durations (`endpoint health`), HashKV hashes (deliberate,
