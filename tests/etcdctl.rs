@@ -733,6 +733,13 @@ async fn compaction() {
         return;
     }
     let mut pair = Pair::start(1).await;
+    // A store never compacted has compact revision -1 in etcd: compacting at 0 is
+    // accepted, once.
+    pair.check(ok(["endpoint", "hashkv", "-w", "json"]).post(blank_hashes))
+        .await;
+    let out = pair.check(ok(["compaction", "0"])).await;
+    assert_eq!(out.stdout, "compacted revision 0\n");
+    pair.check(fails(["compaction", "0"])).await;
     for value in ["1", "2", "3", "4", "5", "6"] {
         pair.check(ok(["put", "c/a", value])).await;
     }
