@@ -1,10 +1,13 @@
-//! Runs the real `etcdctl` (v3 or v2 API) against a cluster.
+//! Runs the real `etcdctl` (v3 or v2 API) against a cluster: to completion (`run`), or in
+//! the background (`spawn`, for `watch`) with its output awaited line by line.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// What a command printed and its exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,8 @@ pub struct Output {
     pub stderr: String,
     /// Exit code; -1 when killed by a signal.
     pub code: i32,
+    /// Standard output as bytes (`-w protobuf` is binary; `stdout` is its lossy UTF-8).
+    pub raw_stdout: Vec<u8>,
 }
 
 impl Output {
@@ -90,7 +95,7 @@ impl Etcdctl {
         self
     }
 
-    pub async fn run(self) -> Output {
+    fn command(&self) -> Command {
         let binary = super::etcdctl_binary().expect("etcdctl (check require_etcdctl())");
         let mut cmd = Command::new(binary);
         for (name, _) in std::env::vars_os() {
@@ -110,7 +115,11 @@ impl Etcdctl {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn etcdctl");
+        cmd
+    }
+
+    pub async fn run(self) -> Output {
+        let mut child = self.command().spawn().expect("spawn etcdctl");
         if let Some(text) = &self.stdin {
             let mut input = child.stdin.take().expect("stdin");
             input.write_all(text.as_bytes()).await.expect("write stdin");
@@ -124,6 +133,97 @@ impl Etcdctl {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             code: output.status.code().unwrap_or(-1),
+            raw_stdout: output.stdout,
+        }
+    }
+
+    /// Starts the command in the background (standard input, if any, is written and
+    /// closed first); its output is collected as it comes. For `watch`.
+    pub async fn spawn(self) -> Background {
+        let mut child = self.command().spawn().expect("spawn etcdctl");
+        if let Some(text) = &self.stdin {
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(text.as_bytes()).await.expect("write stdin");
+        }
+        let (stdout_tx, stdout) = watch::channel(Vec::new());
+        let (stderr_tx, stderr) = watch::channel(Vec::new());
+        let readers = [
+            tokio::spawn(collect(child.stdout.take().expect("stdout"), stdout_tx)),
+            tokio::spawn(collect(child.stderr.take().expect("stderr"), stderr_tx)),
+        ];
+        Background {
+            args: self.args,
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+}
+
+/// Appends everything `from` yields to the channel's value until end of file.
+async fn collect(mut from: impl AsyncRead + Unpin, to: watch::Sender<Vec<u8>>) {
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        to.send_modify(|all| all.extend_from_slice(&buf[..n]));
+    }
+}
+
+/// A running etcdctl (see `Etcdctl::spawn`). Dropping it kills the process.
+#[derive(Debug)]
+pub struct Background {
+    args: Vec<String>,
+    child: Child,
+    stdout: watch::Receiver<Vec<u8>>,
+    stderr: watch::Receiver<Vec<u8>>,
+    readers: [JoinHandle<()>; 2],
+}
+
+impl Background {
+    /// Waits until the standard output so far satisfies `done` and returns it. Returns
+    /// `Err` with the output so far when `timeout` passes or the process closes its
+    /// output first (it exited) — the caller decides whether that is a failure.
+    pub async fn wait_for(
+        &mut self,
+        timeout: Duration,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> Result<String, String> {
+        let wait = self
+            .stdout
+            .wait_for(|bytes| done(&String::from_utf8_lossy(bytes)));
+        let reached = matches!(tokio::time::timeout(timeout, wait).await, Ok(Ok(_)));
+        let text = String::from_utf8_lossy(&self.stdout.borrow()).into_owned();
+        if reached {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Kills the process (if it still runs) and returns all it printed; `code` is its exit
+    /// code if it exited by itself, else -1.
+    pub async fn stop(mut self) -> Output {
+        let _ = self.child.start_kill();
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("etcdctl {:?} did not exit after SIGKILL", self.args))
+            .expect("wait etcdctl");
+        for reader in &mut self.readers {
+            tokio::time::timeout(Duration::from_secs(10), reader)
+                .await
+                .expect("etcdctl output not closed after exit")
+                .expect("output reader");
+        }
+        let raw_stdout = self.stdout.borrow().clone();
+        let stderr = String::from_utf8_lossy(&self.stderr.borrow()).into_owned();
+        Output {
+            stdout: String::from_utf8_lossy(&raw_stdout).into_owned(),
+            stderr,
+            code: status.code().unwrap_or(-1),
+            raw_stdout,
         }
     }
 }

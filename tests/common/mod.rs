@@ -28,7 +28,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 pub use cluster::{Cluster, ClusterOptions, Member, ServerKind};
-pub use etcdctl::{Etcdctl, Output};
+pub use etcdctl::{Background, Etcdctl, Output};
 pub use normalize::Normalizer;
 
 /// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
