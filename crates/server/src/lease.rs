@@ -298,10 +298,12 @@ impl Lessor {
         })
     }
 
+    /// Every lease: on the leader soonest to expire first (as etcd lists them), else by ID.
     pub fn leases(&self) -> Vec<i64> {
-        let mut ids: Vec<i64> = self.leases.keys().copied().collect();
+        let mut ids: Vec<(Option<Instant>, i64)> =
+            self.leases.iter().map(|(id, l)| (l.expiry, *id)).collect();
         ids.sort_unstable();
-        ids
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     /// Leases past their expiry (leader only), at most `limit`. Each is given a short

@@ -686,11 +686,18 @@ fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, S
         voters: boot.members.iter().map(|m| m.id).collect(),
         ..Default::default()
     };
-    let wal = Wal::create(
+    let mut wal = Wal::create(
         &cfg.wal_dir(),
         &encode_wal_metadata(boot.local_id, boot.cluster_id, &conf),
         wal_options(cfg),
     )?;
+    // etcd writes its bootstrap entries at term 1, so its first leader is elected at
+    // term 2; starting at term 1 gives the same terms.
+    let hard_state = raft::eraftpb::HardState {
+        term: 1,
+        ..Default::default()
+    };
+    wal.save(Some(&hard_state), &[], true)?;
     let mut meta = SnapshotMetadata::default();
     meta.set_conf_state(conf);
     tracing::info!(
@@ -702,7 +709,7 @@ fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, S
     Ok(Recovered {
         member_id: boot.local_id,
         cluster_id: boot.cluster_id,
-        storage: RaftStorage::new(meta.clone(), Default::default(), Vec::new()),
+        storage: RaftStorage::new(meta.clone(), hard_state, Vec::new()),
         wal,
         backend: Arc::new(backend),
         snapshot: meta,

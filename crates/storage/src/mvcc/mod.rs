@@ -96,7 +96,7 @@ pub struct KvStore {
     index: RwLock<TreeIndex>,
     /// Highest committed revision; readers never look past it.
     current_rev: AtomicI64,
-    /// Reads below this revision fail with `Compacted`.
+    /// Reads below this revision fail with `Compacted`; -1 until the first compaction.
     compact_rev: AtomicI64,
 }
 
@@ -108,8 +108,9 @@ fn decode_kv(bytes: &[u8]) -> Result<KeyValue> {
     })
 }
 
-fn read_i64(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<i64> {
-    Ok(backend::get_meta_u64(table, key)?.unwrap_or(0) as i64)
+/// A stored revision, or -1 when none is stored (etcd's "never compacted").
+fn read_rev(table: &impl ReadableTable<&'static str, &'static [u8]>, key: &str) -> Result<i64> {
+    Ok(backend::get_meta_u64(table, key)?.map_or(-1, |v| v as i64))
 }
 
 /// What a start-up found in the backend.
@@ -129,8 +130,8 @@ impl KvStore {
     pub fn open(backend: Arc<Backend>) -> Result<(KvStore, Restored)> {
         let tx = backend.begin_read()?;
         let meta = tx.open_table(META)?;
-        let scheduled = read_i64(&meta, meta_keys::SCHEDULED_COMPACT)?;
-        let finished = read_i64(&meta, meta_keys::FINISHED_COMPACT)?;
+        let scheduled = read_rev(&meta, meta_keys::SCHEDULED_COMPACT)?;
+        let finished = read_rev(&meta, meta_keys::FINISHED_COMPACT)?;
         let kv = tx.open_table(KV)?;
         let mut index = TreeIndex::default();
         let mut current = 1;
@@ -336,12 +337,13 @@ impl KvStore {
             let index = self.index.read();
             let cur = self.current_rev();
             let compact = self.compact_rev();
+            // etcd: a hash at or below the compact revision is refused.
+            if rev > 0 && rev <= compact {
+                return Err(MvccError::Compacted);
+            }
             let rev = if rev <= 0 { cur } else { rev };
             if rev > cur {
                 return Err(MvccError::FutureRev);
-            }
-            if rev < compact {
-                return Err(MvccError::Compacted);
             }
             (
                 self.backend.begin_read()?,
