@@ -163,9 +163,10 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
     assert_eq!(dump(&follower, "s").await.len(), 200);
     assert!(
         cluster
-            .logs()
+            .log(behind)
             .contains("installed snapshot from the leader"),
-        "the follower should have needed a snapshot"
+        "the follower should have needed a snapshot:\n{}",
+        cluster.logs()
     );
     let rev = client.status().await.unwrap().header.unwrap().revision;
     let h_leader = client.hash_kv(rev).await.unwrap().hash;

@@ -439,6 +439,11 @@ impl Cluster {
     }
 
     /// Every member's log tail, for failure reports.
+    /// The whole log of member `i`.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.members[i].log_path).unwrap_or_default()
+    }
+
     pub fn logs(&self) -> String {
         self.members
             .iter()

@@ -254,9 +254,19 @@ impl Server {
     /// leadership changes, revoke expired leases, checkpoint remaining TTLs.
     async fn lease_loop(self: Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut leader = self.leader.clone();
         let mut leading = false;
         loop {
-            tick.tick().await;
+            // A leadership change is handled at once (leases get their clocks when this
+            // member starts leading), everything else every tick.
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
             if self.is_stopping() {
                 return;
             }
