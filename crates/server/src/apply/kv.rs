@@ -495,7 +495,7 @@ mod tests {
             (out, batch.finish().0)
         };
         tx.commit().unwrap();
-        kv.publish(rev);
+        kv.publish(rev, Vec::new());
         out
     }
 

@@ -90,6 +90,9 @@ pub struct Applier {
     since_durable: u64,
     compactor: Sender<(Arc<KvStore>, i64)>,
     alarms: Alarms,
+    /// The backend transaction batches are being applied into (committed every batch
+    /// interval; see `commit`).
+    tx: Option<redb::WriteTransaction>,
 }
 
 impl Applier {
@@ -152,6 +155,7 @@ impl Applier {
             since_durable: 0,
             compactor,
             alarms,
+            tx: None,
         })
     }
 
@@ -162,7 +166,17 @@ impl Applier {
 
     pub fn run(mut self) {
         let mut tasks = Vec::new();
-        while self.rx.recv_all(&mut tasks, None).is_ok() {
+        loop {
+            match self.rx.recv_all(&mut tasks, self.commit_deadline()) {
+                Ok(()) => {}
+                Err(crate::mailbox::RecvError::Timeout) => {
+                    if let Err(e) = self.commit() {
+                        self.fail(e);
+                    }
+                    continue;
+                }
+                Err(crate::mailbox::RecvError::Disconnected) => break,
+            }
             // Everything already queued is applied together: one backend commit for all
             // consecutive entries, other tasks in their place in the order.
             let mut entries = Vec::new();
@@ -181,6 +195,10 @@ impl Applier {
                 self.fail(e);
             }
         }
+        // Stopping: leave the backend with everything applied.
+        if let Err(e) = self.commit() {
+            self.fail(e);
+        }
     }
 
     fn fail(&self, e: String) -> ! {
@@ -191,6 +209,10 @@ impl Applier {
     }
 
     fn handle_other(&mut self, task: ApplyTask) {
+        // Snapshots read or replace the backend: it must hold everything applied.
+        if let Err(e) = self.commit() {
+            self.fail(e);
+        }
         let result = match task {
             ApplyTask::Entries(entries) => self.apply_entries(entries),
             ApplyTask::SendSnapshot(msg) => self.send_snapshot(msg),
@@ -206,12 +228,16 @@ impl Applier {
             return Ok(());
         }
         let last = entries.last().map(|c| (c.entry.index, c.entry.term));
-        let tx = self.backend.begin_write().map_err(|e| e.to_string())?;
+        // Batches keep writing into one backend transaction until it is due to commit.
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.backend.begin_write().map_err(|e| e.to_string())?,
+        };
         let mut results: Vec<(u64, ApplyResult)> = Vec::new();
         let mut compactions = Vec::new();
         let mut members_changed = false;
         let mut alarms_changed = false;
-        let (rev, events) = {
+        let (rev, events, chunk) = {
             let mut batch = self.kv.write(&tx).map_err(|e| e.to_string())?;
             for c in &entries {
                 let e = &c.entry;
@@ -374,21 +400,16 @@ impl Applier {
             backend::put_meta_u64(&mut meta, meta_keys::TERM, self.applied_term)
                 .map_err(|e| e.to_string())?;
         }
-        let mut tx = tx;
         self.since_durable += entries.len() as u64;
-        let durable = self.last_durable.elapsed() >= self.limits.batch_interval
+        self.tx = Some(tx);
+        // Readers see the batch at once (pending records); the backend commits (with
+        // fsync) every batch interval or batch limit, or when something reads it back.
+        self.kv.publish(rev, chunk);
+        let due = self.last_durable.elapsed() >= self.limits.batch_interval
             || self.since_durable >= self.limits.batch_limit as u64;
-        if durable {
-            tx.set_durability(redb::Durability::Immediate)
-                .map_err(|e| e.to_string())?;
-            self.last_durable = Instant::now();
-            self.since_durable = 0;
+        if due || members_changed || !compactions.is_empty() {
+            self.commit()?;
         }
-        tx.commit().map_err(|e| e.to_string())?;
-        if durable {
-            self.backend.refresh_size();
-        }
-        self.kv.publish(rev);
         self.server.watch_hub().notify(rev, &events);
         if members_changed {
             let cluster =
@@ -413,15 +434,36 @@ impl Applier {
         self.maybe_snapshot()
     }
 
+    /// Commits the open backend transaction durably, if there is one.
+    fn commit(&mut self) -> Result<(), String> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(());
+        };
+        tx.set_durability(redb::Durability::Immediate)
+            .map_err(|e| e.to_string())?;
+        tx.commit().map_err(|e| e.to_string())?;
+        self.kv.committed();
+        self.backend.refresh_size();
+        self.last_durable = Instant::now();
+        self.since_durable = 0;
+        Ok(())
+    }
+
+    /// When the open transaction must commit even if no batch arrives.
+    fn commit_deadline(&self) -> Option<std::time::Instant> {
+        self.tx
+            .as_ref()
+            .map(|_| self.last_durable + self.limits.batch_interval)
+    }
+
     /// Every `snapshot_count` entries: make the backend durable at the applied index and
     /// let raft snapshot its log there.
     fn maybe_snapshot(&mut self) -> Result<(), String> {
         if self.consistent_index < self.snapshot_index + self.snapshot_count {
             return Ok(());
         }
-        self.backend.force_commit().map_err(|e| e.to_string())?;
-        self.last_durable = Instant::now();
-        self.since_durable = 0;
+        // Every commit is durable, so after this the backend holds the snapshot's state.
+        self.commit()?;
         self.snapshot_index = self.consistent_index;
         let meta = self.applied_snapshot_meta();
         let _ = self.server.raft_tx.send(RaftInput::Snapshotted { meta });

@@ -22,7 +22,7 @@ fn fixture() -> Fixture {
 /// Applies one txn of puts (and deletes for `None` values) and notifies the hub.
 fn apply(f: &Fixture, ops: &[(&str, Option<&str>)]) -> i64 {
     let tx = f.kv.backend().begin_write().unwrap();
-    let (rev, events) = {
+    let (rev, events, _) = {
         let mut batch = f.kv.write(&tx).unwrap();
         {
             let mut t = batch.txn();
@@ -40,7 +40,7 @@ fn apply(f: &Fixture, ops: &[(&str, Option<&str>)]) -> i64 {
         batch.finish()
     };
     tx.commit().unwrap();
-    f.kv.publish(rev);
+    f.kv.publish(rev, Vec::new());
     f.hub.notify(rev, &events);
     rev
 }
@@ -315,13 +315,13 @@ fn restore_moves_watchers_to_catch_up_from_the_new_backend() {
     // Pretend the backend was replaced by one three revisions ahead.
     apply(&f, &[("k", Some("2"))]);
     let tx = f.kv.backend().begin_write().unwrap();
-    let (rev, _) = {
+    let (rev, _, _) = {
         let mut b = f.kv.write(&tx).unwrap();
         b.txn().put(b"k", b"3", 0).unwrap();
         b.finish()
     };
     tx.commit().unwrap();
-    f.kv.publish(rev);
+    f.kv.publish(rev, Vec::new());
     drain(&s, &mut rx);
     f.hub.restore(rev);
     while f.hub.catch_up_round(&f.kv) {}

@@ -16,6 +16,7 @@
 
 pub mod index;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -98,6 +99,57 @@ pub struct KvStore {
     current_rev: AtomicI64,
     /// Reads below this revision fail with `Compacted`; -1 until the first compaction.
     compact_rev: AtomicI64,
+    /// Revisions applied since the last backend commit, one chunk per apply batch: readers
+    /// find them here until the backend transaction holding them commits.
+    pending: RwLock<Vec<Arc<Chunk>>>,
+}
+
+/// The records one apply batch wrote, in revision order.
+pub type Chunk = Vec<((i64, i64), Arc<[u8]>)>;
+
+/// What a reader sees: a backend snapshot plus the revisions applied after it.
+struct View {
+    tx: redb::ReadTransaction,
+    pending: Vec<Arc<Chunk>>,
+}
+
+impl View {
+    fn pending_get(&self, rev: (i64, i64)) -> Option<&Arc<[u8]>> {
+        self.pending.iter().rev().find_map(|c| {
+            c.binary_search_by(|(r, _)| r.cmp(&rev))
+                .ok()
+                .map(|i| &c[i].1)
+        })
+    }
+
+    fn fetch(&self, revs: &[Revision]) -> Result<Vec<KeyValue>> {
+        let table = self.tx.open_table(KV)?;
+        revs.iter()
+            .map(|r| match self.pending_get((r.main, r.sub)) {
+                Some(bytes) => decode_kv(bytes),
+                None => fetch_one(&table, *r),
+            })
+            .collect()
+    }
+
+    /// Every record with a revision in `[from, to]`, in revision order.
+    fn scan(&self, from: (i64, i64), to: (i64, i64)) -> Result<Vec<((i64, i64), Arc<[u8]>)>> {
+        let table = self.tx.open_table(KV)?;
+        let mut out: BTreeMap<(i64, i64), Arc<[u8]>> = BTreeMap::new();
+        for item in table.range(from..=to)? {
+            let (k, v) = item?;
+            out.insert(k.value(), Arc::from(v.value()));
+        }
+        // Pending chunks may repeat records the snapshot already has (committed just now).
+        for c in &self.pending {
+            for (r, v) in c.iter() {
+                if *r >= from && *r <= to {
+                    out.entry(*r).or_insert_with(|| v.clone());
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
 }
 
 fn decode_kv(bytes: &[u8]) -> Result<KeyValue> {
@@ -169,6 +221,7 @@ impl KvStore {
             index: RwLock::new(index),
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact_rev),
+            pending: RwLock::new(Vec::new()),
         };
         if let Some(rev) = restored.pending_compaction {
             // The index must not show revisions the compaction already deleted.
@@ -207,15 +260,23 @@ impl KvStore {
                 count,
             });
         }
-        let tx = self.backend.begin_read()?;
+        let view = self.view()?;
         let (revs, count) = collect_revisions(&index, key, end, rev, opts.limit);
         drop(index);
-        let table = tx.open_table(KV)?;
-        let kvs = fetch(&table, &revs)?;
+        let kvs = view.fetch(&revs)?;
         Ok(RangeResult {
             kvs,
             rev: cur,
             count,
+        })
+    }
+
+    /// A backend snapshot and the pending revisions; call with the index lock held so
+    /// that a commit cannot fall between the two.
+    fn view(&self) -> Result<View> {
+        Ok(View {
+            tx: self.backend.begin_read()?,
+            pending: self.pending.read().clone(),
         })
     }
 
@@ -228,23 +289,20 @@ impl KvStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<Event>> {
-        let tx;
-        {
+        let view = {
             let _index = self.index.read();
             if from < self.compact_rev() {
                 return Err(MvccError::Compacted);
             }
-            tx = self.backend.begin_read()?;
-        }
-        let table = tx.open_table(KV)?;
+            self.view()?
+        };
         let mut events = Vec::new();
-        for item in table.range((from, 0)..=(to, i64::MAX))? {
-            let (k, v) = item?;
-            let kv = decode_kv(v.value())?;
+        for ((main, _), v) in view.scan((from, 0), (to, i64::MAX))? {
+            let kv = decode_kv(&v)?;
             if !in_range(&kv.key, key, end) {
                 continue;
             }
-            events.push(to_event(kv, k.value().0));
+            events.push(to_event(kv, main));
         }
         Ok(events)
     }
@@ -259,13 +317,24 @@ impl KvStore {
             table: tx.open_table(KV)?,
             rev: self.current_rev(),
             events: Vec::new(),
+            chunk: Vec::new(),
         })
     }
 
-    /// Called after the backend transaction holding a batch committed: makes its revisions
-    /// visible to readers.
-    pub fn publish(&self, rev: i64) {
+    /// Makes a finished batch visible to readers: its records join the pending ones (the
+    /// backend transaction holding them may commit later), then the revision is published.
+    pub fn publish(&self, rev: i64, chunk: Chunk) {
+        if !chunk.is_empty() {
+            self.pending.write().push(Arc::new(chunk));
+        }
         self.current_rev.store(rev, Ordering::Release);
+    }
+
+    /// Called after the backend transaction holding every published batch committed:
+    /// readers now find those records in the backend.
+    pub fn committed(&self) {
+        let _index = self.index.write();
+        self.pending.write().clear();
     }
 
     /// Records a compaction at `rev` in the batch's transaction (etcd's updateCompactRev).
@@ -345,24 +414,16 @@ impl KvStore {
             if rev > cur {
                 return Err(MvccError::FutureRev);
             }
-            (
-                self.backend.begin_read()?,
-                index.keep(compact),
-                rev,
-                compact,
-            )
+            (self.view()?, index.keep(compact), rev, compact)
         };
-        let table = tx.open_table(KV)?;
         let mut crc = crc32c::crc32c(b"key");
-        for item in table.range((0i64, 0i64)..(cur + 1, 0))? {
-            let (k, v) = item?;
-            let (main, sub) = k.value();
+        for ((main, sub), v) in tx.scan((0, 0), (cur, i64::MAX))? {
             if main <= compact && !keep.is_empty() && !keep.contains(&Revision::new(main, sub)) {
                 continue;
             }
             crc = crc32c::crc32c_append(crc, &main.to_be_bytes());
             crc = crc32c::crc32c_append(crc, &sub.to_be_bytes());
-            crc = crc32c::crc32c_append(crc, v.value());
+            crc = crc32c::crc32c_append(crc, &v);
         }
         Ok((crc, cur, compact))
     }
@@ -408,6 +469,13 @@ fn collect_revisions(
     (revs, count)
 }
 
+fn fetch_one(
+    table: &impl ReadableTable<(i64, i64), &'static [u8]>,
+    r: Revision,
+) -> Result<KeyValue> {
+    fetch(table, &[r]).map(|mut v| v.remove(0))
+}
+
 fn fetch(
     table: &impl ReadableTable<(i64, i64), &'static [u8]>,
     revs: &[Revision],
@@ -450,6 +518,7 @@ pub struct WriteBatch<'t, 'txn> {
     table: Table<'txn, (i64, i64), &'static [u8]>,
     rev: i64,
     events: Vec<Event>,
+    chunk: Chunk,
 }
 
 impl<'t, 'txn> WriteBatch<'t, 'txn> {
@@ -472,9 +541,9 @@ impl<'t, 'txn> WriteBatch<'t, 'txn> {
         self.store
     }
 
-    /// Ends the batch: the revision to publish after commit and the events to deliver.
-    pub fn finish(self) -> (i64, Vec<Event>) {
-        (self.rev, self.events)
+    /// Ends the batch: the revision and records to publish, and the events to deliver.
+    pub fn finish(self) -> (i64, Vec<Event>, Chunk) {
+        (self.rev, self.events, self.chunk)
     }
 }
 
@@ -559,9 +628,11 @@ impl TxnWrite<'_, '_, '_> {
             lease,
         };
         let idx_rev = Revision::new(rev, self.changes);
+        let bytes: Arc<[u8]> = kv.encode_to_vec().into();
         self.batch
             .table
-            .insert((idx_rev.main, idx_rev.sub), kv.encode_to_vec().as_slice())?;
+            .insert((idx_rev.main, idx_rev.sub), &*bytes)?;
+        self.batch.chunk.push(((idx_rev.main, idx_rev.sub), bytes));
         store.index.write().put(key, idx_rev);
         self.changes += 1;
         self.batch.rev = rev;
@@ -595,9 +666,11 @@ impl TxnWrite<'_, '_, '_> {
                 ..Default::default()
             };
             let idx_rev = Revision::new(rev, self.changes);
+            let bytes: Arc<[u8]> = tomb.encode_to_vec().into();
             self.batch
                 .table
-                .insert((idx_rev.main, idx_rev.sub), tomb.encode_to_vec().as_slice())?;
+                .insert((idx_rev.main, idx_rev.sub), &*bytes)?;
+            self.batch.chunk.push(((idx_rev.main, idx_rev.sub), bytes));
             let was_live = store.index.write().tombstone(k, idx_rev);
             debug_assert!(was_live);
             self.changes += 1;

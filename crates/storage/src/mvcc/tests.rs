@@ -27,11 +27,11 @@ fn txn<T>(store: &KvStore, f: impl FnOnce(&mut TxnWrite<'_, '_, '_>) -> T) -> (T
             let mut t = batch.txn();
             f(&mut t)
         };
-        let (rev, events) = batch.finish();
+        let (rev, events, _) = batch.finish();
         (out, rev, events)
     };
     tx.commit().unwrap();
-    store.publish(rev);
+    store.publish(rev, Vec::new());
     (out, events)
 }
 
@@ -319,4 +319,38 @@ fn restart_reports_keys_attached_to_leases() {
     }
     let (_, restored) = open_at(dir.path());
     assert_eq!(restored.key_leases, vec![(b"b".to_vec(), 7)]);
+}
+
+#[test]
+fn pending_batches_are_read_before_their_transaction_commits() {
+    let f = fixture();
+    let s = &f.store;
+    put(s, "a", "committed"); // rev 2
+    let tx = s.backend().begin_write().unwrap();
+    let (rev, _, chunk) = {
+        let mut batch = s.write(&tx).unwrap();
+        {
+            let mut t = batch.txn();
+            t.put(b"a", b"pending", 0).unwrap();
+            t.put(b"b", b"pending", 0).unwrap();
+        }
+        batch.txn().delete_range(b"a", RangeEnd::Single).unwrap();
+        batch.finish()
+    };
+    s.publish(rev, chunk);
+    // Not committed yet: readers see the batch through the pending records.
+    assert_eq!(get(s, "b", 0).unwrap().unwrap().value, b"pending");
+    assert_eq!(get(s, "a", 3).unwrap().unwrap().value, b"pending");
+    assert!(get(s, "a", 0).unwrap().is_none());
+    let ev = s.events_between(b"a", RangeEnd::Single, 2, rev).unwrap();
+    assert_eq!(ev.len(), 3);
+    let before = s.hash_kv(0).unwrap();
+    tx.commit().unwrap();
+    s.committed();
+    assert_eq!(get(s, "b", 0).unwrap().unwrap().value, b"pending");
+    assert_eq!(
+        s.events_between(b"a", RangeEnd::Single, 2, rev).unwrap(),
+        ev
+    );
+    assert_eq!(s.hash_kv(0).unwrap(), before);
 }
