@@ -26,6 +26,7 @@ pub mod raft;
 pub mod serve;
 pub mod server;
 pub mod transport;
+pub mod v2;
 pub mod wait;
 pub mod watch;
 
