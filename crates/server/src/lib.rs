@@ -29,6 +29,7 @@ pub mod serve;
 pub mod server;
 pub mod tls;
 pub mod transport;
+pub mod v2;
 pub mod wait;
 pub mod watch;
 
