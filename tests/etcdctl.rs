@@ -25,9 +25,9 @@
 //!   chorus hashes its own record encoding), a lease's remaining TTL (wall clock), table
 //!   widths (they follow the blanked values).
 //!
-//! Endpoints are given as `127.0.0.1:PORT`, without `http://`: with a scheme, etcdctl's
-//! `endpoint status`/`hashkv` send an HTTP/2 `:authority` chorus refuses until the fix lands
-//! (`endpoint_commands_with_http_scheme`, ignored until then).
+//! Endpoints are given as `127.0.0.1:PORT`, without `http://`, except in
+//! `endpoint_commands_with_http_scheme` (with a scheme, etcdctl's `endpoint status`/`hashkv`
+//! send the URL as the HTTP/2 `:authority`; see `crates/server/src/serve/authority.rs`).
 
 mod common;
 
@@ -1363,10 +1363,9 @@ async fn three_members() {
 
 /// `--endpoints=http://...`, as most scripts give them, and `--cluster` (which takes the
 /// `http://` client URLs from the member list). etcdctl then sends the URL, scheme and all,
-/// as the HTTP/2 `:authority` of `endpoint status`/`hashkv`; chorus answers PROTOCOL_ERROR
-/// until the fix for that is merged.
+/// as the HTTP/2 `:authority` of `endpoint status`/`hashkv`, which h2 alone would reset
+/// with PROTOCOL_ERROR (chorus rewrites it: `serve/authority.rs`).
 #[tokio::test]
-#[ignore = "needs the HTTP/2 :authority fix"]
 async fn endpoint_commands_with_http_scheme() {
     if !have_binaries() {
         return;

@@ -3,9 +3,12 @@
 //! port serves chorus's peer protocol. Both may be TLS.
 //!
 //! ```text
-//!  TcpListener ─accept─▶ [TLS handshake] ─▶ hyper auto (h1 | h2) ─▶ service
-//!                         client CN ──────────────────────────────▶ request extension
+//!  TcpListener ─accept─▶ [TLS handshake] ─▶ AuthorityFix ─▶ hyper auto (h1 | h2) ─▶ service
+//!                         └ client CN ────────────────────────────────▶ request extension
 //! ```
+//!
+//! `AuthorityFix` (`serve/authority.rs`) lets etcdctl's URL-shaped HTTP/2 `:authority`
+//! through h2; for every other client it steps aside after the first request's headers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,11 @@ use tower::Service as _;
 
 use crate::config::Url;
 use crate::server::Server;
+
+mod authority;
+mod hpack;
+
+use authority::AuthorityFix;
 
 /// The common name of the client certificate a TLS connection was verified with: the
 /// request's user identity (used by auth).
@@ -145,7 +153,10 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req| service.clone().call(identity.clone(), req));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+    // etcdctl's `endpoint status|hashkv` send `:authority: http://host:port`, which h2
+    // refuses; the wrapper rewrites it (and is out of the way for every other client).
+    let io = TokioIo::new(AuthorityFix::new(io));
+    let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     tokio::select! {
         _ = conn.as_mut() => {}
