@@ -66,6 +66,8 @@ pub struct Limits {
     pub grpc_gateway: bool,
     /// `--grpc-keepalive-interval` / `--grpc-keepalive-timeout` (None: disabled).
     pub grpc_keepalive: Option<(Duration, Duration)>,
+    /// `--enable-v2`: serve the v2 keys API.
+    pub enable_v2: bool,
 }
 
 /// The member as request handlers see it.
@@ -93,6 +95,11 @@ pub struct Server {
     pub(crate) lessor: Mutex<Lessor>,
     lease_cfg: LeaseConfig,
     transport: Arc<PeerTransport>,
+    /// The v2 keys store (in memory; saved in the backend with each commit that changed it).
+    v2: Arc<RwLock<crate::v2::V2Store>>,
+    pub started_at: std::time::SystemTime,
+    /// When this member last saw the leader change (monotonic, wall clock).
+    leader_changed: Mutex<(std::time::Instant, std::time::SystemTime)>,
 }
 
 /// How leases behave (from the configuration).
@@ -265,6 +272,8 @@ impl Server {
                     if changed.is_err() {
                         return;
                     }
+                    *self.leader_changed.lock() =
+                        (std::time::Instant::now(), std::time::SystemTime::now());
                 }
             }
             if self.is_stopping() {
@@ -305,6 +314,14 @@ impl Server {
                     }
                 });
             }
+            if self.v2.read().has_ttl_keys() {
+                // The leader expires v2 TTL keys through raft, with its clock in the request.
+                let server = self.clone();
+                tokio::spawn(async move {
+                    let req = crate::v2::sync_request(std::time::SystemTime::now());
+                    let _ = server.propose(internal_request::Request::V2(req)).await;
+                });
+            }
             if !checkpoints.is_empty() {
                 let req = chorus_api::etcdserverpb::LeaseCheckpointRequest {
                     checkpoints: checkpoints
@@ -328,6 +345,15 @@ impl Server {
                 });
             }
         }
+    }
+
+    pub fn v2_store(&self) -> &Arc<RwLock<crate::v2::V2Store>> {
+        &self.v2
+    }
+
+    /// Since when (monotonic and wall clock) the current leader has been known here.
+    pub fn leader_since(&self) -> (std::time::Instant, std::time::SystemTime) {
+        *self.leader_changed.lock()
     }
 
     pub fn watch_hub(&self) -> &Arc<crate::watch::WatchHub> {
@@ -832,6 +858,7 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
         grpc_gateway: cfg.enable_grpc_gateway,
         grpc_keepalive: (!cfg.grpc_keepalive_interval.is_zero())
             .then_some((cfg.grpc_keepalive_interval, cfg.grpc_keepalive_timeout)),
+        enable_v2: cfg.enable_v2,
     };
     let (raft_tx, raft_rx) = crate::mailbox::mailbox();
     let (apply_tx, apply_rx) = crate::mailbox::mailbox();
@@ -867,6 +894,8 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
         checkpoint_interval,
         persist_checkpoints: cfg.experimental_enable_lease_checkpoint_persist,
     };
+    let mut v2_store = crate::v2::V2Store::new();
+    crate::v2::persist::load_into(&rec.backend, &mut v2_store)?;
     let lessor = Lessor::load(
         &rec.backend,
         &restored.key_leases,
@@ -897,6 +926,9 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
         lessor: Mutex::new(lessor),
         lease_cfg,
         transport: transport.clone(),
+        v2: Arc::new(RwLock::new(v2_store)),
+        started_at: std::time::SystemTime::now(),
+        leader_changed: Mutex::new((std::time::Instant::now(), std::time::SystemTime::now())),
     });
 
     transport.set_server(Arc::downgrade(&server));

@@ -50,6 +50,8 @@ pub enum Applied {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     LeaseCheckpoint(LeaseCheckpointResponse),
+    /// A v2 request's result (`None` for the expiry sync).
+    V2(Result<Option<crate::v2::Event>, crate::v2::V2Error>),
     /// Requests with no response body (member attributes).
     Done,
 }
@@ -93,6 +95,8 @@ pub struct Applier {
     /// The backend transaction batches are being applied into (committed every batch
     /// interval; see `commit`).
     tx: Option<redb::WriteTransaction>,
+    /// The v2 store changed since it was last saved.
+    v2_dirty: bool,
 }
 
 impl Applier {
@@ -156,6 +160,7 @@ impl Applier {
             compactor,
             alarms,
             tx: None,
+            v2_dirty: false,
         })
     }
 
@@ -237,6 +242,7 @@ impl Applier {
         let mut compactions = Vec::new();
         let mut members_changed = false;
         let mut alarms_changed = false;
+        let mut v2_changed = false;
         let (rev, events, chunk) = {
             let mut batch = self.kv.write(&tx).map_err(|e| e.to_string())?;
             for c in &entries {
@@ -348,6 +354,13 @@ impl Applier {
                                 }
                                 Ok(Applied::Done)
                             }
+                            Request::V2(r) => {
+                                v2_changed = true;
+                                Ok(Applied::V2(crate::v2::apply(
+                                    &mut self.server.v2_store().write(),
+                                    &r,
+                                )))
+                            }
                             Request::Alarm(ar) => {
                                 let (resp, changed) =
                                     apply_alarm(&mut self.alarms, &tx, ar, batch.rev())
@@ -401,6 +414,7 @@ impl Applier {
                 .map_err(|e| e.to_string())?;
         }
         self.since_durable += entries.len() as u64;
+        self.v2_dirty |= v2_changed;
         self.tx = Some(tx);
         // Readers see the batch at once (pending records); the backend commits (with
         // fsync) every batch interval or batch limit, or when something reads it back.
@@ -439,6 +453,14 @@ impl Applier {
         let Some(mut tx) = self.tx.take() else {
             return Ok(());
         };
+        if std::mem::take(&mut self.v2_dirty) {
+            // The v2 store lives in memory; it is saved with the consistent index it
+            // reflects, so a restart resumes it exactly where the backend stands.
+            let blob = self.server.v2_store().read().save();
+            let mut meta = tx.open_table(backend::META).map_err(|e| e.to_string())?;
+            meta.insert(crate::v2::persist::META_V2_STORE, blob.as_slice())
+                .map_err(|e| e.to_string())?;
+        }
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| e.to_string())?;
         tx.commit().map_err(|e| e.to_string())?;
@@ -515,6 +537,8 @@ impl Applier {
         self.server.watch_hub().restore(rev);
         self.alarms = Alarms::load(&self.backend).map_err(|e| e.to_string())?;
         *self.server.alarms.write() = self.alarms.clone();
+        crate::v2::persist::load_into(&self.backend, &mut self.server.v2_store().write())
+            .map_err(|e| e.to_string())?;
         for m in cluster.members.values() {
             if m.id != self.server.id {
                 self.transport.add_peer(m.id, &m.peer_urls);
@@ -621,5 +645,6 @@ fn request_kind(r: &Request) -> &'static str {
         Request::LeaseCheckpoint(_) => "lease_checkpoint",
         Request::Alarm(_) => "alarm",
         Request::MemberAttributes(_) => "member_attributes",
+        Request::V2(_) => "v2",
     }
 }

@@ -79,7 +79,11 @@ pub fn router(server: Arc<Server>, gateway: bool) -> Router {
         .fallback(not_found)
         .with_state(server.clone());
     if gateway {
-        router = router.merge(gateway::router(server));
+        router = router.merge(gateway::router(server.clone()));
+    }
+    if server.limits.enable_v2 {
+        let backend = Arc::new(crate::v2::member::MemberBackend { server });
+        router = router.merge(crate::v2::router(backend));
     }
     router.layer(axum::middleware::from_fn(cors))
 }

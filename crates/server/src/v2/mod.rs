@@ -20,6 +20,8 @@ pub mod error;
 pub mod format;
 pub mod http;
 pub mod local;
+pub mod member;
+pub mod persist;
 pub mod request;
 pub mod stats;
 pub mod store;

@@ -1,0 +1,156 @@
+//! The v2 API wired to a real member: writes go through raft (`InternalRequest::v2`),
+//! reads and watches use the member's own store, stats come from the raft status.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parking_lot::RwLock;
+
+use super::stats::{raft_state_name, LeaderStats, SelfStats};
+use super::{Event, MemberError, MemberInfo, V2Backend, V2Error, V2Headers, V2Request, V2Store};
+use crate::apply::Applied;
+use crate::error::EtcdError;
+use crate::server::Server;
+
+/// The v2 handlers' view of this member.
+pub struct MemberBackend {
+    pub server: Arc<Server>,
+}
+
+fn v2_error(e: EtcdError) -> V2Error {
+    V2Error::raft_internal(&e.to_string())
+}
+
+fn info(m: &chorus_api::internalpb::Member) -> MemberInfo {
+    MemberInfo {
+        id: m.id,
+        name: m.name.clone(),
+        peer_urls: m.peer_urls.clone(),
+        client_urls: m.client_urls.clone(),
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+impl V2Backend for MemberBackend {
+    fn store(&self) -> Arc<RwLock<V2Store>> {
+        self.server.v2_store().clone()
+    }
+
+    fn propose(&self, req: V2Request) -> BoxFuture<'static, Result<Event, V2Error>> {
+        let server = self.server.clone();
+        async move {
+            match server
+                .propose(chorus_api::internalpb::internal_request::Request::V2(req))
+                .await
+            {
+                Ok(Applied::V2(Ok(Some(event)))) => Ok(event),
+                Ok(Applied::V2(Ok(None))) => Err(V2Error::raft_internal("request has no result")),
+                Ok(Applied::V2(Err(e))) => Err(e),
+                Ok(other) => Err(V2Error::raft_internal(&format!(
+                    "unexpected apply result {other:?}"
+                ))),
+                Err(e) => Err(v2_error(e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn linearizable(&self) -> BoxFuture<'static, Result<(), V2Error>> {
+        let server = self.server.clone();
+        async move { server.linearizable_read().await.map_err(v2_error) }.boxed()
+    }
+
+    fn headers(&self) -> V2Headers {
+        let s = &self.server;
+        V2Headers {
+            cluster_id: s.cluster_id,
+            raft_index: s.status.commit.load(std::sync::atomic::Ordering::Acquire),
+            raft_term: s.status.term(),
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn members(&self) -> Vec<MemberInfo> {
+        self.server.cluster().members.values().map(info).collect()
+    }
+
+    fn leader(&self) -> Option<MemberInfo> {
+        let id = self.server.status.leader();
+        self.server.cluster().member(id).map(info)
+    }
+
+    fn add_member(
+        &self,
+        _peer_urls: Vec<String>,
+    ) -> BoxFuture<'static, Result<MemberInfo, MemberError>> {
+        async {
+            Err(MemberError::Other(
+                "chorus: runtime membership changes are not implemented yet".into(),
+            ))
+        }
+        .boxed()
+    }
+
+    fn remove_member(&self, id: u64) -> BoxFuture<'static, Result<(), MemberError>> {
+        let known = self.server.cluster().member(id).is_some();
+        async move {
+            if known {
+                Err(MemberError::Other(
+                    "chorus: runtime membership changes are not implemented yet".into(),
+                ))
+            } else {
+                Err(MemberError::NotFound)
+            }
+        }
+        .boxed()
+    }
+
+    fn update_member(
+        &self,
+        id: u64,
+        _peer_urls: Vec<String>,
+    ) -> BoxFuture<'static, Result<(), MemberError>> {
+        self.remove_member(id)
+    }
+
+    fn stats_self(&self) -> SelfStats {
+        let s = &self.server;
+        let leader = s.status.leader();
+        let state = if s.is_leader() {
+            raft::StateRole::Leader
+        } else {
+            raft::StateRole::Follower
+        };
+        let (since, started) = s.leader_since();
+        SelfStats {
+            name: s.name.clone(),
+            id: format!("{:x}", s.id),
+            state: raft_state_name(state).to_string(),
+            start_time: unix_nanos(s.started_at),
+            leader: format!("{leader:x}"),
+            leader_uptime: since.elapsed().as_nanos() as i64,
+            leader_start_time: unix_nanos(started),
+            ..Default::default()
+        }
+    }
+
+    fn stats_leader(&self) -> Option<LeaderStats> {
+        let s = &self.server;
+        if !s.is_leader() {
+            return None;
+        }
+        Some(LeaderStats {
+            leader: format!("{:x}", s.id),
+            followers: Default::default(),
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! Where the in-memory v2 store is kept on disk: one blob in the backend's `meta` table,
+//! written in the same transaction as the consistent index (so it always matches it).
+
+use chorus_storage::backend::{Backend, BackendError, META};
+
+use super::V2Store;
+
+pub const META_V2_STORE: &str = "v2_store";
+
+/// Replaces `store`'s contents with the saved ones (registered watchers stay, as etcd
+/// keeps them across a snapshot recovery). A backend without a saved store leaves it empty.
+pub fn load_into(backend: &Backend, store: &mut V2Store) -> Result<(), BackendError> {
+    let tx = backend.begin_read()?;
+    let meta = tx.open_table(META)?;
+    match meta.get(META_V2_STORE)? {
+        Some(blob) => store
+            .recover(blob.value())
+            .map_err(|e| BackendError::Corrupt {
+                what: format!("v2 store: {e}"),
+            }),
+        None => {
+            *store = V2Store::new();
+            Ok(())
+        }
+    }
+}
