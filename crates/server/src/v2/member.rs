@@ -20,7 +20,7 @@ pub struct MemberBackend {
 }
 
 fn v2_error(e: EtcdError) -> V2Error {
-    V2Error::raft_internal(&e.to_string())
+    V2Error::raft_internal(e.to_string())
 }
 
 fn info(m: &chorus_api::internalpb::Member) -> MemberInfo {
@@ -52,7 +52,7 @@ impl V2Backend for MemberBackend {
                 Ok(Applied::V2(Ok(Some(event)))) => Ok(event),
                 Ok(Applied::V2(Ok(None))) => Err(V2Error::raft_internal("request has no result")),
                 Ok(Applied::V2(Err(e))) => Err(e),
-                Ok(other) => Err(V2Error::raft_internal(&format!(
+                Ok(other) => Err(V2Error::raft_internal(format!(
                     "unexpected apply result {other:?}"
                 ))),
                 Err(e) => Err(v2_error(e)),
