@@ -111,6 +111,42 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, as `systemctl stop` sends: expects STOPPING=1 and a clean exit (status 0).
+    async fn stop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(rc, 0, "SIGTERM: {}", std::io::Error::last_os_error());
+        let mut buf = [0u8; 256];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tokio::time::timeout_at(deadline, self.notify.recv(&mut buf)).await {
+                Ok(Ok(n)) if &buf[..n] == b"STOPPING=1" => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(e)) => panic!("{}: notify socket: {e}", self.name),
+                Err(_) => panic!("{} sent no STOPPING=1 within 30 s", self.name),
+            }
+        }
+        // Reap it here (Drop's kill/wait then find nothing to do).
+        let pid = self.child.id() as libc::pid_t;
+        let waited = tokio::task::spawn_blocking(move || {
+            let mut status = 0;
+            // SAFETY: waitpid(2) on our own child with a valid out pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            (rc, status)
+        });
+        let (rc, status) = tokio::time::timeout(Duration::from_secs(30), waited)
+            .await
+            .unwrap_or_else(|_| panic!("{} did not exit within 30 s of SIGTERM", self.name))
+            .unwrap();
+        assert_eq!(rc, pid, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{} exited with wait status {status:#x}:\n{}",
+            self.name,
+            tail(&self.log, 40)
+        );
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -248,6 +284,23 @@ async fn seed_unit_and_conf_bring_up_a_healthy_tls_cluster() {
         v3(&["get", "tls-key"]).run().await.ok(),
         "tls-key\ntls-value\n"
     );
+    // `systemctl stop` on one member: STOPPING=1, exit 0; the other two keep serving.
+    procs[0].stop().await;
+    let out = Etcdctl::v3(&endpoints[1..])
+        .args([
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "put",
+            "after-stop",
+            "ok",
+        ])
+        .run()
+        .await;
+    assert_eq!(out.ok(), "OK\n");
 }
 
 #[tokio::test]
