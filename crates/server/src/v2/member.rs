@@ -93,7 +93,7 @@ impl V2Backend for MemberBackend {
         _peer_urls: Vec<String>,
     ) -> BoxFuture<'static, Result<MemberInfo, MemberError>> {
         async {
-            Err(MemberError::Other(
+            Err(MemberError::Unimplemented(
                 "chorus: runtime membership changes are not implemented yet".into(),
             ))
         }
@@ -104,7 +104,7 @@ impl V2Backend for MemberBackend {
         let known = self.server.cluster().member(id).is_some();
         async move {
             if known {
-                Err(MemberError::Other(
+                Err(MemberError::Unimplemented(
                     "chorus: runtime membership changes are not implemented yet".into(),
                 ))
             } else {
