@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chorus_client::{Client, GetOptions, PutOptions};
-use common::{Cluster, ServerKind};
+use common::{Cluster, ClusterOptions, ServerKind};
 
 async fn keys(c: &Client, prefix: &str) -> usize {
     let opts = GetOptions {
@@ -24,6 +24,25 @@ async fn put_with(c: &Client, k: &str, lease: i64) {
         ..Default::default()
     };
     c.put(k, "v", opts).await.unwrap();
+}
+
+/// Checkpoints every second, so that a test can wait for one to have been taken.
+fn checkpoint_every_second() -> ClusterOptions {
+    ClusterOptions {
+        extra_args: vec!["--experimental-lease-checkpoint-interval=1s".into()],
+        ..Default::default()
+    }
+}
+
+/// Waits (bounded) until the lease's remaining TTL has dropped to `ttl` seconds.
+async fn run_down_to(c: &Client, lease: i64, ttl: i64) {
+    for _ in 0..150 {
+        if c.lease_time_to_live(lease, false).await.unwrap().ttl <= ttl {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("lease {lease:x} did not run down to {ttl} s within 15 s");
 }
 
 #[tokio::test]
@@ -88,7 +107,7 @@ async fn revoke_and_expiry_delete_the_keys() {
 
 #[tokio::test]
 async fn keep_alive_through_a_follower_and_leader_failure() {
-    let mut cluster = Cluster::start(ServerKind::Chorus, 3).await;
+    let mut cluster = Cluster::start_with(ServerKind::Chorus, 3, checkpoint_every_second()).await;
     let leader = cluster.leader().await;
     let follower = (leader + 1) % 3;
     let f = cluster.member_client(follower).await;
@@ -99,13 +118,16 @@ async fn keep_alive_through_a_follower_and_leader_failure() {
     let resp = responses.message().await.unwrap().unwrap();
     assert_eq!((resp.id, resp.ttl), (lease, 30));
 
-    // Kill the leader: the lease survives, and the new leader does not reset it to 30 s
-    // beyond what the last checkpoint (every 5 s) plus an election timeout allow.
+    // Kill the leader once the lease has run down (and been checkpointed at least once):
+    // the lease survives, and the new leader does not hand it a fresh 30 s (etcd without
+    // checkpoints gives it 30 s plus the election timeout) but the checkpointed remainder
+    // plus the election timeout (0.5 s).
+    run_down_to(&f, lease, 25).await;
     cluster.kill9(leader);
     let new_leader = cluster.leader().await;
     let n = cluster.member_client(new_leader).await;
     let ttl = n.lease_time_to_live(lease, true).await.unwrap();
-    assert!(ttl.ttl > 0 && ttl.ttl <= 31, "{ttl:?}");
+    assert!(ttl.ttl > 0 && ttl.ttl <= 27, "{ttl:?}");
     assert_eq!(ttl.keys, vec![b"k/held".to_vec()]);
     // Keep-alives keep working through the follower against the new leader.
     let survivor = (0..3).find(|i| *i != leader && *i != new_leader).unwrap();
@@ -114,4 +136,24 @@ async fn keep_alive_through_a_follower_and_leader_failure() {
     sender.keep_alive().await.unwrap();
     assert_eq!(responses.message().await.unwrap().unwrap().ttl, 30);
     assert_eq!(keys(&s, "k/").await, 1);
+}
+
+#[tokio::test]
+async fn remaining_ttl_survives_a_full_restart() {
+    let mut cluster = Cluster::start_with(ServerKind::Chorus, 1, checkpoint_every_second()).await;
+    let c = cluster.client().await;
+    let lease = c.lease_grant(60, 0).await.unwrap().id;
+    put_with(&c, "r/held", lease).await;
+    run_down_to(&c, lease, 55).await;
+    // kill -9: only what went through raft (the checkpoints) survives.
+    cluster.kill9(0);
+    cluster.restart(0).await;
+    let c = cluster.client().await;
+    let ttl = c.lease_time_to_live(lease, true).await.unwrap();
+    assert_eq!(ttl.granted_ttl, 60);
+    assert!(
+        ttl.ttl > 0 && ttl.ttl <= 57,
+        "a fresh TTL after restart: {ttl:?}"
+    );
+    assert_eq!(ttl.keys, vec![b"r/held".to_vec()]);
 }
