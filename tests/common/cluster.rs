@@ -119,6 +119,14 @@ impl Cluster {
     }
 
     pub async fn start_with(kind: ServerKind, n: usize, options: ClusterOptions) -> Cluster {
+        let mut cluster = Self::create(kind, n, options);
+        cluster.start_all().await;
+        cluster
+    }
+
+    /// Lays out `n` members (ports, flags, directories) without starting them, so that a
+    /// test can prepare their data directories first; then call [`Cluster::start_all`].
+    pub fn create(kind: ServerKind, n: usize, options: ClusterOptions) -> Cluster {
         assert!(n > 0, "a cluster needs a member");
         let dir = tempfile::Builder::new()
             .prefix("chorus-test-")
@@ -170,21 +178,24 @@ impl Cluster {
                 }
             })
             .collect();
-        let mut cluster = Cluster {
+        Cluster {
             kind,
             binary: kind.binary(),
             options,
             members,
             dir,
-        };
+        }
+    }
+
+    /// Starts every member and waits until each one knows a leader.
+    pub async fn start_all(&mut self) {
         // All members first: none can elect a leader before a quorum is up.
-        for i in 0..n {
-            cluster.spawn(i);
+        for i in 0..self.members.len() {
+            self.spawn(i);
         }
-        for i in 0..n {
-            cluster.wait_ready(i).await;
+        for i in 0..self.members.len() {
+            self.wait_ready(i).await;
         }
-        cluster
     }
 
     pub fn len(&self) -> usize {

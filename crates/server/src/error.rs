@@ -62,6 +62,14 @@ pub enum EtcdError {
     Corrupt,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    #[error("etcdserver: request timed out, leader transfer took too long")]
+    TimeoutLeaderTransfer,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
     /// raft refused a proposal (no leader); the proposer waits for a leader and retries,
     /// so clients do not see it.
     #[error("raft proposal dropped")]
@@ -86,15 +94,15 @@ impl EtcdError {
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExist | MemberExist | PeerUrlExist | NotLeader | BadLeaderTransferee => {
-                Code::FailedPrecondition
-            }
+            LeaseExist | MemberExist | PeerUrlExist | NotLeader | BadLeaderTransferee
+            | MemberNotLearner | LearnerNotReady | TooManyLearners => Code::FailedPrecondition,
             NoLeader
             | LeaderChanged
             | Stopped
             | Timeout
             | TimeoutDueToLeaderFail
             | TimeoutWaitAppliedIndex
+            | TimeoutLeaderTransfer
             | Unhealthy
             | Unavailable(_) => Code::Unavailable,
             Corrupt => Code::DataLoss,

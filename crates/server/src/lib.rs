@@ -27,6 +27,7 @@ pub mod notify;
 pub mod raft;
 pub mod serve;
 pub mod server;
+pub mod snapshot;
 pub mod tls;
 pub mod transport;
 pub mod v2;

@@ -544,6 +544,63 @@ impl Server {
         }
     }
 
+    /// Runs a task on the apply thread behind everything committed so far.
+    async fn on_apply_thread<T>(
+        &self,
+        task: impl FnOnce(tokio::sync::oneshot::Sender<Result<T, String>>) -> crate::raft::ApplyTask,
+    ) -> Result<T, EtcdError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.raft_tx
+            .send(RaftInput::Apply(task(tx)))
+            .map_err(|_| EtcdError::Stopped)?;
+        rx.await
+            .map_err(|_| EtcdError::Stopped)?
+            .map_err(EtcdError::Internal)
+    }
+
+    /// A read transaction over everything applied (the backend committed first).
+    pub async fn backend_snapshot(&self) -> Result<redb::ReadTransaction, EtcdError> {
+        self.on_apply_thread(crate::raft::ApplyTask::ReadBackend)
+            .await
+    }
+
+    /// Rewrites this member's backend without free pages; applying waits meanwhile.
+    pub async fn defragment(&self) -> Result<(), EtcdError> {
+        self.on_apply_thread(crate::raft::ApplyTask::Defragment)
+            .await
+    }
+
+    /// Maintenance.MoveLeader: only the leader may hand over, to a voting member; waits
+    /// until the transferee leads.
+    pub async fn move_leader(&self, target: u64) -> Result<(), EtcdError> {
+        if !self.is_leader() {
+            return Err(EtcdError::NotLeader);
+        }
+        let voter = self
+            .cluster()
+            .member(target)
+            .map(|m| !m.is_learner)
+            .unwrap_or(false);
+        if !voter {
+            return Err(EtcdError::BadLeaderTransferee);
+        }
+        if target == self.id {
+            return Ok(());
+        }
+        self.raft_tx
+            .send(RaftInput::TransferLeader(target))
+            .map_err(|_| EtcdError::Stopped)?;
+        let mut leader = self.leader.clone();
+        // etcd allows a request timeout; a transfer needs about one election timeout.
+        let limit = self.limits.election_timeout * 2 + Duration::from_secs(5);
+        let moved = async { leader.wait_for(|l| *l == target).await.map(|_| ()) };
+        match tokio::time::timeout(limit, moved).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::TimeoutLeaderTransfer),
+        }
+    }
+
     /// On shutdown: if leading, hand leadership to the most up-to-date follower and wait
     /// (up to an election timeout) until another member leads, so clients see no
     /// election gap (etcd's TryTransferLeadershipOnShutdown).
@@ -682,7 +739,7 @@ fn backend_path(snap_dir: &Path) -> PathBuf {
 }
 
 /// State recovered from (or created on) disk before the threads start.
-struct Recovered {
+pub(crate) struct Recovered {
     member_id: u64,
     cluster_id: u64,
     storage: RaftStorage,
@@ -696,8 +753,25 @@ fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, S
     let snap_dir = cfg.snap_dir();
     let _ = std::fs::remove_file(backend_path(&snap_dir));
     let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
+    init_member(cfg, &boot, backend)
+}
+
+/// Makes `backend` (empty, or restored from a snapshot) the state of a new member of a
+/// new cluster: its members and cluster ID, an applied index of 0, a fresh WAL.
+pub(crate) fn init_member(
+    cfg: &Config,
+    boot: &crate::config::BootstrapCluster,
+    backend: Backend,
+) -> Result<Recovered, StartError> {
     {
         let tx = backend.begin_durable_write()?;
+        // A restored backend keeps the KV data, leases and the v2 store; membership and
+        // raft positions belong to the old cluster.
+        for table in [backend::MEMBERS, backend::REMOVED_MEMBERS] {
+            tx.delete_table(table)
+                .map_err(backend::BackendError::from)?;
+            tx.open_table(table).map_err(backend::BackendError::from)?;
+        }
         for m in &boot.members {
             membership::save_member(
                 &tx,
@@ -714,6 +788,8 @@ fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, S
             .open_table(backend::META)
             .map_err(backend::BackendError::from)?;
         backend::put_meta_u64(&mut meta, membership::META_CLUSTER_ID, boot.cluster_id)?;
+        backend::put_meta_u64(&mut meta, backend::meta_keys::CONSISTENT_INDEX, 0)?;
+        backend::put_meta_u64(&mut meta, backend::meta_keys::TERM, 0)?;
         drop(meta);
         tx.commit().map_err(backend::BackendError::from)?;
     }

@@ -13,7 +13,7 @@
 
 pub mod kv;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,6 +222,15 @@ impl Applier {
             ApplyTask::Entries(entries) => self.apply_entries(entries),
             ApplyTask::SendSnapshot(msg) => self.send_snapshot(msg),
             ApplyTask::InstallSnapshot(meta) => self.install_snapshot(meta),
+            ApplyTask::ReadBackend(reply) => {
+                let _ = reply.send(self.backend.begin_read().map_err(|e| e.to_string()));
+                Ok(())
+            }
+            ApplyTask::Defragment(reply) => {
+                // A failed defragment leaves the old file in place: the caller hears why.
+                let _ = reply.send(self.defragment());
+                Ok(())
+            }
         };
         if let Err(e) = result {
             self.fail(e);
@@ -517,24 +526,86 @@ impl Applier {
             return Ok(());
         }
         let received = snapshot_db_path(&self.snap_dir, meta.index);
+        self.switch_backend(&received, false)?;
+        self.consistent_index = meta.index;
+        self.applied_term = meta.term;
+        self.conf_state = meta.get_conf_state().clone();
+        self.snapshot_index = meta.index;
+        self.last_durable = Instant::now();
+        self.server.applied.send_replace(meta.index);
+        tracing::info!(index = meta.index, "installed snapshot from the leader");
+        Ok(())
+    }
+
+    /// Copies the backend into a new file (which holds no free pages) and switches to it.
+    /// Everything applied is committed first; applying waits meanwhile, as in etcd.
+    fn defragment(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let before = self.backend.refresh_size();
+        let tmp = self.snap_dir.join("defrag.db.tmp");
+        let source = self.backend.clone();
+        let (chunks, rx) = std::sync::mpsc::sync_channel(8);
+        let dumper = std::thread::spawn(move || -> Result<(), String> {
+            let tx = source.begin_read().map_err(|e| e.to_string())?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, ChunkSender(chunks));
+            Backend::dump(&tx, &mut out).map_err(|e| e.to_string())?;
+            std::io::Write::flush(&mut out).map_err(|e| e.to_string())
+        });
+        let mut reader = ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let restored = Backend::restore(&mut reader, &tmp, &self.backend_opts);
+        drop(reader);
+        let dumped = dumper
+            .join()
+            .map_err(|_| "defragment: the copying thread panicked".to_string())?;
+        let copy = restored.map_err(|e| format!("defragment: {e}"))?;
+        dumped.map_err(|e| format!("defragment: {e}"))?;
+        drop(copy);
+        self.switch_backend(&tmp, true)?;
+        let after = self.backend.refresh_size();
+        tracing::info!(
+            before,
+            after,
+            took = ?started.elapsed(),
+            "defragmented the backend"
+        );
+        Ok(())
+    }
+
+    /// Replaces the backend file with `file` (same filesystem) and reopens the key index
+    /// on it. Unless `same_content` (a defragmented copy), every piece of state derived
+    /// from the backend is reloaded too: leases, members, alarms, the v2 store, watchers.
+    fn switch_backend(&mut self, file: &Path, same_content: bool) -> Result<(), String> {
         let db = self.backend.path().to_owned();
-        std::fs::rename(&received, &db)
-            .map_err(|e| format!("install snapshot {}: {e}", received.display()))?;
-        if let Ok(dir) = std::fs::File::open(&self.snap_dir) {
-            let _ = dir.sync_all();
+        std::fs::rename(file, &db)
+            .map_err(|e| format!("switch backend to {}: {e}", file.display()))?;
+        for dir in [Some(self.snap_dir.as_path()), db.parent()]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(dir) = std::fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
         }
         let backend = Arc::new(Backend::open(&db, &self.backend_opts).map_err(|e| e.to_string())?);
         let (kv, restored) = KvStore::open(backend.clone()).map_err(|e| e.to_string())?;
         let kv = Arc::new(kv);
-        self.server
-            .reload_lessor(&backend, &restored.key_leases)
-            .map_err(|e| e.to_string())?;
-        let cluster = Cluster::load(&backend, self.server.cluster_id).map_err(|e| e.to_string())?;
         self.backend = backend;
         self.kv = kv.clone();
         let rev = kv.current_rev();
         self.server.set_kv(kv);
+        if same_content {
+            return Ok(());
+        }
+        self.server
+            .reload_lessor(&self.backend, &restored.key_leases)
+            .map_err(|e| e.to_string())?;
         self.server.watch_hub().restore(rev);
+        let cluster =
+            Cluster::load(&self.backend, self.server.cluster_id).map_err(|e| e.to_string())?;
         self.alarms = Alarms::load(&self.backend).map_err(|e| e.to_string())?;
         *self.server.alarms.write() = self.alarms.clone();
         crate::v2::persist::load_into(&self.backend, &mut self.server.v2_store().write())
@@ -545,14 +616,44 @@ impl Applier {
             }
         }
         *self.server.cluster.write() = cluster;
-        self.consistent_index = meta.index;
-        self.applied_term = meta.term;
-        self.conf_state = meta.get_conf_state().clone();
-        self.snapshot_index = meta.index;
-        self.last_durable = Instant::now();
-        self.server.applied.send_replace(meta.index);
-        tracing::info!(index = meta.index, "installed snapshot from the leader");
         Ok(())
+    }
+}
+
+/// The writing half of an in-process pipe (defragment copies between two threads).
+struct ChunkSender(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(b.to_vec())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The reading half: end of file when the writer is gone.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

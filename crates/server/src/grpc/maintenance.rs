@@ -1,13 +1,18 @@
-//! `etcdserverpb.Maintenance`: Status, HashKV and Alarm (GET); the rest arrive with the
-//! features they need and answer `Unimplemented` until then.
+//! `etcdserverpb.Maintenance`: Status, Hash, HashKV, Alarm, Defragment, Snapshot (the
+//! backend in chorus's dump format plus a SHA-256) and MoveLeader; Downgrade answers
+//! `Unimplemented`.
 
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use chorus_api::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
 use chorus_api::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
     DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    MoveLeaderResponse, ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -17,6 +22,7 @@ use crate::apply::Applied;
 use crate::config::ETCD_COMPAT_VERSION;
 use crate::error::EtcdError;
 use crate::server::Server;
+use crate::snapshot::CrcWriter;
 
 pub fn service(server: Arc<Server>) -> MaintenanceServer<MaintenanceService> {
     MaintenanceServer::new(MaintenanceService { server })
@@ -36,20 +42,73 @@ fn unimplemented(what: &str) -> Status {
     Status::unimplemented(format!("chorus: {what} is not implemented yet"))
 }
 
-struct CrcWriter(u32);
-
-impl std::io::Write for CrcWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0 = crc32c::crc32c_append(self.0, b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 type SnapshotStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+/// Dumps `tx` into an unlinked file in `dir`; returns it rewound, with its size.
+fn spool(tx: &redb::ReadTransaction, dir: &Path) -> std::io::Result<(File, u64)> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("snapshot.{n}.tmp"));
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    let mut w = std::io::BufWriter::with_capacity(SNAPSHOT_CHUNK, file);
+    chorus_storage::backend::Backend::dump(tx, &mut w).map_err(std::io::Error::other)?;
+    // etcdctl finds the digest by the file size (a bbolt file is whole pages, so
+    // size % 512 == 32 means "digest appended"): pad the dump to a multiple of 512.
+    // The dump ends with its own end marker and CRC, so readers ignore the padding.
+    let mut size = w.stream_position()?;
+    let pad = (512 - size % 512) % 512;
+    w.write_all(&vec![0u8; pad as usize])?;
+    size += pad;
+    let mut file = w.into_inner().map_err(|e| e.into_error())?;
+    file.rewind()?;
+    Ok((file, size))
+}
+
+/// etcd sends its snapshot in 32 KiB messages.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+/// Sends `size` bytes of `file` in chunks counting `remaining_bytes` down, then the
+/// SHA-256 of everything sent. Stops quietly when the client goes away.
+fn stream_file(
+    mut file: File,
+    size: u64,
+    header: ResponseHeader,
+    out: tokio::sync::mpsc::Sender<Result<SnapshotResponse, Status>>,
+) {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut sent = 0u64;
+    let mut header = Some(header);
+    while sent < size {
+        let mut blob = vec![0u8; SNAPSHOT_CHUNK.min((size - sent) as usize)];
+        if let Err(e) = file.read_exact(&mut blob) {
+            let _ = out.blocking_send(Err(Status::internal(format!("snapshot: {e}"))));
+            return;
+        }
+        digest.update(&blob);
+        sent += blob.len() as u64;
+        let msg = SnapshotResponse {
+            header: header.take(),
+            remaining_bytes: size - sent,
+            blob,
+            version: String::new(),
+        };
+        if out.blocking_send(Ok(msg)).is_err() {
+            return;
+        }
+    }
+    let _ = out.blocking_send(Ok(SnapshotResponse {
+        header: header.take(),
+        remaining_bytes: 0,
+        blob: digest.finish().as_ref().to_vec(),
+        version: String::new(),
+    }));
+}
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
@@ -99,7 +158,10 @@ impl Maintenance for MaintenanceService {
         &self,
         _req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        Err(unimplemented("defragment"))
+        self.server.defragment().await?;
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.server.header(self.server.kv().current_rev())),
+        }))
     }
 
     /// A CRC32C of the whole backend (every table), as etcd hashes its db file.
@@ -140,18 +202,43 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
+    /// The backend as of now in chorus's dump format, then its SHA-256 as the last
+    /// message, as etcd streams its db file followed by the digest.
     async fn snapshot(
         &self,
         _req: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(unimplemented("snapshot save"))
+        let header = self.server.header(self.server.kv().current_rev());
+        let tx = self.server.backend_snapshot().await?;
+        let dir = self
+            .server
+            .kv()
+            .backend()
+            .path()
+            .parent()
+            .map(Path::to_owned);
+        let dir = dir.ok_or_else(|| Status::internal("backend file has no directory"))?;
+        // Written to an unlinked file first: the read transaction ends at once, whatever
+        // the client's pace, and the size is known for `remaining_bytes`.
+        let (file, size) = tokio::task::spawn_blocking(move || spool(&tx, &dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("snapshot: {e}")))?;
+        let (out, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || stream_file(file, size, header, out));
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn move_leader(
         &self,
-        _req: Request<MoveLeaderRequest>,
+        req: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(unimplemented("move-leader"))
+        self.server.move_leader(req.into_inner().target_id).await?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.server.header(self.server.kv().current_rev())),
+        }))
     }
 
     async fn downgrade(

@@ -69,6 +69,8 @@ pub enum RaftInput {
     /// answers whether a transfer started.
     TransferLeadershipAway(oneshot::Sender<bool>),
     Campaign,
+    /// Queued to the apply thread behind the entries handed to it so far.
+    Apply(ApplyTask),
     /// Stop after persisting what is in hand; the sender is told when the loop is done.
     Stop(oneshot::Sender<()>),
 }
@@ -86,6 +88,10 @@ pub enum ApplyTask {
     InstallSnapshot(SnapshotMetadata),
     /// Raft wants to send a snapshot: the apply thread attaches its backend state.
     SendSnapshot(Message),
+    /// A read transaction over everything applied so far (Maintenance.Snapshot).
+    ReadBackend(oneshot::Sender<Result<redb::ReadTransaction, String>>),
+    /// Rewrite the backend file without its free pages (Maintenance.Defragment).
+    Defragment(oneshot::Sender<Result<(), String>>),
 }
 
 /// Outgoing messages.
@@ -296,6 +302,9 @@ impl Node {
             }
             RaftInput::Campaign => {
                 let _ = self.raw.campaign();
+            }
+            RaftInput::Apply(task) => {
+                self.apply_tx.send(task).map_err(|_| NodeError::ApplyGone)?;
             }
             RaftInput::Stop(done) => return Ok(Some(done)),
         }

@@ -1,0 +1,203 @@
+//! Maintenance operations operators run against a live cluster, with the real etcdctl:
+//! `snapshot save` (then chorus's `status` and `restore` of that file into a new cluster),
+//! `defrag` and `move-leader`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use chorus_client::{Client, DeleteOptions, GetOptions, PutOptions};
+use chorus_server::config::{Command, Config};
+use chorus_server::snapshot::{self, SnapshotError};
+use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};
+
+async fn dump(c: &Client) -> BTreeMap<String, String> {
+    let opts = GetOptions {
+        prefix: true,
+        ..Default::default()
+    };
+    let resp = c.get("", opts).await.unwrap();
+    resp.kvs
+        .iter()
+        .map(|kv| {
+            (
+                String::from_utf8_lossy(&kv.key).into_owned(),
+                String::from_utf8_lossy(&kv.value).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn config_of(cluster: &Cluster, i: usize) -> Config {
+    match Config::parse(&cluster.member(i).args, &[], &mut Vec::new()).unwrap() {
+        Command::Run(cfg) => *cfg,
+        other => panic!("member flags parse to {other:?}"),
+    }
+}
+
+async fn db_sizes(cluster: &Cluster) -> Vec<i64> {
+    let mut sizes = Vec::new();
+    for i in 0..cluster.len() {
+        sizes.push(cluster.status(i).await.unwrap().db_size);
+    }
+    sizes
+}
+
+#[tokio::test]
+async fn snapshot_save_restore_defragment_and_move_leader() {
+    if !common::require_etcdctl() {
+        return;
+    }
+    let source = Cluster::start(ServerKind::Chorus, 3).await;
+    let c = source.client().await;
+    // History worth compacting: 20 keys overwritten 30 times with 1 KiB values.
+    let big = "x".repeat(1024);
+    for round in 0..30 {
+        for k in 0..20 {
+            c.put(
+                format!("churn/{k}"),
+                format!("{round}{big}"),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    c.delete(
+        "churn/1",
+        DeleteOptions {
+            prefix: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let lease = c.lease_grant(600, 0).await.unwrap().id;
+    let opts = PutOptions {
+        lease,
+        ..Default::default()
+    };
+    c.put("leased", "v", opts).await.unwrap();
+    let rev = c
+        .put("last", "v", PutOptions::default())
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .revision;
+    let before = dump(&c).await;
+
+    // etcdctl snapshot save, from one member.
+    let file = source.dir().join("backup.db");
+    let out = Etcdctl::v3(&[source.client_url(1)])
+        .args(["snapshot", "save", &file.display().to_string()])
+        .run()
+        .await;
+    assert!(out.ok().starts_with("Snapshot saved at"), "{out:?}");
+    let st = snapshot::status(&file).unwrap();
+    assert_eq!(st.revision, rev);
+    assert_eq!(st.total_size, std::fs::metadata(&file).unwrap().len());
+    assert!(st.total_keys as usize > before.len());
+
+    // A damaged copy is refused, by status and by restore, and restore leaves nothing.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff;
+    let damaged = source.dir().join("damaged.db");
+    std::fs::write(&damaged, &bytes).unwrap();
+    assert!(matches!(
+        snapshot::status(&damaged),
+        Err(SnapshotError::Integrity(_))
+    ));
+
+    // Compaction then defragmentation on every member: smaller files, same data.
+    c.compact(rev, true).await.unwrap();
+    let sizes = db_sizes(&source).await;
+    let eps = source.endpoints();
+    let out = Etcdctl::v3(&eps).args(["defrag"]).run().await;
+    assert_eq!(
+        out.ok()
+            .matches("Finished defragmenting etcd member")
+            .count(),
+        3,
+        "{out:?}"
+    );
+    let after = db_sizes(&source).await;
+    for (b, a) in sizes.iter().zip(&after) {
+        assert!(
+            a < b,
+            "defragment did not shrink the db: {sizes:?} -> {after:?}"
+        );
+    }
+    for i in 0..3 {
+        assert_eq!(dump(&source.member_client(i).await).await, before);
+    }
+    c.put("after-defrag", "v", PutOptions::default())
+        .await
+        .unwrap();
+
+    // move-leader to a follower; then the same request to a follower is refused.
+    let leader = source.leader().await;
+    let target = (leader + 1) % 3;
+    let target_id = source
+        .status(target)
+        .await
+        .unwrap()
+        .header
+        .unwrap()
+        .member_id;
+    let out = Etcdctl::v3(&eps)
+        .args(["move-leader", &format!("{target_id:x}")])
+        .run()
+        .await;
+    assert!(
+        out.ok().starts_with("Leadership transferred from "),
+        "{out:?}"
+    );
+    assert_eq!(source.status(0).await.unwrap().leader, target_id);
+    let out = Etcdctl::v3(&eps).args(["move-leader", "1234"]).run().await;
+    assert!(
+        out.stderr.contains("etcdserver: bad leader transferee"),
+        "{out:?}"
+    );
+
+    // Restore the backup into a new three-member cluster.
+    let mut restored = Cluster::create(ServerKind::Chorus, 3, ClusterOptions::default());
+    let cfg = config_of(&restored, 0);
+    assert!(matches!(
+        snapshot::restore(&damaged, &cfg, false),
+        Err(SnapshotError::Integrity(_))
+    ));
+    assert!(!cfg.data_dir.exists());
+    for i in 0..3 {
+        snapshot::restore(&file, &config_of(&restored, i), false).unwrap();
+    }
+    assert!(matches!(
+        snapshot::restore(&file, &cfg, false),
+        Err(SnapshotError::DataDirExists(_))
+    ));
+    restored.start_all().await;
+    let r = restored.client().await;
+    assert_eq!(dump(&r).await, before);
+    let ttl = r.lease_time_to_live(lease, true).await.unwrap();
+    assert_eq!(ttl.keys, vec![b"leased".to_vec()]);
+    let next = r
+        .put("new", "v", PutOptions::default())
+        .await
+        .unwrap()
+        .header
+        .unwrap();
+    assert_eq!(next.revision, rev + 1);
+    let members = r.member_list().await.unwrap().members;
+    let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names.len(), 3);
+    assert_ne!(
+        next.cluster_id,
+        source.status(0).await.unwrap().header.unwrap().cluster_id
+    );
+    for i in 0..3 {
+        assert_eq!(
+            dump(&restored.member_client(i).await).await.len(),
+            before.len() + 1
+        );
+    }
+}
