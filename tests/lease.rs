@@ -122,12 +122,14 @@ async fn keep_alive_through_a_follower_and_leader_failure() {
     // the lease survives, and the new leader does not hand it a fresh 30 s (etcd without
     // checkpoints gives it 30 s plus the election timeout) but the checkpointed remainder
     // plus the election timeout (0.5 s).
-    run_down_to(&f, lease, 25).await;
+    run_down_to(&f, lease, 22).await;
     cluster.kill9(leader);
     let new_leader = cluster.leader().await;
     let n = cluster.member_client(new_leader).await;
     let ttl = n.lease_time_to_live(lease, true).await.unwrap();
-    assert!(ttl.ttl > 0 && ttl.ttl <= 27, "{ttl:?}");
+    // At most 23 s checkpointed (rounded up), plus the election timeout, rounded up: 25;
+    // one more second of slack for a loaded machine.
+    assert!(ttl.ttl > 0 && ttl.ttl <= 26, "{ttl:?}");
     assert_eq!(ttl.keys, vec![b"k/held".to_vec()]);
     // Keep-alives keep working through the follower against the new leader.
     let survivor = (0..3).find(|i| *i != leader && *i != new_leader).unwrap();
@@ -142,17 +144,18 @@ async fn keep_alive_through_a_follower_and_leader_failure() {
 async fn remaining_ttl_survives_a_full_restart() {
     let mut cluster = Cluster::start_with(ServerKind::Chorus, 1, checkpoint_every_second()).await;
     let c = cluster.client().await;
-    let lease = c.lease_grant(60, 0).await.unwrap().id;
+    let lease = c.lease_grant(30, 0).await.unwrap().id;
     put_with(&c, "r/held", lease).await;
-    run_down_to(&c, lease, 55).await;
+    run_down_to(&c, lease, 22).await;
     // kill -9: only what went through raft (the checkpoints) survives.
     cluster.kill9(0);
     cluster.restart(0).await;
     let c = cluster.client().await;
     let ttl = c.lease_time_to_live(lease, true).await.unwrap();
-    assert_eq!(ttl.granted_ttl, 60);
+    assert_eq!(ttl.granted_ttl, 30);
+    // As above: a fresh lease would show 30 or 31.
     assert!(
-        ttl.ttl > 0 && ttl.ttl <= 57,
+        ttl.ttl > 0 && ttl.ttl <= 26,
         "a fresh TTL after restart: {ttl:?}"
     );
     assert_eq!(ttl.keys, vec![b"r/held".to_vec()]);
