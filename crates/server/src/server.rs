@@ -753,16 +753,24 @@ fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, S
     let snap_dir = cfg.snap_dir();
     let _ = std::fs::remove_file(backend_path(&snap_dir));
     let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
-    init_member(cfg, &boot, backend)
+    init_member(cfg, &boot, backend, &Snapshotter::new(snap_dir))
 }
 
 /// Makes `backend` (empty, or restored from a snapshot) the state of a new member of a
-/// new cluster: its members and cluster ID, an applied index of 0, a fresh WAL.
+/// new cluster: its members and cluster ID, and a fresh WAL.
+///
+/// Where etcd writes one conf-change entry per initial member at term 1 (indexes 1..=n),
+/// chorus starts every member from a raft snapshot at index n, term 1, holding the
+/// initial configuration: the same indexes and terms as etcd from then on, and a member
+/// that joins later receives a snapshot (with the membership) rather than log entries
+/// that could not tell it who the initial members were.
 pub(crate) fn init_member(
     cfg: &Config,
     boot: &crate::config::BootstrapCluster,
     backend: Backend,
+    snapshotter: &Snapshotter,
 ) -> Result<Recovered, StartError> {
+    let index = boot.members.len() as u64;
     {
         let tx = backend.begin_durable_write()?;
         // A restored backend keeps the KV data, leases and the v2 store; membership and
@@ -788,8 +796,8 @@ pub(crate) fn init_member(
             .open_table(backend::META)
             .map_err(backend::BackendError::from)?;
         backend::put_meta_u64(&mut meta, membership::META_CLUSTER_ID, boot.cluster_id)?;
-        backend::put_meta_u64(&mut meta, backend::meta_keys::CONSISTENT_INDEX, 0)?;
-        backend::put_meta_u64(&mut meta, backend::meta_keys::TERM, 0)?;
+        backend::put_meta_u64(&mut meta, backend::meta_keys::CONSISTENT_INDEX, index)?;
+        backend::put_meta_u64(&mut meta, backend::meta_keys::TERM, 1)?;
         drop(meta);
         tx.commit().map_err(backend::BackendError::from)?;
     }
@@ -803,15 +811,22 @@ pub(crate) fn init_member(
         &encode_wal_metadata(boot.local_id, boot.cluster_id, &conf),
         wal_options(cfg),
     )?;
-    // etcd writes its bootstrap entries at term 1, so its first leader is elected at
-    // term 2; starting at term 1 gives the same terms.
-    let hard_state = raft::eraftpb::HardState {
+    let mut meta = SnapshotMetadata {
+        index,
         term: 1,
         ..Default::default()
     };
-    wal.save(Some(&hard_state), &[], true)?;
-    let mut meta = SnapshotMetadata::default();
     meta.set_conf_state(conf);
+    let mut snap = raft::eraftpb::Snapshot::default();
+    snap.set_metadata(meta.clone());
+    snapshotter.save(&snap)?;
+    wal.save_snapshot(WalSnapshot { index, term: 1 })?;
+    let hard_state = raft::eraftpb::HardState {
+        term: 1,
+        commit: index,
+        ..Default::default()
+    };
+    wal.save(Some(&hard_state), &[], true)?;
     tracing::info!(
         member = %format!("{:x}", boot.local_id),
         cluster = %format!("{:x}", boot.cluster_id),

@@ -137,7 +137,8 @@ pub fn restore(path: &Path, cfg: &Config, skip_hash_check: bool) -> Result<(), S
             std::fs::create_dir_all(&dir).map_err(|e| SnapshotError::Io(dir.clone(), e))?;
         }
         let backend = load(path, skip_hash_check, &cfg.snap_dir().join("db"))?;
-        drop(init_member(cfg, &boot, backend)?);
+        let snapshotter = chorus_storage::snap::Snapshotter::new(cfg.snap_dir());
+        drop(init_member(cfg, &boot, backend, &snapshotter)?);
         Ok(())
     })();
     if result.is_err() {
