@@ -84,6 +84,47 @@ pub struct Member {
 }
 
 impl Member {
+    fn new(
+        dir: &Path,
+        name: String,
+        (client_port, peer_port): (u16, u16),
+        initial_cluster: &str,
+        token: &str,
+        state: &str,
+        options: &ClusterOptions,
+    ) -> Member {
+        let data_dir = dir.join(&name).join("data");
+        let log_path = dir.join(format!("{name}.log"));
+        let client_url = format!("http://127.0.0.1:{client_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let mut args = vec![
+            format!("--name={name}"),
+            format!("--data-dir={}", data_dir.display()),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster={initial_cluster}"),
+            format!("--initial-cluster-token={token}"),
+            format!("--initial-cluster-state={state}"),
+            format!("--heartbeat-interval={}", options.heartbeat_interval_ms),
+            format!("--election-timeout={}", options.election_timeout_ms),
+        ];
+        if let Some(count) = options.snapshot_count {
+            args.push(format!("--snapshot-count={count}"));
+        }
+        args.extend(options.extra_args.iter().cloned());
+        Member {
+            name,
+            client_port,
+            peer_port,
+            data_dir,
+            log_path,
+            args,
+            child: None,
+        }
+    }
+
     pub fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
     }
@@ -145,37 +186,15 @@ impl Cluster {
             .into_iter()
             .enumerate()
             .map(|(i, name)| {
-                let (client_port, peer_port) = (ports[2 * i], ports[2 * i + 1]);
-                let data_dir = dir.path().join(&name).join("data");
-                let log_path = dir.path().join(format!("{name}.log"));
-                let client_url = format!("http://127.0.0.1:{client_port}");
-                let peer_url = format!("http://127.0.0.1:{peer_port}");
-                let mut args = vec![
-                    format!("--name={name}"),
-                    format!("--data-dir={}", data_dir.display()),
-                    format!("--listen-client-urls={client_url}"),
-                    format!("--advertise-client-urls={client_url}"),
-                    format!("--listen-peer-urls={peer_url}"),
-                    format!("--initial-advertise-peer-urls={peer_url}"),
-                    format!("--initial-cluster={initial_cluster}"),
-                    format!("--initial-cluster-token={token}"),
-                    "--initial-cluster-state=new".to_owned(),
-                    format!("--heartbeat-interval={}", options.heartbeat_interval_ms),
-                    format!("--election-timeout={}", options.election_timeout_ms),
-                ];
-                if let Some(count) = options.snapshot_count {
-                    args.push(format!("--snapshot-count={count}"));
-                }
-                args.extend(options.extra_args.iter().cloned());
-                Member {
+                Member::new(
+                    dir.path(),
                     name,
-                    client_port,
-                    peer_port,
-                    data_dir,
-                    log_path,
-                    args,
-                    child: None,
-                }
+                    (ports[2 * i], ports[2 * i + 1]),
+                    &initial_cluster,
+                    &token,
+                    "new",
+                    &options,
+                )
             })
             .collect();
         Cluster {
@@ -184,6 +203,53 @@ impl Cluster {
             options,
             members,
             dir,
+        }
+    }
+
+    /// Lays out one more member, `m<n>`, that joins the running cluster
+    /// (`--initial-cluster-state existing`, every member so far in `--initial-cluster`);
+    /// returns its index. Add it with `member add` (its peer URL), then `spawn` it.
+    pub fn add_joiner(&mut self) -> usize {
+        let i = self.members.len();
+        let ports = free_ports(2);
+        let name = format!("m{i}");
+        let initial_cluster = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer_url()))
+            .chain([format!("{name}=http://127.0.0.1:{}", ports[1])])
+            .collect::<Vec<_>>()
+            .join(",");
+        let token = format!("chorus-test-{}", self.members[0].client_port);
+        let member = Member::new(
+            self.dir.path(),
+            name,
+            (ports[0], ports[1]),
+            &initial_cluster,
+            &token,
+            "existing",
+            &self.options,
+        );
+        self.members.push(member);
+        i
+    }
+
+    /// Waits (bounded) for member `i` to exit by itself; returns its exit status.
+    pub async fn wait_exit(&mut self, i: usize) -> std::process::ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let member = &mut self.members[i];
+            let child = member.child.as_mut().expect("member is not running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                member.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within 20 s",
+                member.name
+            );
+            tokio::time::sleep(POLL).await;
         }
     }
 

@@ -70,6 +70,10 @@ pub enum EtcdError {
     LearnerNotReady,
     #[error("etcdserver: too many learner members in cluster")]
     TooManyLearners,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
     /// raft refused a proposal (no leader); the proposer waits for a leader and retries,
     /// so clients do not see it.
     #[error("raft proposal dropped")]
@@ -94,8 +98,15 @@ impl EtcdError {
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExist | MemberExist | PeerUrlExist | NotLeader | BadLeaderTransferee
-            | MemberNotLearner | LearnerNotReady | TooManyLearners => Code::FailedPrecondition,
+            LeaseExist
+            | MemberExist
+            | PeerUrlExist
+            | NotLeader
+            | BadLeaderTransferee
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | NotEnoughStartedMembers => Code::FailedPrecondition,
             NoLeader
             | LeaderChanged
             | Stopped
@@ -103,12 +114,36 @@ impl EtcdError {
             | TimeoutDueToLeaderFail
             | TimeoutWaitAppliedIndex
             | TimeoutLeaderTransfer
+            | NotSupportedForLearner
             | Unhealthy
             | Unavailable(_) => Code::Unavailable,
             Corrupt => Code::DataLoss,
             Internal(_) | ProposalDropped => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
         }
+    }
+}
+
+impl EtcdError {
+    /// The error another member answered with (a forwarded request), recognised by its
+    /// message; anything else is reported as unavailable with the peer's message.
+    pub fn from_status(s: &Status) -> EtcdError {
+        use EtcdError::*;
+        let known = [
+            MemberNotFound,
+            MemberNotLearner,
+            LearnerNotReady,
+            NotLeader,
+            NoLeader,
+            Stopped,
+            Timeout,
+            TimeoutDueToLeaderFail,
+            LeaderChanged,
+        ];
+        known
+            .into_iter()
+            .find(|e| e.to_string() == s.message())
+            .unwrap_or_else(|| Unavailable(s.message().to_string()))
     }
 }
 

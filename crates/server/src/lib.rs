@@ -25,6 +25,7 @@ pub mod mailbox;
 pub mod membership;
 pub mod notify;
 pub mod raft;
+pub mod reconfig;
 pub mod serve;
 pub mod server;
 pub mod snapshot;
@@ -67,8 +68,12 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
     tokio::spawn(server::publish_attributes(server.clone(), client_urls));
     let policy = cfg.auto_compaction().map_err(|e| e.to_string())?;
     let auto_compaction = tokio::spawn(compactor::run(policy, server.clone()));
-    wait_for_signal().await;
-    tracing::info!("received signal, shutting down");
+    tokio::select! {
+        _ = wait_for_signal() => tracing::info!("received signal, shutting down"),
+        _ = server.wait_removed() => {
+            tracing::warn!("the member has been permanently removed from the cluster; shutting down");
+        }
+    }
     let _ = notify::notify("STOPPING=1");
     // Stop accepting and let in-flight requests finish, then hand leadership over.
     let _ = shutdown_tx.send(true);

@@ -186,12 +186,14 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// everything else to the HTTP handlers.
 #[derive(Clone)]
 struct ClientService {
+    server: Arc<Server>,
     grpc: axum::Router,
     http: axum::Router,
 }
 
 fn client_service(server: &Arc<Server>) -> ClientService {
     ClientService {
+        server: server.clone(),
         grpc: crate::grpc::routes(server).prepare().into_axum_router(),
         http: crate::http::router(server.clone(), server.limits.grpc_gateway),
     }
@@ -213,8 +215,20 @@ impl ConnService for ClientService {
         if let Some(id) = identity {
             req.extensions_mut().insert(id);
         }
+        // etcd's learner serves only Status and serializable Range (checked in Range).
+        if is_grpc
+            && self.server.is_learner()
+            && !matches!(
+                req.uri().path(),
+                "/etcdserverpb.Maintenance/Status" | "/etcdserverpb.KV/Range"
+            )
+        {
+            let refused = tonic::Status::from(crate::error::EtcdError::NotSupportedForLearner)
+                .into_http::<axum::body::Body>();
+            return futures::future::Either::Left(std::future::ready(Ok(refused)));
+        }
         let mut router = if is_grpc { self.grpc } else { self.http };
-        async move { router.call(req).await }
+        futures::future::Either::Right(async move { router.call(req).await })
     }
 }
 

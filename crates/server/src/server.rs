@@ -64,6 +64,8 @@ pub struct Limits {
     pub election_timeout: Duration,
     /// `--enable-grpc-gateway`: serve the `/v3/*` JSON gateway.
     pub grpc_gateway: bool,
+    /// `--strict-reconfig-check`: refuse membership changes that would lose quorum.
+    pub strict_reconfig_check: bool,
     /// `--grpc-keepalive-interval` / `--grpc-keepalive-timeout` (None: disabled).
     pub grpc_keepalive: Option<(Duration, Duration)>,
     /// `--enable-v2`: serve the v2 keys API.
@@ -81,7 +83,7 @@ pub struct Server {
     kv: RwLock<Arc<KvStore>>,
     pub(crate) cluster: RwLock<Cluster>,
     pub(crate) waiters: Wait<ApplyResult>,
-    ids: IdGenerator,
+    pub(crate) ids: IdGenerator,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) leader: watch::Receiver<u64>,
     reads: Mutex<Option<watch::Sender<Option<Result<(), EtcdError>>>>>,
@@ -100,6 +102,10 @@ pub struct Server {
     pub started_at: std::time::SystemTime,
     /// When this member last saw the leader change (monotonic, wall clock).
     leader_changed: Mutex<(std::time::Instant, std::time::SystemTime)>,
+    /// Set when this member applied its own removal from the cluster.
+    pub(crate) removed: watch::Sender<bool>,
+    /// This member is a learner (checked on every client request).
+    learner: AtomicBool,
 }
 
 /// How leases behave (from the configuration).
@@ -124,6 +130,22 @@ impl Server {
 
     pub(crate) fn set_kv(&self, kv: Arc<KvStore>) {
         *self.kv.write() = kv;
+    }
+
+    pub(crate) fn transport(&self) -> &Arc<PeerTransport> {
+        &self.transport
+    }
+
+    /// Replaces the membership (the apply thread, after a change or a snapshot).
+    pub(crate) fn set_cluster(&self, cluster: Cluster) {
+        let learner = cluster.member(self.id).is_some_and(|m| m.is_learner);
+        self.learner.store(learner, Ordering::Release);
+        *self.cluster.write() = cluster;
+    }
+
+    /// Whether this member is a learner (etcd refuses most client requests on one).
+    pub fn is_learner(&self) -> bool {
+        self.learner.load(Ordering::Acquire)
     }
 
     pub fn cluster(&self) -> Cluster {
@@ -427,17 +449,25 @@ impl Server {
         if data.len() > self.limits.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
+        self.replicate(id, || RaftInput::Propose {
+            id,
+            data: data.clone(),
+        })
+        .await
+    }
+
+    /// Hands raft the input `make` builds (a proposal carrying request `id`) and waits for
+    /// the apply thread to report on `id`; proposals raft drops for want of a leader are
+    /// made again once there is one, until the request timeout.
+    pub(crate) async fn replicate(
+        &self,
+        id: u64,
+        make: impl Fn() -> RaftInput,
+    ) -> Result<Applied, EtcdError> {
         let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
         loop {
             let rx = self.waiters.register(id);
-            if self
-                .raft_tx
-                .send(RaftInput::Propose {
-                    id,
-                    data: data.clone(),
-                })
-                .is_err()
-            {
+            if self.raft_tx.send(make()).is_err() {
                 self.waiters.cancel(id);
                 return Err(EtcdError::Stopped);
             }
@@ -843,6 +873,109 @@ pub(crate) fn init_member(
     })
 }
 
+/// `--initial-cluster-state existing`: asks the other members of `--initial-cluster` for
+/// the cluster, finds this member in it (added beforehand with `member add`) by its peer
+/// URLs, and starts with an empty log: the leader sends a snapshot with the data and the
+/// membership.
+async fn join(
+    cfg: &Config,
+    backend_opts: &BackendOptions,
+    dialer: &crate::transport::PeerDialer,
+) -> Result<Recovered, StartError> {
+    use chorus_api::peerpb::{raft_client::RaftClient, MembersRequest};
+    let boot = cfg.bootstrap_cluster()?;
+    let mut ours: Vec<String> = cfg
+        .initial_advertise_peer_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    ours.sort();
+    let mut remote = None;
+    let mut failures = Vec::new();
+    'ask: for m in boot.members.iter().filter(|m| m.name != cfg.name) {
+        for url in &m.peer_urls {
+            let asked = async {
+                let channel = dialer.lazy(url)?;
+                RaftClient::new(channel)
+                    .members(MembersRequest {})
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| s.message().to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), asked).await {
+                Ok(Ok(r)) => {
+                    remote = Some(r);
+                    break 'ask;
+                }
+                Ok(Err(e)) => failures.push(format!("{url}: {e}")),
+                Err(_) => failures.push(format!("{url}: timed out")),
+            }
+        }
+    }
+    let Some(remote) = remote else {
+        return Err(StartError::Other(format!(
+            "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs ({})",
+            failures.join("; ")
+        )));
+    };
+    let me = remote.members.iter().find(|m| {
+        let mut urls = m.peer_urls.clone();
+        urls.sort();
+        urls == ours
+    });
+    let Some(me) = me else {
+        return Err(StartError::Other(format!(
+            "error validating peerURLs: no member of cluster {:x} has the peer URLs {} (add this member with `member add` before starting it with --initial-cluster-state=existing)",
+            remote.cluster_id,
+            ours.join(",")
+        )));
+    };
+    if remote.removed.contains(&me.id) {
+        return Err(StartError::Other(
+            "the member has been permanently removed from the cluster".into(),
+        ));
+    }
+    let snap_dir = cfg.snap_dir();
+    let _ = std::fs::remove_file(backend_path(&snap_dir));
+    let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
+    {
+        let tx = backend.begin_durable_write()?;
+        for m in &remote.members {
+            membership::save_member(&tx, m)?;
+        }
+        let mut meta = tx
+            .open_table(backend::META)
+            .map_err(backend::BackendError::from)?;
+        backend::put_meta_u64(&mut meta, membership::META_CLUSTER_ID, remote.cluster_id)?;
+        drop(meta);
+        tx.commit().map_err(backend::BackendError::from)?;
+    }
+    let wal = Wal::create(
+        &cfg.wal_dir(),
+        &encode_wal_metadata(me.id, remote.cluster_id, &ConfState::default()),
+        wal_options(cfg),
+    )?;
+    tracing::info!(
+        member = %format!("{:x}", me.id),
+        cluster = %format!("{:x}", remote.cluster_id),
+        members = remote.members.len(),
+        "joining an existing cluster"
+    );
+    let meta = SnapshotMetadata::default();
+    Ok(Recovered {
+        member_id: me.id,
+        cluster_id: remote.cluster_id,
+        storage: RaftStorage::new(
+            meta.clone(),
+            raft::eraftpb::HardState::default(),
+            Vec::new(),
+        ),
+        wal,
+        backend: Arc::new(backend),
+        snapshot: meta,
+    })
+}
+
 fn wal_options(cfg: &Config) -> WalOptions {
     WalOptions {
         unsafe_no_fsync: cfg.unsafe_no_fsync,
@@ -931,9 +1064,17 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
     let backend_opts = BackendOptions::default();
     let rec = if Wal::exists(&cfg.wal_dir()) {
         restart(cfg, &snapshotter, &backend_opts)?
-    } else {
+    } else if cfg.is_new_cluster() {
         bootstrap(cfg, &backend_opts)?
+    } else {
+        let dialer = crate::transport::PeerDialer::new(tls.peer_client.clone());
+        join(cfg, &backend_opts, &dialer).await?
     };
+    if membership::is_removed(&rec.backend, rec.member_id)? {
+        return Err(StartError::Other(
+            "the member has been permanently removed from the cluster".into(),
+        ));
+    }
     let (kv, restored) = KvStore::open(rec.backend.clone())?;
     let kv = Arc::new(kv);
     let cluster = Cluster::load(&rec.backend, rec.cluster_id)?;
@@ -947,6 +1088,7 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
             + 2 * Duration::from_millis(cfg.election_timeout_ms),
         election_timeout: Duration::from_millis(cfg.election_timeout_ms),
         grpc_gateway: cfg.enable_grpc_gateway,
+        strict_reconfig_check: cfg.strict_reconfig_check,
         grpc_keepalive: (!cfg.grpc_keepalive_interval.is_zero())
             .then_some((cfg.grpc_keepalive_interval, cfg.grpc_keepalive_timeout)),
         enable_v2: cfg.enable_v2,
@@ -1020,6 +1162,8 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
         v2: Arc::new(RwLock::new(v2_store)),
         started_at: std::time::SystemTime::now(),
         leader_changed: Mutex::new((std::time::Instant::now(), std::time::SystemTime::now())),
+        removed: watch::channel(false).0,
+        learner: AtomicBool::new(cluster.member(rec.member_id).is_some_and(|m| m.is_learner)),
     });
 
     transport.set_server(Arc::downgrade(&server));

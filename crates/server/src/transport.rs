@@ -20,8 +20,8 @@ use chorus_api::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
 use chorus_api::peerpb::raft_client::RaftClient;
 use chorus_api::peerpb::raft_server::{Raft, RaftServer};
 use chorus_api::peerpb::{
-    Ack, LeaseRenewRequest, LeaseRenewResponse, ProbeRequest, ProbeResponse, RaftBatch,
-    SnapshotChunk,
+    Ack, LeaseRenewRequest, LeaseRenewResponse, MembersRequest, MembersResponse, ProbeRequest,
+    ProbeResponse, PromoteRequest, RaftBatch, SnapshotChunk,
 };
 use chorus_storage::backend::{Backend, BackendOptions};
 use parking_lot::RwLock;
@@ -184,6 +184,23 @@ impl PeerTransport {
         match c.lease_renew(req).await {
             Ok(r) => Ok(r.into_inner().ttl),
             Err(s) => Err(Self::forwarded(s)),
+        }
+    }
+
+    /// Forwards a learner promotion to the leader.
+    pub async fn promote(
+        &self,
+        leader: u64,
+        member_id: u64,
+    ) -> Result<Vec<chorus_api::internalpb::Member>, EtcdError> {
+        let mut c = self.client(leader)?;
+        let req = PromoteRequest {
+            cluster_id: self.cluster_id,
+            member_id,
+        };
+        match c.promote(req).await {
+            Ok(r) => Ok(r.into_inner().members),
+            Err(s) => Err(EtcdError::from_status(&s)),
         }
     }
 
@@ -499,13 +516,16 @@ struct PeerService {
 }
 
 impl PeerService {
-    /// Lease requests are answered only by the leader's lessor.
-    fn leader(&self) -> Result<Arc<Server>, Status> {
-        let server = self
-            .server
+    fn server(&self) -> Result<Arc<Server>, Status> {
+        self.server
             .get()
             .and_then(|w| w.upgrade())
-            .ok_or_else(|| Status::unavailable("member is starting or stopping"))?;
+            .ok_or_else(|| Status::unavailable("member is starting or stopping"))
+    }
+
+    /// Lease requests are answered only by the leader's lessor.
+    fn leader(&self) -> Result<Arc<Server>, Status> {
+        let server = self.server()?;
         if !server.lessor.lock().is_primary() {
             return Err(Status::failed_precondition("etcdserver: not leader"));
         }
@@ -641,6 +661,42 @@ impl Raft for PeerService {
             ttl: info.remaining,
             granted_ttl: info.granted,
             keys: info.keys,
+        }))
+    }
+
+    async fn members(
+        &self,
+        _req: Request<MembersRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        let server = self.server()?;
+        let cluster = server.cluster();
+        let removed = crate::membership::removed_ids(server.kv().backend())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.cluster_id,
+            members: cluster.members.values().cloned().collect(),
+            removed,
+        }))
+    }
+
+    async fn promote(
+        &self,
+        req: Request<PromoteRequest>,
+    ) -> Result<Response<MembersResponse>, Status> {
+        let req = req.into_inner();
+        if req.cluster_id != self.cluster_id {
+            return Err(Status::failed_precondition("cluster ID mismatch"));
+        }
+        let server = self.server()?;
+        if !server.is_leader() {
+            // Never forward twice: the caller retries against the new leader.
+            return Err(EtcdError::NotLeader.into());
+        }
+        let members = server.member_promote(req.member_id).await?;
+        Ok(Response::new(MembersResponse {
+            cluster_id: self.cluster_id,
+            members,
+            removed: Vec::new(),
         }))
     }
 

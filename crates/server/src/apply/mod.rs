@@ -23,7 +23,7 @@ use chorus_api::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, LeaseCheckpointResponse, LeaseGrantResponse,
     LeaseRevokeResponse, PutResponse, ResponseHeader, TxnResponse,
 };
-use chorus_api::internalpb::{internal_request::Request, InternalRequest, Member};
+use chorus_api::internalpb::{internal_request::Request, InternalRequest};
 use chorus_storage::backend::{self, meta_keys, Backend, BackendOptions};
 use chorus_storage::mvcc::KvStore;
 use chorus_storage::mvcc::RangeEnd;
@@ -52,6 +52,8 @@ pub enum Applied {
     LeaseCheckpoint(LeaseCheckpointResponse),
     /// A v2 request's result (`None` for the expiry sync).
     V2(Result<Option<crate::v2::Event>, crate::v2::V2Error>),
+    /// The members after a membership change.
+    Members(Vec<chorus_api::internalpb::Member>),
     /// Requests with no response body (member attributes).
     Done,
 }
@@ -249,7 +251,9 @@ impl Applier {
         };
         let mut results: Vec<(u64, ApplyResult)> = Vec::new();
         let mut compactions = Vec::new();
-        let mut members_changed = false;
+        // The membership as this batch changes it (cloned on the first change).
+        let mut cluster: Option<Cluster> = None;
+        let mut removed_self = false;
         let mut alarms_changed = false;
         let mut v2_changed = false;
         let (rev, events, chunk) = {
@@ -354,14 +358,20 @@ impl Applier {
                                 }
                             }
                             Request::MemberAttributes(a) => {
-                                let mut cluster = self.server.cluster.read().clone();
-                                if let Some(m) = cluster.members.get_mut(&a.member_id) {
+                                let members = cluster
+                                    .get_or_insert_with(|| self.server.cluster.read().clone());
+                                if let Some(m) = members.members.get_mut(&a.member_id) {
                                     m.name = a.name;
                                     m.client_urls = a.client_urls;
                                     membership::save_member(&tx, m).map_err(|e| e.to_string())?;
-                                    members_changed = true;
                                 }
                                 Ok(Applied::Done)
+                            }
+                            Request::MemberPeerUrls(u) => {
+                                let members = cluster
+                                    .get_or_insert_with(|| self.server.cluster.read().clone());
+                                membership::update_peer_urls(&tx, members, u)
+                                    .map_err(|e| e.to_string())?
                             }
                             Request::V2(r) => {
                                 v2_changed = true;
@@ -400,7 +410,14 @@ impl Applier {
                         }
                     }
                     EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
-                        members_changed |= apply_conf_change(&tx, c)?;
+                        let members =
+                            cluster.get_or_insert_with(|| self.server.cluster.read().clone());
+                        let done = membership::apply_conf_change(&tx, members, c)
+                            .map_err(|e| e.to_string())?;
+                        removed_self |= done.removed == Some(self.server.id);
+                        if done.id != 0 {
+                            results.push((done.id, done.result));
+                        }
                     }
                 }
             }
@@ -430,19 +447,27 @@ impl Applier {
         self.kv.publish(rev, chunk);
         let due = self.last_durable.elapsed() >= self.limits.batch_interval
             || self.since_durable >= self.limits.batch_limit as u64;
-        if due || members_changed || !compactions.is_empty() {
+        if due || cluster.is_some() || !compactions.is_empty() {
             self.commit()?;
         }
         self.server.watch_hub().notify(rev, &events);
-        if members_changed {
-            let cluster =
-                Cluster::load(&self.backend, self.server.cluster_id).map_err(|e| e.to_string())?;
+        if let Some(cluster) = cluster {
+            let old = self.server.cluster.read().clone();
             for m in cluster.members.values() {
                 if m.id != self.server.id {
                     self.transport.add_peer(m.id, &m.peer_urls);
                 }
             }
-            *self.server.cluster.write() = cluster;
+            for id in old.members.keys() {
+                if !cluster.members.contains_key(id) {
+                    self.transport.remove_peer(*id);
+                }
+            }
+            self.server.set_cluster(cluster);
+        }
+        if removed_self {
+            // etcd stops a member once it applies its own removal.
+            self.server.removed();
         }
         if alarms_changed {
             *self.server.alarms.write() = self.alarms.clone();
@@ -615,7 +640,7 @@ impl Applier {
                 self.transport.add_peer(m.id, &m.peer_urls);
             }
         }
-        *self.server.cluster.write() = cluster;
+        self.server.set_cluster(cluster);
         Ok(())
     }
 }
@@ -655,48 +680,6 @@ impl std::io::Read for ChunkReader {
         self.at += n;
         Ok(n)
     }
-}
-
-/// Conf changes carry the member in their context (etcd's ConfChange context).
-fn apply_conf_change(tx: &redb::WriteTransaction, c: &Committed) -> Result<bool, String> {
-    use protobuf::Message as _;
-    let e = &c.entry;
-    let changes = match e.get_entry_type() {
-        EntryType::EntryConfChange => {
-            let mut cc = raft::eraftpb::ConfChange::default();
-            cc.merge_from_bytes(&e.data)
-                .map_err(|err| err.to_string())?;
-            vec![(cc.get_change_type(), cc.node_id, cc.context.to_vec())]
-        }
-        _ => {
-            let mut cc = raft::eraftpb::ConfChangeV2::default();
-            cc.merge_from_bytes(&e.data)
-                .map_err(|err| err.to_string())?;
-            cc.changes
-                .iter()
-                .map(|s| (s.get_change_type(), s.node_id, cc.context.to_vec()))
-                .collect()
-        }
-    };
-    let mut changed = false;
-    for (kind, node, ctx) in changes {
-        use raft::eraftpb::ConfChangeType::*;
-        match kind {
-            AddNode | AddLearnerNode => {
-                if let Ok(mut m) = Member::decode(ctx.as_slice()) {
-                    m.id = node;
-                    m.is_learner = kind == AddLearnerNode;
-                    membership::save_member(tx, &m).map_err(|e| e.to_string())?;
-                    changed = true;
-                }
-            }
-            RemoveNode => {
-                membership::remove_member(tx, node).map_err(|e| e.to_string())?;
-                changed = true;
-            }
-        }
-    }
-    Ok(changed)
 }
 
 fn apply_alarm(
@@ -746,6 +729,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::LeaseCheckpoint(_) => "lease_checkpoint",
         Request::Alarm(_) => "alarm",
         Request::MemberAttributes(_) => "member_attributes",
+        Request::MemberPeerUrls(_) => "member_peer_urls",
         Request::V2(_) => "v2",
     }
 }

@@ -63,7 +63,7 @@ pub use cluster::{
 pub use default_host::detect_default_host;
 pub use error::{ConfigError, ERR_UNSET_ADVERTISE_CLIENT_URLS};
 pub use flags::{flags_text, help_text, usage_text};
-pub use url::{join_urls, parse_url_csv, Url};
+pub use url::{join_urls, parse_url_csv, parse_url_list, sort_urls, Url};
 pub use version::{
     git_sha, os_arch, rust_version, version_lines, version_text, API_VERSION, CHORUS_VERSION,
     ETCD_COMPAT_VERSION,
@@ -91,8 +91,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "proxy-dial-timeout",
     "proxy-write-timeout",
     "proxy-read-timeout",
-    // joining an existing cluster (`--initial-cluster-state existing`)
-    "initial-cluster-state",
     // misc
     "force-new-cluster",
     "enable-pprof",
@@ -776,12 +774,6 @@ impl Config {
                 continue;
             };
             if !flags::field_equal(spec, self, &defaults) {
-                if *name == "initial-cluster-state" {
-                    return Err(ConfigError::not_implemented(format!(
-                        "--initial-cluster-state={}",
-                        self.initial_cluster_state
-                    )));
-                }
                 return Err(ConfigError::not_implemented(format!("--{name}")));
             }
         }

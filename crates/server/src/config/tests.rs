@@ -953,10 +953,6 @@ fn not_implemented_flags_are_rejected_with_clear_message() {
     );
     assert_eq!(e.exit_code(), 1);
     for (flag, what) in [
-        (
-            "--initial-cluster-state=existing",
-            "--initial-cluster-state=existing",
-        ),
         ("--proxy=on", "--proxy"),
         ("--force-new-cluster", "--force-new-cluster"),
         ("--enable-pprof", "--enable-pprof"),

@@ -1,5 +1,5 @@
-//! `etcdserverpb.Cluster`: MemberList; membership changes answer `Unimplemented` until
-//! runtime reconfiguration is built.
+//! `etcdserverpb.Cluster`: MemberList and the runtime membership changes (see
+//! `crate::reconfig`).
 
 use std::sync::Arc;
 
@@ -27,10 +27,6 @@ impl ClusterService {
     }
 }
 
-fn unimplemented(what: &str) -> Status {
-    Status::unimplemented(format!("chorus: {what} is not implemented yet"))
-}
-
 /// A member in etcd's wire form.
 pub fn to_pb(m: &chorus_api::internalpb::Member) -> Member {
     Member {
@@ -46,23 +42,38 @@ pub fn to_pb(m: &chorus_api::internalpb::Member) -> Member {
 impl Cluster for ClusterService {
     async fn member_add(
         &self,
-        _r: Request<MemberAddRequest>,
+        r: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        Err(unimplemented("member add"))
+        let r = r.into_inner();
+        let (member, members) = self.server.member_add(&r.peer_ur_ls, r.is_learner).await?;
+        Ok(Response::new(MemberAddResponse {
+            header: Some(self.server.header(0)),
+            member: Some(to_pb(&member)),
+            members: members.iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_remove(
         &self,
-        _r: Request<MemberRemoveRequest>,
+        r: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        Err(unimplemented("member remove"))
+        let members = self.server.member_remove(r.into_inner().id).await?;
+        Ok(Response::new(MemberRemoveResponse {
+            header: Some(self.server.header(0)),
+            members: members.iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_update(
         &self,
-        _r: Request<MemberUpdateRequest>,
+        r: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(unimplemented("member update"))
+        let r = r.into_inner();
+        let members = self.server.member_update(r.id, &r.peer_ur_ls).await?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: Some(self.server.header(0)),
+            members: members.iter().map(to_pb).collect(),
+        }))
     }
 
     async fn member_list(
@@ -82,8 +93,12 @@ impl Cluster for ClusterService {
 
     async fn member_promote(
         &self,
-        _r: Request<MemberPromoteRequest>,
+        r: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        Err(unimplemented("member promote"))
+        let members = self.server.member_promote(r.into_inner().id).await?;
+        Ok(Response::new(MemberPromoteResponse {
+            header: Some(self.server.header(0)),
+            members: members.iter().map(to_pb).collect(),
+        }))
     }
 }

@@ -152,6 +152,9 @@ fn check_intervals(reqs: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>), 
 pub(crate) async fn range(server: &Server, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
     check_range(&r)?;
     if !r.serializable {
+        if server.is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
         server.linearizable_read().await?;
     }
     let kv = server.kv();

@@ -71,6 +71,9 @@ pub enum RaftInput {
     Campaign,
     /// Queued to the apply thread behind the entries handed to it so far.
     Apply(ApplyTask),
+    /// The leader's view of how far each member's log matches its own (empty when not
+    /// leading).
+    Progress(oneshot::Sender<HashMap<u64, u64>>),
     /// Stop after persisting what is in hand; the sender is told when the loop is done.
     Stop(oneshot::Sender<()>),
 }
@@ -78,7 +81,10 @@ pub enum RaftInput {
 /// A committed entry on its way to the apply thread; conf changes carry their result.
 pub struct Committed {
     pub entry: Entry,
+    /// For a conf change raft accepted: the configuration after it.
     pub conf_state: Option<ConfState>,
+    /// For a conf change raft refused (e.g. removing the last voter): why.
+    pub conf_error: Option<String>,
 }
 
 /// What the apply thread receives from the loop, in log order.
@@ -303,6 +309,19 @@ impl Node {
             RaftInput::Campaign => {
                 let _ = self.raw.campaign();
             }
+            RaftInput::Progress(reply) => {
+                let matched = if self.raw.raft.state == StateRole::Leader {
+                    self.raw
+                        .raft
+                        .prs()
+                        .iter()
+                        .map(|(id, pr)| (*id, pr.matched))
+                        .collect()
+                } else {
+                    HashMap::new()
+                };
+                let _ = reply.send(matched);
+            }
             RaftInput::Apply(task) => {
                 self.apply_tx.send(task).map_err(|_| NodeError::ApplyGone)?;
             }
@@ -358,25 +377,42 @@ impl Node {
         }
         let mut batch = Vec::with_capacity(entries.len());
         for entry in entries {
-            let conf_state = match entry.get_entry_type() {
+            let applied = match entry.get_entry_type() {
                 EntryType::EntryNormal => None,
                 EntryType::EntryConfChange => {
                     let mut cc = ConfChange::default();
                     cc.merge_from_bytes(&entry.data)
                         .map_err(raft::Error::CodecError)?;
-                    Some(self.raw.apply_conf_change(&cc)?)
+                    Some(self.raw.apply_conf_change(&cc))
                 }
                 EntryType::EntryConfChangeV2 => {
                     let mut cc = ConfChangeV2::default();
                     cc.merge_from_bytes(&entry.data)
                         .map_err(raft::Error::CodecError)?;
-                    Some(self.raw.apply_conf_change(&cc)?)
+                    Some(self.raw.apply_conf_change(&cc))
                 }
             };
-            if let Some(cs) = &conf_state {
-                self.raw.mut_store().set_conf_state(cs.clone());
-            }
-            batch.push(Committed { entry, conf_state });
+            // Every member refuses the same change the same way (the configuration is
+            // replicated state), so a refused change is a no-op everywhere.
+            let (conf_state, conf_error) = match applied {
+                None => (None, None),
+                Some(Ok(cs)) => {
+                    self.raw.mut_store().set_conf_state(cs.clone());
+                    (Some(cs), None)
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        index = entry.index,
+                        "raft refused a configuration change: {e}"
+                    );
+                    (None, Some(e.to_string()))
+                }
+            };
+            batch.push(Committed {
+                entry,
+                conf_state,
+                conf_error,
+            });
         }
         self.apply_tx
             .send(ApplyTask::Entries(batch))

@@ -58,9 +58,6 @@ pub enum MemberError {
     NotFound,
     #[error("membership: ID removed")]
     Removed,
-    /// Not built yet: answered 501 with the message (never a silent 500).
-    #[error("{0}")]
-    Unimplemented(String),
     #[error("{0}")]
     Other(String),
 }
@@ -852,7 +849,6 @@ fn member_error(e: &MemberError, id: u64) -> Response {
             StatusCode::GONE,
             &format!("Member permanently removed: {id:x}"),
         ),
-        MemberError::Unimplemented(m) => http_error(StatusCode::NOT_IMPLEMENTED, m),
         MemberError::Other(_) => {
             http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }

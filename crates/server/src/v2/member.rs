@@ -32,6 +32,16 @@ fn info(m: &chorus_api::internalpb::Member) -> MemberInfo {
     }
 }
 
+/// etcd's v2 members handler maps membership errors to 404/409/410, the rest to 500.
+fn member_error(e: EtcdError) -> MemberError {
+    match e {
+        EtcdError::MemberNotFound => MemberError::NotFound,
+        EtcdError::PeerUrlExist => MemberError::PeerUrlExists,
+        EtcdError::MemberExist => MemberError::IdExists,
+        other => MemberError::Other(other.to_string()),
+    }
+}
+
 fn unix_nanos(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
@@ -90,26 +100,27 @@ impl V2Backend for MemberBackend {
 
     fn add_member(
         &self,
-        _peer_urls: Vec<String>,
+        peer_urls: Vec<String>,
     ) -> BoxFuture<'static, Result<MemberInfo, MemberError>> {
-        async {
-            Err(MemberError::Unimplemented(
-                "chorus: runtime membership changes are not implemented yet".into(),
-            ))
+        let server = self.server.clone();
+        async move {
+            let (m, _) = server
+                .member_add(&peer_urls, false)
+                .await
+                .map_err(member_error)?;
+            Ok(info(&m))
         }
         .boxed()
     }
 
     fn remove_member(&self, id: u64) -> BoxFuture<'static, Result<(), MemberError>> {
-        let known = self.server.cluster().member(id).is_some();
+        let server = self.server.clone();
         async move {
-            if known {
-                Err(MemberError::Unimplemented(
-                    "chorus: runtime membership changes are not implemented yet".into(),
-                ))
-            } else {
-                Err(MemberError::NotFound)
-            }
+            server
+                .member_remove(id)
+                .await
+                .map(drop)
+                .map_err(member_error)
         }
         .boxed()
     }
@@ -117,9 +128,17 @@ impl V2Backend for MemberBackend {
     fn update_member(
         &self,
         id: u64,
-        _peer_urls: Vec<String>,
+        peer_urls: Vec<String>,
     ) -> BoxFuture<'static, Result<(), MemberError>> {
-        self.remove_member(id)
+        let server = self.server.clone();
+        async move {
+            server
+                .member_update(id, &peer_urls)
+                .await
+                .map(drop)
+                .map_err(member_error)
+        }
+        .boxed()
     }
 
     fn stats_self(&self) -> SelfStats {
