@@ -196,10 +196,6 @@ impl Flags {
         self.changed.contains(name)
     }
 
-    pub fn has(&self, name: &str) -> bool {
-        self.spec(name).is_some()
-    }
-
     pub fn str(&self, name: &str) -> String {
         self.values.get(name).cloned().unwrap_or_default()
     }
@@ -294,6 +290,8 @@ fn parse_slice_default(v: &str) -> Vec<String> {
 pub struct Parsed<'a> {
     /// Names from the root's child down, e.g. `["lease", "grant"]`.
     pub path: Vec<&'static str>,
+    /// The command found (kept for callers that print its usage).
+    #[allow(dead_code)]
     pub cmd: &'a Command,
     pub args: Vec<String>,
     pub flags: Flags,

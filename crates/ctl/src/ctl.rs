@@ -210,6 +210,7 @@ where
     Fut: Future<Output = chorus_client::Result<T>>,
 {
     // Bounded: each round is one pass over the endpoints, and the deadline ends the loop.
+    let mut failures = 0usize;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let target = client.current_endpoint().to_owned();
@@ -217,14 +218,22 @@ where
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) if e.is_connect_error() || e.is_transport_error() => {
                 if Instant::now() + Duration::from_millis(100) >= deadline {
-                    exit::log_retry(
-                        &target,
-                        tonic::Code::DeadlineExceeded,
-                        "latest balancer error: all SubConns are in TransientFailure",
-                    );
+                    let msg = match exit::passthrough() {
+                        Some(ep) => format!(
+                            "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {}: connect: connection refused\"",
+                            exit::strip_scheme(&ep)
+                        ),
+                        None => "latest balancer error: all SubConns are in TransientFailure".to_owned(),
+                    };
+                    exit::log_retry(&target, tonic::Code::DeadlineExceeded, &msg);
                     return Err("context deadline exceeded".to_owned());
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Another member may answer; after a whole round, wait a little.
+                client.advance();
+                failures += 1;
+                if failures % client.endpoints().len() == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
             Ok(Err(e)) => {
                 if let Some(status) = e.status() {

@@ -15,7 +15,6 @@ pub enum ExitCode {
     InvalidInput = 3,
     BadFeature = 4,
     Interrupted = 5,
-    Io = 6,
     BadArgs = 128,
 }
 
@@ -143,17 +142,38 @@ pub fn error_text(err: &ClientError) -> String {
 /// The warning clientv3's retry interceptor logs for every failed unary call (zap JSON on
 /// standard error). `target` is the endpoint the call went to.
 pub fn log_retry(target: &str, code: Code, message: &str) {
-    let line = format!(
-        "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":0,\"error\":{}}}",
-        crate::gofmt::zap_timestamp(),
-        crate::gofmt::json_str(&format!(
+    let passthrough = PASSTHROUGH.lock().ok().and_then(|p| p.clone());
+    let target = if let Some(ep) = passthrough {
+        format!("passthrough:///{ep}")
+    } else {
+        format!(
             "endpoint://client-{}/{}",
             crate::gofmt::uuid4(),
             strip_scheme(target)
-        )),
+        )
+    };
+    let line = format!(
+        "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":0,\"error\":{}}}",
+        crate::gofmt::zap_timestamp(),
+        crate::gofmt::json_str(&target),
         crate::gofmt::json_str(&rpc_error(code, message)),
     );
     eprintln!("{line}");
+}
+
+static PASSTHROUGH: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Calls to one endpoint in particular (Maintenance.Status, HashKV, Defragment) go through
+/// a connection clientv3 dials as `passthrough:///<endpoint>`; its log lines say so.
+pub fn set_passthrough(endpoint: Option<&str>) {
+    if let Ok(mut p) = PASSTHROUGH.lock() {
+        *p = endpoint.map(str::to_owned);
+    }
+}
+
+/// The endpoint of the current per-endpoint call, if any.
+pub fn passthrough() -> Option<String> {
+    PASSTHROUGH.lock().ok().and_then(|p| p.clone())
 }
 
 pub fn strip_scheme(endpoint: &str) -> &str {

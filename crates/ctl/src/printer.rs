@@ -16,7 +16,7 @@ use chorus_api::mvccpb::{event::EventType, Event, KeyValue};
 use prost::Message;
 
 use crate::exit::{self, ExitCode};
-use crate::gofmt::{base64, humanize_bytes, json_bytes_str, json_str, quote, quote_bytes};
+use crate::gofmt::{base64, humanize_bytes, json_str, quote, quote_bytes};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -611,8 +611,10 @@ impl Printer {
             }
             Format::Json => {
                 let d = ResponseHeader::default();
-                let events = if r.events.is_empty() {
+                let events = if r.events.is_empty() && !r.canceled {
                     "null".to_owned()
+                } else if r.events.is_empty() {
+                    "[]".to_owned()
                 } else {
                     format!(
                         "[{}]",
@@ -630,7 +632,7 @@ impl Printer {
             }
             Format::Protobuf => {
                 let wr = WatchResponse {
-                    header: Some(r.header.clone().unwrap_or_default()),
+                    header: Some(r.header.unwrap_or_default()),
                     events: r.events.clone(),
                     compact_revision: r.compact_revision,
                     canceled: r.canceled,
@@ -670,7 +672,7 @@ impl Printer {
                 .end()
                 + "\n")),
             // clientv3's response embeds *ResponseHeader, whose Marshal is what runs.
-            Format::Protobuf => self.pb(&r.header.clone().unwrap_or_default()),
+            Format::Protobuf => self.pb(&r.header.unwrap_or_default()),
             Format::Fields => out(&format!(
                 "{}\"ID\" : {}\n\"TTL\" : {}\n",
                 Self::f_hdr(r.header.as_ref()),
@@ -703,7 +705,7 @@ impl Printer {
                 .raw("TTL", &r.ttl.to_string())
                 .end()
                 + "\n")),
-            Format::Protobuf => self.pb(&r.header.clone().unwrap_or_default()),
+            Format::Protobuf => self.pb(&r.header.unwrap_or_default()),
             Format::Fields => out(&format!(
                 "{}\"ID\" : {}\n\"TTL\" : {}\n",
                 Self::f_hdr(r.header.as_ref()),
@@ -753,7 +755,7 @@ impl Printer {
                     .end()
                     + "\n"));
             }
-            Format::Protobuf => self.pb(&r.header.clone().unwrap_or_default()),
+            Format::Protobuf => self.pb(&r.header.unwrap_or_default()),
             Format::Fields => {
                 let mut s = Self::f_hdr(r.header.as_ref());
                 s += &format!(
@@ -790,7 +792,7 @@ impl Printer {
                     .end()
                     + "\n"));
             }
-            Format::Protobuf => self.pb(&r.header.clone().unwrap_or_default()),
+            Format::Protobuf => self.pb(&r.header.unwrap_or_default()),
             Format::Fields => {
                 let mut s = Self::f_hdr(r.header.as_ref());
                 for l in &r.leases {
@@ -1206,9 +1208,4 @@ fn out_raw(key: &[u8], value: &[u8], hex: bool, value_only: bool, text: &str) {
     bytes.push(b'\n');
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&bytes);
-}
-
-/// JSON string of raw bytes, Go style (for v2 output).
-pub fn json_bytes(b: &[u8]) -> String {
-    json_bytes_str(b)
 }

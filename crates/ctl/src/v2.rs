@@ -67,8 +67,14 @@ fn go_flags(
     Ok((values, args[i..].to_vec()))
 }
 
-/// urfave/cli's `reorderArgs`: flags (and what follows each) first, then the rest.
-fn reorder(args: &[String]) -> Vec<String> {
+/// urfave/cli's `reorderArgs`: the command's own flags (and what follows each) first, then
+/// the rest; anything that is not one of its flags stays an argument.
+fn reorder(args: &[String], specs: &[(&[&str], FKind)]) -> Vec<String> {
+    let is_flag = |a: &str| {
+        let name = a.trim_start_matches('-');
+        let name = name.split('=').next().unwrap_or(name);
+        a.starts_with('-') && specs.iter().any(|(names, _)| names.contains(&name))
+    };
     let mut flags = Vec::new();
     let mut nonflags = Vec::new();
     let mut read_value = false;
@@ -83,7 +89,7 @@ fn reorder(args: &[String]) -> Vec<String> {
             continue;
         }
         read_value = false;
-        if a != "-" && a.starts_with('-') {
+        if a != "-" && is_flag(a) {
             flags.push(a.clone());
             read_value = !a.contains('=');
         } else {
@@ -114,8 +120,7 @@ fn cluster_error(code: i32, errors: &[String]) -> ! {
         .enumerate()
         .map(|(i, e)| format!("error #{i}: {e}\n"))
         .collect();
-    let first = detail.lines().collect::<Vec<_>>().join("; ");
-    eprintln!("Error:  client: etcd cluster is unavailable or misconfigured; {first}");
+    eprintln!("Error:  client: etcd cluster is unavailable or misconfigured; {detail}");
     eprintln!("{detail}");
     exit_raw(code)
 }
@@ -204,6 +209,18 @@ pub fn run(args: Vec<String>) {
         .map(|e| {
             if e.contains("://") {
                 e.to_owned()
+            } else if e
+                .split(':')
+                .next()
+                .is_some_and(|h| h.starts_with(|c: char| c.is_ascii_digit()))
+                && e.contains(':')
+            {
+                // Go's url.Parse cannot read `127.0.0.1:2379` without a scheme.
+                eprintln!(
+                    "parse {}: first path segment in URL cannot contain colon",
+                    gofmt::quote(e)
+                );
+                exit_raw(1)
             } else {
                 format!("http://{e}")
             }
@@ -275,11 +292,7 @@ async fn command(g: Global, cmd: &str, args: &[String]) {
         }
     };
     specs.push((&["help", "h"], FKind::Bool));
-    let reordered = if cmd == "exec-watch" {
-        args.to_vec()
-    } else {
-        reorder(args)
-    };
+    let reordered = reorder(args, &specs);
     let (f, pos) = go_flags(&specs, &reordered).unwrap_or_else(|e| {
         eprintln!("Incorrect Usage: {e}\n");
         exit_raw(1)

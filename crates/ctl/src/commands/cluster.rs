@@ -265,6 +265,7 @@ pub async fn endpoint_status(ctl: &mut Ctl) {
     let mut failed = false;
     for ep in endpoints_from_cluster(ctl).await {
         let client = ctl.client_for(std::slice::from_ref(&ep)).await;
+        exit::set_passthrough(Some(&ep));
         let result = ctl
             .unary(&client, || {
                 let mut m = client.maintenance_client();
@@ -292,6 +293,7 @@ pub async fn endpoint_hashkv(ctl: &mut Ctl) {
     let mut last_err = None;
     for ep in endpoints_from_cluster(ctl).await {
         let client = ctl.client_for(std::slice::from_ref(&ep)).await;
+        exit::set_passthrough(Some(&ep));
         match ctl.unary(&client, || client.hash_kv(rev)).await {
             Ok(h) => list.push((ep, h)),
             Err(e) => {
@@ -362,6 +364,7 @@ pub async fn defrag(ctl: &mut Ctl) {
     let mut failures = 0;
     for ep in endpoints_from_cluster(ctl).await {
         let client = ctl.client_for(std::slice::from_ref(&ep)).await;
+        exit::set_passthrough(Some(&ep));
         let result = ctl
             .unary(&client, || {
                 let mut m = client.maintenance_client();
@@ -458,7 +461,14 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
     let client = ctl.client_for(&endpoints).await;
     let part = format!("{path}.part");
     let _ = std::fs::remove_file(&part);
-    let mut file = match tokio::fs::File::create(&part).await {
+    let mut file = match tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&part)
+        .await
+    {
         Ok(f) => f,
         Err(e) => exit::fail(
             ExitCode::Interrupted,
@@ -477,24 +487,56 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
     } else {
         Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
     };
-    let stream = unary_until(&client, deadline, || {
-        let mut m = client.maintenance_client();
-        async move { Ok(m.snapshot(SnapshotRequest {}).await?.into_inner()) }
-    })
+    let opened = tokio::time::timeout(
+        deadline.saturating_duration_since(Instant::now()),
+        client.maintenance_client().snapshot(SnapshotRequest {}),
+    )
     .await;
-    let mut stream = match stream {
-        Ok(s) => s,
-        Err(e) => {
+    let client_log = |level: &str, line: u32, msg: &str, extra: &str| {
+        eprintln!(
+            "{{\"level\":\"{level}\",\"ts\":\"{}\",\"caller\":\"clientv3/maintenance.go:{line}\",\"msg\":{}{extra}}}",
+            gofmt::zap_timestamp(),
+            gofmt::json_str(msg)
+        );
+    };
+    let fetching = || {
+        zap(
+            "info",
+            "snapshot/v3_snapshot.go:127",
+            "fetching snapshot",
+            &[("endpoint", gofmt::json_str(&endpoints[0]))],
+        )
+    };
+    let give_up = |status: tonic::Status| -> ! {
+        client_log(
+            "warn",
+            210,
+            "failed to receive from snapshot stream; closing",
+            &format!(
+                ",\"error\":{}",
+                gofmt::json_str(&exit::rpc_error(status.code(), status.message()))
+            ),
+        );
+        let _ = std::fs::remove_file(&part);
+        let err = chorus_client::Error::from(status);
+        exit::fail(ExitCode::Interrupted, &exit::error_text(&err));
+    };
+    let mut stream = match opened {
+        Ok(Ok(s)) => {
+            client_log("info", 200, "opened snapshot stream; downloading", "");
+            fetching();
+            s.into_inner()
+        }
+        Ok(Err(status)) => {
+            client_log("info", 200, "opened snapshot stream; downloading", "");
+            fetching();
+            give_up(status);
+        }
+        Err(_) => {
             let _ = std::fs::remove_file(&part);
-            exit::fail(ExitCode::Interrupted, &e);
+            exit::fail(ExitCode::Interrupted, "context deadline exceeded");
         }
     };
-    zap(
-        "info",
-        "snapshot/v3_snapshot.go:129",
-        "fetching snapshot",
-        &[("endpoint", gofmt::json_str(&endpoints[0]))],
-    );
     let mut size: u64 = 0;
     loop {
         match stream.message().await {
@@ -504,12 +546,11 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
                     exit::fail(ExitCode::Interrupted, &e.to_string());
                 }
             }
-            Ok(None) => break,
-            Err(status) => {
-                let _ = std::fs::remove_file(&part);
-                let err = chorus_client::Error::from(status);
-                exit::fail(ExitCode::Interrupted, &exit::error_text(&err));
+            Ok(None) => {
+                client_log("info", 208, "completed snapshot read; closing", "");
+                break;
             }
+            Err(status) => give_up(status),
         }
     }
     if let Err(e) = file.sync_all().await {

@@ -315,17 +315,17 @@ async fn observe(
                 };
                 if let Some(ev) = wr.events.iter().find(|e| e.r#type == 0) {
                     let kv = ev.kv.clone().unwrap_or_default();
-                    let mut hdr = wr.header.clone().unwrap_or_default();
+                    let mut hdr = wr.header.unwrap_or_default();
                     hdr.revision = kv.mod_revision;
                     found = Some((hdr, kv));
                 }
             }
             found.expect("found")
         } else {
-            (resp.header.clone().unwrap_or_default(), resp.kvs[0].clone())
+            (resp.header.unwrap_or_default(), resp.kvs[0].clone())
         };
         printer.get(&RangeResponse {
-            header: Some(hdr.clone()),
+            header: Some(hdr),
             kvs: vec![kv.clone()],
             ..Default::default()
         });
@@ -353,7 +353,7 @@ async fn observe(
                 if ev.r#type == 1 {
                     break 'deleted;
                 }
-                last.header = wr.header.clone();
+                last.header = wr.header;
                 last.kvs = vec![ev.kv.clone().unwrap_or_default()];
                 printer.get(&last);
                 let _ = std::io::Write::flush(&mut std::io::stdout());
