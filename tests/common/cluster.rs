@@ -471,6 +471,26 @@ impl Cluster {
         (cluster_id, ids)
     }
 
+    /// Cluster ID and the IDs of the running members (in member order).
+    pub async fn ids_of_running(&self) -> (u64, Vec<u64>) {
+        let mut cluster_id = 0;
+        let mut ids = Vec::new();
+        for i in 0..self.len() {
+            if !self.members[i].is_running() {
+                continue;
+            }
+            let header = self
+                .status(i)
+                .await
+                .expect("status")
+                .header
+                .expect("header");
+            cluster_id = header.cluster_id;
+            ids.push(header.member_id);
+        }
+        (cluster_id, ids)
+    }
+
     /// A normalizer for this cluster's outputs that blanks its member and cluster IDs
     /// (`<member-i>`, `<cluster-id>`) and its directory (`<dir>`); add more options to it.
     pub async fn normalizer(&self) -> super::Normalizer {

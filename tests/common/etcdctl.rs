@@ -43,6 +43,10 @@ pub struct Etcdctl {
     stdin: Option<String>,
     env: Vec<(String, String)>,
     timeout: Duration,
+    /// Another etcdctl-compatible binary (chorusctl); default the real etcdctl.
+    binary: Option<std::path::PathBuf>,
+    /// Keep standard input open after writing `stdin` (for `watch -i`).
+    keep_stdin: bool,
 }
 
 impl Etcdctl {
@@ -64,6 +68,8 @@ impl Etcdctl {
             stdin: None,
             env: Vec::new(),
             timeout: Duration::from_secs(30),
+            binary: None,
+            keep_stdin: false,
         }
     }
 
@@ -95,8 +101,23 @@ impl Etcdctl {
         self
     }
 
+    /// Runs `binary` (chorusctl, say) instead of the real etcdctl, with the same arguments.
+    pub fn binary(mut self, binary: impl Into<std::path::PathBuf>) -> Self {
+        self.binary = Some(binary.into());
+        self
+    }
+
+    /// Leaves standard input open after writing the `stdin` text (until the process ends).
+    pub fn keep_stdin_open(mut self) -> Self {
+        self.keep_stdin = true;
+        self
+    }
+
     fn command(&self) -> Command {
-        let binary = super::etcdctl_binary().expect("etcdctl (check require_etcdctl())");
+        let binary = self
+            .binary
+            .clone()
+            .unwrap_or_else(|| super::etcdctl_binary().expect("etcdctl (check require_etcdctl())"));
         let mut cmd = Command::new(binary);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("ETCDCTL_") {
@@ -141,9 +162,13 @@ impl Etcdctl {
     /// closed first); its output is collected as it comes. For `watch`.
     pub async fn spawn(self) -> Background {
         let mut child = self.command().spawn().expect("spawn etcdctl");
+        let mut open_stdin = None;
         if let Some(text) = &self.stdin {
             let mut input = child.stdin.take().expect("stdin");
             input.write_all(text.as_bytes()).await.expect("write stdin");
+            if self.keep_stdin {
+                open_stdin = Some(input);
+            }
         }
         let (stdout_tx, stdout) = watch::channel(Vec::new());
         let (stderr_tx, stderr) = watch::channel(Vec::new());
@@ -153,6 +178,7 @@ impl Etcdctl {
         ];
         Background {
             args: self.args,
+            _stdin: open_stdin,
             child,
             stdout,
             stderr,
@@ -176,6 +202,7 @@ async fn collect(mut from: impl AsyncRead + Unpin, to: watch::Sender<Vec<u8>>) {
 #[derive(Debug)]
 pub struct Background {
     args: Vec<String>,
+    _stdin: Option<tokio::process::ChildStdin>,
     child: Child,
     stdout: watch::Receiver<Vec<u8>>,
     stderr: watch::Receiver<Vec<u8>>,

@@ -203,6 +203,18 @@ impl Client {
         })
     }
 
+    /// Makes the next endpoint current (after the current one failed outside
+    /// [`Client`]'s own calls, e.g. through a raw client). No-op on a pinned client.
+    pub fn advance(&self) {
+        if self.pinned.is_none() {
+            let n = self.inner.endpoints.len();
+            let _ = self
+                .inner
+                .current
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| Some((c + 1) % n));
+        }
+    }
+
     fn current_index(&self) -> usize {
         self.pinned
             .unwrap_or_else(|| self.inner.current.load(Ordering::Relaxed))

@@ -1,0 +1,284 @@
+//! The global flags of a v3 command (with their `ETCDCTL_*` variables), the client built
+//! from them, and unary calls with etcdctl's command timeout and error reporting.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chorus_client::{Client, ConnectOptions, Error as ClientError, TlsOptions};
+
+use crate::cli::{Flags, Parsed};
+use crate::exit::{self, ExitCode};
+use crate::printer::{Format, Printer};
+
+/// Everything a v3 command needs: its arguments, flags and the connection settings.
+pub struct Ctl {
+    pub path: Vec<&'static str>,
+    pub args: Vec<String>,
+    pub flags: Flags,
+    pub printer: Printer,
+    pub command_timeout: Duration,
+    client: Option<Client>,
+}
+
+/// `ETCDCTL_<NAME>` for a flag name.
+pub fn flag_to_env(name: &str) -> String {
+    format!("ETCDCTL_{}", name.to_uppercase().replace('-', "_"))
+}
+
+impl Ctl {
+    pub fn new(parsed: Parsed<'_>) -> Ctl {
+        let printer = printer_from(&parsed.flags);
+        let command_timeout = parsed.flags.duration("command-timeout");
+        Ctl {
+            path: parsed.path,
+            args: parsed.args,
+            flags: parsed.flags,
+            printer,
+            command_timeout,
+            client: None,
+        }
+    }
+
+    /// etcd's `SetPflagsFromEnv` on the inherited flags (what `clientConfigFromCmd` does
+    /// first): a variable fills a flag not given on the command line; both given is fatal.
+    pub fn apply_env(&mut self) {
+        let names = self.flags.inherited();
+        let mut known: Vec<String> = names.iter().map(|n| flag_to_env(n)).collect();
+        if self.path.first() == Some(&"watch") {
+            known.push("ETCDCTL_WATCH_KEY".to_owned());
+            known.push("ETCDCTL_WATCH_RANGE_END".to_owned());
+        }
+        for name in &names {
+            let var = flag_to_env(name);
+            let Ok(value) = std::env::var(&var) else {
+                continue;
+            };
+            if self.flags.changed(name) {
+                eprintln!(
+                    "{} C | pkg/flags: conflicting environment variable {} is shadowed by corresponding command-line flag (either unset environment variable or disable flag)",
+                    crate::gofmt::capnslog_timestamp(),
+                    crate::gofmt::quote(&var)
+                );
+                exit::exit(ExitCode::Error);
+            }
+            // etcdctl ignores the error of a bad value (the flag keeps its default).
+            let _ = self.flags.set(name, &value);
+        }
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("ETCDCTL_") && k != "ETCDCTL_API")
+            .collect();
+        vars.sort();
+        for (k, v) in vars {
+            if !known.contains(&k) {
+                eprintln!(
+                    "{} W | pkg/flags: unrecognized environment variable {k}={v}",
+                    crate::gofmt::capnslog_timestamp()
+                );
+            }
+        }
+        self.printer = printer_from(&self.flags);
+        self.command_timeout = self.flags.duration("command-timeout");
+        if self.flags.bool("debug") {
+            for name in &names {
+                eprintln!("{}={}", flag_to_env(name), self.flags.display(name));
+            }
+        }
+    }
+
+    /// `initDisplayFromCmd`: an unknown `-w` is fatal.
+    pub fn check_format(&self) {
+        let w = self.flags.str("write-out");
+        if !matches!(
+            w.as_str(),
+            "simple" | "json" | "protobuf" | "fields" | "table"
+        ) {
+            exit::fail(ExitCode::BadFeature, "unsupported output format");
+        }
+    }
+
+    /// The `--endpoints` list (trimmed), after refusing DNS discovery.
+    pub fn endpoints(&self) -> Vec<String> {
+        if !self.flags.str("discovery-srv").is_empty() {
+            exit::fail(
+                ExitCode::Error,
+                "--discovery-srv (DNS SRV discovery) is not supported by chorusctl; give --endpoints",
+            );
+        }
+        self.flags
+            .slice("endpoints")
+            .iter()
+            .map(|e| e.trim().to_owned())
+            .collect()
+    }
+
+    /// Connection settings from the global flags.
+    pub fn connect_options(&self) -> ConnectOptions {
+        for name in ["cert", "key", "cacert"] {
+            if self.flags.changed(name) && self.flags.str(name).is_empty() {
+                exit::fail(
+                    ExitCode::BadArgs,
+                    &format!("empty string is passed to --{name} option"),
+                );
+            }
+        }
+        if !self.flags.str("user").is_empty() {
+            exit::fail(
+                ExitCode::BadArgs,
+                "--user/--password (authentication tokens) are not supported by chorusctl yet",
+            );
+        }
+        let read = |name: &str| -> Option<Vec<u8>> {
+            let path = self.flags.str(name);
+            if path.is_empty() {
+                return None;
+            }
+            match std::fs::read(&path) {
+                Ok(b) => Some(b),
+                Err(e) => exit::fail(ExitCode::BadArgs, &format!("open {path}: {}", io_text(&e))),
+            }
+        };
+        let (cert, key, ca) = (read("cert"), read("key"), read("cacert"));
+        let wants_tls = cert.is_some()
+            || key.is_some()
+            || ca.is_some()
+            || !self.flags.bool("insecure-transport")
+            || self.endpoints().iter().any(|e| e.starts_with("https://"));
+        if wants_tls {
+            exit::fail(
+                ExitCode::BadArgs,
+                "TLS (--cacert, --cert, --key, --insecure-transport=false, https:// endpoints) is not supported by chorusctl yet",
+            );
+        }
+        let tls: Option<TlsOptions> = None;
+        let keepalive = self.flags.duration("keepalive-time");
+        ConnectOptions {
+            dial_timeout: self.flags.duration("dial-timeout"),
+            keep_alive_interval: (!keepalive.is_zero())
+                .then_some(keepalive.max(Duration::from_secs(10))),
+            keep_alive_timeout: self.flags.duration("keepalive-timeout"),
+            request_timeout: None,
+            tls,
+            ..ConnectOptions::default()
+        }
+    }
+
+    /// A client over `endpoints` with the global settings (exit 2 if it cannot be built).
+    pub async fn client_for(&self, endpoints: &[String]) -> Client {
+        match Client::connect(endpoints, self.connect_options()).await {
+            Ok(c) => c,
+            Err(e) => exit::fail(ExitCode::BadConnection, &client_error_text(&e)),
+        }
+    }
+
+    /// `mustClientFromCmd`: environment, output format, then the client.
+    pub async fn client(&mut self) -> Client {
+        if let Some(c) = &self.client {
+            return c.clone();
+        }
+        self.apply_env();
+        self.check_format();
+        let endpoints = self.endpoints();
+        let client = self.client_for(&endpoints).await;
+        self.client = Some(client.clone());
+        client
+    }
+
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.command_timeout
+    }
+
+    /// A unary call under the command timeout; on failure the clientv3 warning is logged
+    /// and `Err` carries etcdctl's text of the error.
+    pub async fn unary<T, F, Fut>(&self, client: &Client, f: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = chorus_client::Result<T>>,
+    {
+        unary_until(client, self.deadline(), f).await
+    }
+}
+
+/// Runs `f` until it answers or `deadline` passes; while no member can be reached it keeps
+/// trying, as gRPC does until the command's context ends.
+pub async fn unary_until<T, F, Fut>(
+    client: &Client,
+    deadline: Instant,
+    mut f: F,
+) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = chorus_client::Result<T>>,
+{
+    // Bounded: each round is one pass over the endpoints, and the deadline ends the loop.
+    let mut failures = 0usize;
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let target = client.current_endpoint().to_owned();
+        match tokio::time::timeout(remaining, f()).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if e.is_connect_error() || e.is_transport_error() => {
+                if Instant::now() + Duration::from_millis(100) >= deadline {
+                    let msg = match exit::passthrough() {
+                        Some(ep) => format!(
+                            "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {}: connect: connection refused\"",
+                            exit::strip_scheme(&ep)
+                        ),
+                        None => "latest balancer error: all SubConns are in TransientFailure".to_owned(),
+                    };
+                    exit::log_retry(&target, tonic::Code::DeadlineExceeded, &msg);
+                    return Err("context deadline exceeded".to_owned());
+                }
+                // Another member may answer; after a whole round, wait a little.
+                client.advance();
+                failures += 1;
+                if failures % client.endpoints().len() == 0 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            Ok(Err(e)) => {
+                if let Some(status) = e.status() {
+                    exit::log_retry(&target, status.code(), status.message());
+                }
+                return Err(exit::error_text(&e));
+            }
+            Err(_) => {
+                exit::log_retry(
+                    &target,
+                    tonic::Code::DeadlineExceeded,
+                    "context deadline exceeded",
+                );
+                return Err("context deadline exceeded".to_owned());
+            }
+        }
+    }
+}
+
+pub fn client_error_text(e: &ClientError) -> String {
+    match e {
+        ClientError::TlsUnsupported => "TLS is not supported by chorusctl's client".to_owned(),
+        other => exit::error_text(other),
+    }
+}
+
+pub fn io_text(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+fn printer_from(flags: &Flags) -> Printer {
+    let format = match flags.str("write-out").as_str() {
+        "json" => Format::Json,
+        "protobuf" => Format::Protobuf,
+        "fields" => Format::Fields,
+        "table" => Format::Table,
+        _ => Format::Simple,
+    };
+    Printer {
+        format,
+        hex: flags.bool("hex"),
+        value_only: false,
+    }
+}
