@@ -46,6 +46,16 @@ pub async fn member_list(ctl: &mut Ctl) {
     ctl.printer.member_list(&resp);
 }
 
+/// `--peer-urls` split on commas and checked as clientv3 checks them before `MemberAdd`
+/// and `MemberUpdate` (etcd's `types.NewURLs`), with Go's error text.
+fn member_urls(peer_urls: &str) -> Vec<String> {
+    let urls: Vec<String> = peer_urls.split(',').map(str::to_owned).collect();
+    if let Err(e) = chorus_server::config::url::parse_url_list(&urls) {
+        exit::fail(ExitCode::Error, &e);
+    }
+    urls
+}
+
 pub async fn member_add(ctl: &mut Ctl) {
     if ctl.args.is_empty() {
         exit::fail(ExitCode::BadArgs, "member name not provided");
@@ -64,7 +74,7 @@ pub async fn member_add(ctl: &mut Ctl) {
     if peer_urls.is_empty() {
         exit::fail(ExitCode::BadArgs, "member peer urls not provided");
     }
-    let urls: Vec<String> = peer_urls.split(',').map(str::to_owned).collect();
+    let urls = member_urls(&peer_urls);
     let is_learner = ctl.flags.bool("learner");
     let client = ctl.client().await;
     let resp = ctl
@@ -129,7 +139,7 @@ pub async fn member_update(ctl: &mut Ctl) {
     if peer_urls.is_empty() {
         exit::fail(ExitCode::BadArgs, "member peer urls not provided");
     }
-    let urls: Vec<String> = peer_urls.split(',').map(str::to_owned).collect();
+    let urls = member_urls(&peer_urls);
     let client = ctl.client().await;
     let resp = ctl
         .unary(&client, || {
@@ -563,7 +573,8 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
         &[
             ("endpoint", gofmt::json_str(&endpoints[0])),
             ("size", gofmt::json_str(&gofmt::humanize_bytes(size))),
-            ("took", gofmt::json_str(&gofmt::duration(started.elapsed()))),
+            // zap's production encoder writes durations as seconds.
+            ("took", started.elapsed().as_secs_f64().to_string()),
         ],
     );
     if let Err(e) = std::fs::rename(&part, &path) {

@@ -46,7 +46,7 @@ mod error;
 mod file;
 mod flags;
 mod goparse;
-mod url;
+pub mod url;
 mod version;
 
 #[cfg(test)]
