@@ -510,29 +510,7 @@ impl Cluster {
     /// One HTTP/1.0 exchange with member `i` (the server closes the connection after it).
     pub async fn http(&self, i: usize, method: &str, path: &str, body: &str) -> (u16, String) {
         let addr = format!("127.0.0.1:{}", self.members[i].client_port);
-        let exchange = async {
-            let mut stream = tokio::net::TcpStream::connect(&addr).await?;
-            let request = format!(
-                "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            stream.write_all(request.as_bytes()).await?;
-            let mut response = Vec::new();
-            stream.read_to_end(&mut response).await?;
-            Ok::<_, std::io::Error>(response)
-        };
-        let response = tokio::time::timeout(Duration::from_secs(10), exchange)
-            .await
-            .expect("HTTP request timed out")
-            .expect("HTTP request");
-        let text = String::from_utf8_lossy(&response);
-        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
-        let code = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("HTTP status line");
-        (code, body.to_owned())
+        http_exchange(&addr, method, path, body).await
     }
 
     /// Every member's log tail, for failure reports.
@@ -577,4 +555,32 @@ fn append(path: &Path) -> File {
         .append(true)
         .open(path)
         .expect("open for append")
+}
+
+/// One HTTP/1.0 exchange with `addr` (`host:port`; so never chunked, and the server closes
+/// the connection after it): status code and body.
+pub async fn http_exchange(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("HTTP request timed out")
+        .expect("HTTP request");
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("HTTP status line");
+    (code, body.to_owned())
 }

@@ -47,6 +47,12 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
         tls.client.is_some(),
     )
     .await?;
+    let metrics_listeners = serve::bind_listeners(
+        "--listen-metrics-urls",
+        &cfg.listen_metrics_urls,
+        tls.client.is_some(),
+    )
+    .await?;
     let running = server::start(&cfg, &tls).await.map_err(|e| e.to_string())?;
     let server = running.server.clone();
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -57,6 +63,18 @@ pub async fn run(cfg: config::Config) -> Result<(), String> {
             server.clone(),
             listener,
             tls.client.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    for (url, listener) in metrics_listeners {
+        tracing::info!("serving metrics on {url}");
+        let service = serve::RouterService(http::metrics_router(server.clone()));
+        let tls = url.is_tls().then(|| tls.client.clone()).flatten();
+        tasks.push(tokio::spawn(serve::serve_listener(
+            listener,
+            service,
+            tls,
+            None,
             shutdown_rx.clone(),
         )));
     }

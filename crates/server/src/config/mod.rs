@@ -104,7 +104,8 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     // HTTP policies and metrics
     "cors",
     "host-whitelist",
-    "listen-metrics-urls",
+    // `extensive` adds latency histograms, which chorus does not export yet
+    "metrics",
     "log-package-levels",
 ];
 

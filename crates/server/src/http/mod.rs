@@ -1,5 +1,5 @@
-//! The HTTP/1.1 side of the client port: `/health`, `/version` (and later `/v2/keys`, the
-//! `/v3` JSON gateway and `/metrics`). gRPC requests on the same port never reach here.
+//! The HTTP/1.1 side of the client port: `/health`, `/version`, `/metrics`, `/v2/...` and
+//! the `/v3` JSON gateway. gRPC requests on the same port never reach here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 
 pub mod gateway;
+pub mod metrics;
 
 use crate::config::ETCD_COMPAT_VERSION;
 use crate::server::Server;
@@ -72,10 +73,26 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
         .into_response()
 }
 
+/// `--listen-metrics-urls`: `/metrics` and `/health` only, as etcd serves there.
+pub fn metrics_router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/health", get(health).fallback(method_not_allowed))
+        .route(
+            "/metrics",
+            get(metrics::metrics).fallback(method_not_allowed),
+        )
+        .fallback(not_found)
+        .with_state(server)
+}
+
 pub fn router(server: Arc<Server>, gateway: bool) -> Router {
     let mut router = Router::new()
         .route("/health", get(health).fallback(method_not_allowed))
         .route("/version", get(version).fallback(method_not_allowed))
+        .route(
+            "/metrics",
+            get(metrics::metrics).fallback(method_not_allowed),
+        )
         .fallback(not_found)
         .with_state(server.clone());
     if gateway {

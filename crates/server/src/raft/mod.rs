@@ -113,6 +113,8 @@ pub struct RaftStatus {
     pub commit: AtomicU64,
     pub last_index: AtomicU64,
     pub is_leader: AtomicBool,
+    /// Times a new leader became known (etcd's `etcd_server_leader_changes_seen_total`).
+    pub leader_changes: AtomicU64,
     /// ReadIndex contexts waiting for their read state.
     pub reads: Mutex<HashMap<u64, oneshot::Sender<u64>>>,
 }
@@ -426,7 +428,10 @@ impl Node {
         let mut rd = self.raw.ready();
         if let Some(ss) = rd.ss() {
             let leader = ss.leader_id;
-            self.status.leader.store(leader, Ordering::Release);
+            let previous = self.status.leader.swap(leader, Ordering::AcqRel);
+            if leader != raft::INVALID_ID && leader != previous {
+                self.status.leader_changes.fetch_add(1, Ordering::AcqRel);
+            }
             self.status
                 .is_leader
                 .store(ss.raft_state == StateRole::Leader, Ordering::Release);
