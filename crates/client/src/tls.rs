@@ -43,6 +43,9 @@ const SYSTEM_CA_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",
 ];
 
+/// [`Error::Tls`] of a client key that is not the client certificate's.
+pub const KEY_MISMATCH: &str = "the client key does not match the client certificate";
+
 /// ALPN for gRPC.
 pub const ALPN_H2: &[u8] = b"h2";
 /// ALPN for an HTTP/1.1 (or 1.0) exchange.
@@ -101,7 +104,10 @@ impl TlsOptions {
                     PrivateKeyDer::from_pem_slice(key).map_err(|e| tls_error("client key", e))?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| tls_error("client certificate and key", e))?
+                    .map_err(|e| match e {
+                        rustls::Error::InconsistentKeys(_) => Error::Tls(KEY_MISMATCH.into()),
+                        e => tls_error("client certificate and key", e),
+                    })?
             }
             (None, None) => builder.with_no_client_auth(),
             (Some(_), None) => return Err(Error::Tls("a client certificate needs its key".into())),

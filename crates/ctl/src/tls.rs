@@ -66,6 +66,9 @@ impl TlsFiles {
 pub fn config(opts: &TlsOptions, http1: bool) -> Result<Arc<rustls::ClientConfig>, String> {
     let alpn: &[&[u8]] = if http1 { &[ALPN_HTTP1] } else { &[ALPN_H2] };
     opts.client_config(alpn).map_err(|e| match e {
+        chorus_client::Error::Tls(text) if text == chorus_client::tls::KEY_MISMATCH => {
+            "tls: private key does not match public key".to_owned()
+        }
         chorus_client::Error::Tls(text) => text,
         other => other.to_string(),
     })
