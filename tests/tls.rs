@@ -474,7 +474,7 @@ async fn chorus_client_tls_with_client_certificates() {
     let c = Client::connect(&[&bare], cluster.connect_options())
         .await
         .unwrap();
-    assert_eq!(c.endpoints(), [url.clone()]);
+    assert_eq!(c.endpoints(), std::slice::from_ref(&url));
     c.get("k", GetOptions::default()).await.unwrap();
 
     let attempt = |tls: TlsOptions| {
