@@ -13,38 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chorus_server::tls::pki::{Ca, Issued};
-use common::{free_ports, tail, Etcdctl};
+use common::{free_ports, tail, Etcdctl, Pki};
 use tokio::net::UnixDatagram;
-
-struct Pki {
-    dir: PathBuf,
-    ca: Ca,
-}
-
-impl Pki {
-    fn new(dir: &Path) -> Pki {
-        std::fs::create_dir_all(dir).unwrap();
-        let ca = Ca::new("chorus test CA").unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
-        Pki {
-            dir: dir.to_owned(),
-            ca,
-        }
-    }
-
-    /// Writes `<name>.pem` and `<name>-key.pem`; returns the issued certificate.
-    fn issue(&mut self, name: &str, hosts: &[&str], expired: bool) -> Issued {
-        let c = self.ca.issue(name, hosts, expired).unwrap();
-        std::fs::write(self.path(&format!("{name}.pem")), &c.cert_pem).unwrap();
-        std::fs::write(self.path(&format!("{name}-key.pem")), &c.key_pem).unwrap();
-        c
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).display().to_string()
-    }
-}
 
 /// A member process with its own $NOTIFY_SOCKET.
 struct Proc {
@@ -448,5 +418,133 @@ async fn a_peer_with_a_certificate_from_another_ca_cannot_join() {
     assert!(
         !out.stdout.contains("\"leader\""),
         "the rogue member knows a leader: {out:?}"
+    );
+}
+
+/// Why a call failed in TLS, from the error's chain of causes (tokio-rustls puts the
+/// rustls error inside an `io::Error`).
+fn tls_cause(err: &chorus_client::Error) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = err
+        .status()
+        .map(|s| s as &(dyn std::error::Error + 'static));
+    for _ in 0..16 {
+        let e = cur?;
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(format!("{r:?}"));
+        }
+        cur = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// chorus_client over TLS against a member with `--client-cert-auth`: the harness's own
+/// TLS client brings the member up; a good certificate works; no certificate, a foreign
+/// CA's, an expired one and an untrusted server are refused, as transport errors.
+#[tokio::test]
+async fn chorus_client_tls_with_client_certificates() {
+    use chorus_client::{Client, ConnectOptions, GetOptions, TlsOptions};
+    use common::{Cluster, ClusterOptions, ServerKind};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut pki, tls) = Pki::for_cluster(&tmp.path().join("ssl"));
+    pki.issue("old", &[], true);
+    let mut other = Pki::named(&tmp.path().join("other"), "another CA");
+    other.issue("mallory", &[], false);
+    let options = ClusterOptions {
+        tls: Some(tls.clone()),
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
+    let url = cluster.client_url(0);
+    assert!(url.starts_with("https://"), "{url}");
+    let c = cluster.client().await;
+    c.put("k", "v", Default::default()).await.unwrap();
+    assert_eq!(
+        c.get("k", GetOptions::default()).await.unwrap().kvs[0].value,
+        b"v"
+    );
+    // Scheme-less endpoints use TLS when options are given.
+    let bare = format!("127.0.0.1:{}", cluster.member(0).client_port);
+    let c = Client::connect(&[&bare], cluster.connect_options())
+        .await
+        .unwrap();
+    assert_eq!(c.endpoints(), std::slice::from_ref(&url));
+    c.get("k", GetOptions::default()).await.unwrap();
+
+    let attempt = |tls: TlsOptions| {
+        let url = url.clone();
+        async move {
+            let opts = ConnectOptions {
+                tls: Some(tls),
+                request_timeout: Some(Duration::from_secs(10)),
+                ..ConnectOptions::default()
+            };
+            let c = Client::connect(&[url], opts).await.unwrap();
+            c.get("k", GetOptions::default()).await
+        }
+    };
+    let with = |ca: &str, pair: Option<(String, String)>| {
+        let (cert, key) = match &pair {
+            Some((c, k)) => (Some(Path::new(c)), Some(Path::new(k))),
+            None => (None, None),
+        };
+        TlsOptions::from_files(Some(Path::new(ca)), cert, key).unwrap()
+    };
+    let ca = pki.path("ca.pem");
+    // Accepted without checking the server, still with the client certificate.
+    let skip = TlsOptions {
+        ca_pem: None,
+        insecure_skip_verify: true,
+        ..tls.client_options()
+    };
+    attempt(skip).await.unwrap();
+    // Refused by the server (its log says why; the client sees the connection closed)...
+    for (who, opts, why) in [
+        (
+            "no certificate",
+            with(&ca, None),
+            "peer sent no certificates",
+        ),
+        (
+            "another CA's certificate",
+            with(&ca, Some(other.pair("mallory"))),
+            "UnknownIssuer",
+        ),
+        (
+            "an expired certificate",
+            with(&ca, Some(pki.pair("old"))),
+            "certificate expired",
+        ),
+    ] {
+        let before = cluster.log(0).matches("TLS handshake refused").count();
+        let err = attempt(opts).await.expect_err(who);
+        assert!(err.is_transport_error(), "{who}: {err:?}");
+        let log = cluster.log(0);
+        let refusals: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("TLS handshake refused"))
+            .collect();
+        assert!(
+            refusals.len() > before && refusals[before..].iter().any(|l| l.contains(why)),
+            "{who}: no refusal for {why:?} logged: {refusals:?}"
+        );
+    }
+    // ...or by the client: a server certificate from a CA it does not trust.
+    let err = attempt(with(&other.path("ca.pem"), Some(pki.pair("client"))))
+        .await
+        .expect_err("untrusted server");
+    assert!(err.is_connect_error(), "{err:?}");
+    let found = tls_cause(&err);
+    assert!(
+        found
+            .as_deref()
+            .is_some_and(|f| f.contains("UnknownIssuer")),
+        "expected UnknownIssuer, got {found:?} in {err:?}"
     );
 }

@@ -11,6 +11,7 @@ use chorus_client::{pb::StatusResponse, Client, ConnectOptions};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::pki::ClusterTls;
 use super::{free_ports, tail};
 
 /// Interval between two polls of a member's Status while waiting for it (there is no event
@@ -56,6 +57,9 @@ pub struct ClusterOptions {
     pub extra_args: Vec<String>,
     /// Bound on a member becoming ready (or a leader being found).
     pub ready_timeout: Duration,
+    /// https client and peer URLs with client-certificate auth (see `pki::ClusterTls`);
+    /// the harness's own clients present its client certificate.
+    pub tls: Option<ClusterTls>,
 }
 
 impl Default for ClusterOptions {
@@ -66,6 +70,7 @@ impl Default for ClusterOptions {
             snapshot_count: None,
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(20),
+            tls: None,
         }
     }
 }
@@ -74,6 +79,8 @@ impl Default for ClusterOptions {
 #[derive(Debug)]
 pub struct Member {
     pub name: String,
+    /// `http` or `https` (client and peer URLs alike).
+    pub scheme: &'static str,
     pub client_port: u16,
     pub peer_port: u16,
     pub data_dir: PathBuf,
@@ -95,8 +102,9 @@ impl Member {
     ) -> Member {
         let data_dir = dir.join(&name).join("data");
         let log_path = dir.join(format!("{name}.log"));
-        let client_url = format!("http://127.0.0.1:{client_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let scheme = scheme(options);
+        let client_url = format!("{scheme}://127.0.0.1:{client_port}");
+        let peer_url = format!("{scheme}://127.0.0.1:{peer_port}");
         let mut args = vec![
             format!("--name={name}"),
             format!("--data-dir={}", data_dir.display()),
@@ -113,9 +121,13 @@ impl Member {
         if let Some(count) = options.snapshot_count {
             args.push(format!("--snapshot-count={count}"));
         }
+        if let Some(tls) = &options.tls {
+            args.extend(tls.server_args());
+        }
         args.extend(options.extra_args.iter().cloned());
         Member {
             name,
+            scheme,
             client_port,
             peer_port,
             data_dir,
@@ -126,11 +138,11 @@ impl Member {
     }
 
     pub fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.peer_port)
     }
 
     pub fn is_running(&self) -> bool {
@@ -139,6 +151,14 @@ impl Member {
 
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
+    }
+}
+
+fn scheme(options: &ClusterOptions) -> &'static str {
+    if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
     }
 }
 
@@ -175,10 +195,11 @@ impl Cluster {
             .expect("temp dir");
         let ports = free_ports(2 * n);
         let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let scheme = scheme(&options);
         let initial_cluster = names
             .iter()
             .enumerate()
-            .map(|(i, name)| format!("{name}=http://127.0.0.1:{}", ports[2 * i + 1]))
+            .map(|(i, name)| format!("{name}={scheme}://127.0.0.1:{}", ports[2 * i + 1]))
             .collect::<Vec<_>>()
             .join(",");
         let token = format!("chorus-test-{}", ports[0]);
@@ -217,7 +238,11 @@ impl Cluster {
             .members
             .iter()
             .map(|m| format!("{}={}", m.name, m.peer_url()))
-            .chain([format!("{name}=http://127.0.0.1:{}", ports[1])])
+            .chain([format!(
+                "{name}={}://127.0.0.1:{}",
+                scheme(&self.options),
+                ports[1]
+            )])
             .collect::<Vec<_>>()
             .join(",");
         let token = format!("chorus-test-{}", self.members[0].client_port);
@@ -286,16 +311,24 @@ impl Cluster {
         self.members.iter().map(Member::client_url).collect()
     }
 
+    /// The harness's connection settings (its client certificate on a TLS cluster).
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            tls: self.options.tls.as_ref().map(ClusterTls::client_options),
+            ..ConnectOptions::default()
+        }
+    }
+
     /// A client over all members (fails over between them).
     pub async fn client(&self) -> Client {
-        Client::connect(&self.endpoints(), ConnectOptions::default())
+        Client::connect(&self.endpoints(), self.connect_options())
             .await
             .expect("client")
     }
 
     /// A client bound to member `i` only.
     pub async fn member_client(&self, i: usize) -> Client {
-        Client::connect(&[self.client_url(i)], ConnectOptions::default())
+        Client::connect(&[self.client_url(i)], self.connect_options())
             .await
             .expect("client")
     }
@@ -508,6 +541,7 @@ impl Cluster {
     }
 
     /// One HTTP/1.0 exchange with member `i` (the server closes the connection after it).
+    /// Plain-text clusters only.
     pub async fn http(&self, i: usize, method: &str, path: &str, body: &str) -> (u16, String) {
         let addr = format!("127.0.0.1:{}", self.members[i].client_port);
         http_exchange(&addr, method, path, body).await

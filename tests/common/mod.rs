@@ -11,6 +11,8 @@
 //!
 //!   Etcdctl::v3(endpoints).args([..]).run() ── the real etcdctl against any cluster
 //!   Normalizer ── blanks IDs, terms, ports, ... so chorus's and etcd's outputs compare
+//!   Pki::for_cluster(dir) ── CA + server/client certificates; ClusterOptions.tls makes
+//!                            every URL https with client-certificate auth
 //! ```
 //!
 //! Tests that need a real binary start with `if !common::require_etcd() { return; }` (or
@@ -23,6 +25,7 @@
 pub mod cluster;
 pub mod etcdctl;
 pub mod normalize;
+pub mod pki;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 pub use cluster::{Cluster, ClusterOptions, Member, ServerKind};
 pub use etcdctl::{Background, Etcdctl, Output};
 pub use normalize::Normalizer;
+pub use pki::{ClusterTls, Pki};
 
 /// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
 ///

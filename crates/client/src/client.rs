@@ -25,6 +25,7 @@ use tonic::{Code, Status};
 use crate::error::{is_connect_error, is_transport_error, Error, Result};
 use crate::kv::{txn_is_read_only, DeleteOptions, GetOptions, PutOptions};
 use crate::lease::{KeepAliveSender, KeepAliveStream};
+use crate::tls::{self, TlsOptions};
 use crate::watch::{WatchOptions, WatchStream};
 
 /// How to reach the cluster.
@@ -42,8 +43,9 @@ pub struct ConnectOptions {
     pub request_timeout: Option<Duration>,
     /// Largest response accepted (default i32::MAX, as etcd's clientv3).
     pub max_decoding_message_size: usize,
-    /// Transport security. Not implemented yet: `connect` refuses `Some` and `https://`
-    /// endpoints with [`Error::TlsUnsupported`] rather than talk plain text.
+    /// Transport security for scheme-less endpoints (`host:port`); `https://` endpoints
+    /// use TLS anyway (these settings, or the system's CAs when `None`), `http://` ones
+    /// never do, as etcd's clientv3 decides by scheme.
     pub tls: Option<TlsOptions>,
 }
 
@@ -58,17 +60,6 @@ impl Default for ConnectOptions {
             tls: None,
         }
     }
-}
-
-/// TLS settings as etcdctl's `--cacert`, `--cert`, `--key` give them (PEM contents).
-/// Placeholder until the client speaks TLS.
-#[derive(Debug, Clone, Default)]
-pub struct TlsOptions {
-    pub ca_pem: Option<Vec<u8>>,
-    pub cert_pem: Option<Vec<u8>>,
-    pub key_pem: Option<Vec<u8>>,
-    /// Name to verify in the server's certificate (default: the endpoint's host).
-    pub server_name: Option<String>,
 }
 
 /// Whether a call may be sent again to another member after a failure.
@@ -124,24 +115,24 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// `host:port` or `http://host:port` -> `http://host:port`.
-fn endpoint_url(endpoint: &str, tls: bool) -> Result<String> {
+/// An endpoint as given -> (whether it uses TLS, `host:port`). `tls` says whether a
+/// scheme-less endpoint does.
+fn split_endpoint(endpoint: &str, tls: bool) -> Result<(bool, String)> {
     let invalid = |reason: &str| Error::InvalidEndpoint {
         endpoint: endpoint.to_owned(),
         reason: reason.to_owned(),
     };
-    let (scheme, rest) = match endpoint.split_once("://") {
-        Some(("http", rest)) => ("http", rest),
-        Some(("https", _)) => return Err(Error::TlsUnsupported),
+    let (tls, rest) = match endpoint.split_once("://") {
+        Some(("http", rest)) => (false, rest),
+        Some(("https", rest)) => (true, rest),
         Some((scheme, _)) => return Err(invalid(&format!("unsupported scheme {scheme:?}"))),
-        None if tls => return Err(Error::TlsUnsupported),
-        None => ("http", endpoint),
+        None => (tls, endpoint),
     };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || rest.contains('/') {
         return Err(invalid("expected host:port"));
     }
-    Ok(format!("{scheme}://{rest}"))
+    Ok((tls, rest.to_owned()))
 }
 
 impl Client {
@@ -151,26 +142,48 @@ impl Client {
         if endpoints.is_empty() {
             return Err(Error::NoEndpoints);
         }
-        if opts.tls.is_some() {
-            return Err(Error::TlsUnsupported);
-        }
         let mut urls = Vec::with_capacity(endpoints.len());
         let mut channels = Vec::with_capacity(endpoints.len());
+        // One rustls configuration for every TLS endpoint, made on first need.
+        let default_tls = TlsOptions::default();
+        let tls_opts = opts.tls.as_ref().unwrap_or(&default_tls);
+        let mut tls_config = None;
         for endpoint in endpoints {
-            let url = endpoint_url(endpoint.as_ref(), false)?;
-            let mut ep = Endpoint::from_shared(url.clone())
-                .map_err(|e| Error::InvalidEndpoint {
-                    endpoint: endpoint.as_ref().to_owned(),
-                    reason: e.to_string(),
-                })?
+            let endpoint = endpoint.as_ref();
+            let (use_tls, authority) = split_endpoint(endpoint, opts.tls.is_some())?;
+            let invalid = |e: tonic::transport::Error| Error::InvalidEndpoint {
+                endpoint: endpoint.to_owned(),
+                reason: e.to_string(),
+            };
+            let mut ep = Endpoint::from_shared(format!("http://{authority}"))
+                .map_err(invalid)?
                 .connect_timeout(opts.dial_timeout)
                 .keep_alive_timeout(opts.keep_alive_timeout)
                 .tcp_nodelay(true);
             if let Some(interval) = opts.keep_alive_interval {
                 ep = ep.http2_keep_alive_interval(interval);
             }
-            channels.push(ep.connect_lazy());
-            urls.push(url);
+            if !use_tls {
+                channels.push(ep.connect_lazy());
+                urls.push(format!("http://{authority}"));
+                continue;
+            }
+            let config = match &tls_config {
+                Some(c) => Arc::clone(c),
+                None => tls_config
+                    .insert(tls_opts.client_config(&[tls::ALPN_H2])?)
+                    .clone(),
+            };
+            let origin = format!("https://{authority}");
+            let ep = ep.origin(origin.parse().map_err(|e: http::uri::InvalidUri| {
+                Error::InvalidEndpoint {
+                    endpoint: endpoint.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?);
+            let connector = tls::TlsConnect::new(config, tls_opts.server_name_for(&authority)?);
+            channels.push(ep.connect_with_connector_lazy(connector));
+            urls.push(origin);
         }
         Ok(Client {
             inner: Arc::new(Inner {
@@ -184,7 +197,7 @@ impl Client {
         })
     }
 
-    /// The endpoints as dialled (`http://host:port`).
+    /// The endpoints as dialled (`http://host:port` or `https://host:port`).
     pub fn endpoints(&self) -> &[String] {
         &self.inner.endpoints
     }

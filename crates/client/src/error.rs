@@ -18,9 +18,10 @@ pub enum Error {
     /// An endpoint that is not `host:port`, `http://host:port` or `https://host:port`.
     #[error("invalid endpoint {endpoint:?}: {reason}")]
     InvalidEndpoint { endpoint: String, reason: String },
-    /// A TLS endpoint or option: not implemented yet (see `ConnectOptions::tls`).
-    #[error("TLS is not supported by this client yet")]
-    TlsUnsupported,
+    /// TLS settings that cannot be used (unreadable PEM, a certificate without its key,
+    /// no CA and no system bundle, ...).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Options that contradict each other or the request.
     #[error("invalid arguments: {0}")]
     InvalidArgs(String),

@@ -31,19 +31,24 @@
 //! # }
 //! ```
 //!
-//! Not yet here: TLS (`ConnectOptions::tls` is refused rather than ignored) and
-//! authentication tokens.
+//! TLS: `https://` endpoints (and scheme-less ones when [`ConnectOptions::tls`] is set)
+//! are dialled through [`tls::TlsConnect`] (rustls, ALPN h2), verifying the server against
+//! [`TlsOptions::ca_pem`] or the system's CAs, with an optional client certificate.
+//!
+//! Not yet here: authentication tokens.
 
 mod client;
 mod error;
 mod kv;
 mod lease;
+pub mod tls;
 mod watch;
 
-pub use client::{Client, ConnectOptions, TlsOptions};
+pub use client::{Client, ConnectOptions};
 pub use error::{messages, Error, Result};
 pub use kv::{prefix_range_end, Cmp, DeleteOptions, GetOptions, Op, PutOptions, Txn};
 pub use lease::{KeepAliveSender, KeepAliveStream};
+pub use tls::TlsOptions;
 pub use watch::{WatchOptions, WatchStream};
 
 pub use chorus_api::etcdserverpb::compare::CompareResult;

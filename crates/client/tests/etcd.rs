@@ -616,10 +616,6 @@ async fn connect_rejects_bad_endpoints() {
         Err(Error::NoEndpoints)
     ));
     assert!(matches!(
-        Client::connect(&["https://127.0.0.1:2379"], opts()).await,
-        Err(Error::TlsUnsupported)
-    ));
-    assert!(matches!(
         Client::connect(&["unix:///tmp/sock"], opts()).await,
         Err(Error::InvalidEndpoint { .. })
     ));
@@ -627,13 +623,42 @@ async fn connect_rejects_bad_endpoints() {
         Client::connect(&["127.0.0.1:2379/path"], opts()).await,
         Err(Error::InvalidEndpoint { .. })
     ));
+    // TLS by scheme, or for scheme-less endpoints when TLS options are given.
     let tls = ConnectOptions {
-        tls: Some(Default::default()),
+        tls: Some(chorus_client::TlsOptions {
+            insecure_skip_verify: true,
+            ..Default::default()
+        }),
+        ..opts()
+    };
+    let c = Client::connect(
+        &[
+            "127.0.0.1:2379",
+            "https://127.0.0.1:2380",
+            "http://127.0.0.1:2381",
+        ],
+        tls,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.endpoints(),
+        [
+            "https://127.0.0.1:2379",
+            "https://127.0.0.1:2380",
+            "http://127.0.0.1:2381"
+        ]
+    );
+    let bad = ConnectOptions {
+        tls: Some(chorus_client::TlsOptions {
+            cert_pem: Some(b"x".to_vec()),
+            ..Default::default()
+        }),
         ..opts()
     };
     assert!(matches!(
-        Client::connect(&["127.0.0.1:2379"], tls).await,
-        Err(Error::TlsUnsupported)
+        Client::connect(&["127.0.0.1:2379"], bad).await,
+        Err(Error::Tls(_))
     ));
     let c = Client::connect(&["127.0.0.1:2379", "http://127.0.0.1:2380/"], opts())
         .await

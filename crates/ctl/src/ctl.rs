@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use chorus_client::{Client, ConnectOptions, Error as ClientError, TlsOptions};
 
+use crate::tls::TlsFiles;
+
 use crate::cli::{Flags, Parsed};
 use crate::exit::{self, ExitCode};
 use crate::printer::{Format, Printer};
@@ -127,29 +129,17 @@ impl Ctl {
                 "--user/--password (authentication tokens) are not supported by chorusctl yet",
             );
         }
-        let read = |name: &str| -> Option<Vec<u8>> {
-            let path = self.flags.str(name);
-            if path.is_empty() {
-                return None;
-            }
-            match std::fs::read(&path) {
-                Ok(b) => Some(b),
-                Err(e) => exit::fail(ExitCode::BadArgs, &format!("open {path}: {}", io_text(&e))),
-            }
+        let files = TlsFiles {
+            ca: self.flags.str("cacert"),
+            cert: self.flags.str("cert"),
+            key: self.flags.str("key"),
         };
-        let (cert, key, ca) = (read("cert"), read("key"), read("cacert"));
-        let wants_tls = cert.is_some()
-            || key.is_some()
-            || ca.is_some()
-            || !self.flags.bool("insecure-transport")
-            || self.endpoints().iter().any(|e| e.starts_with("https://"));
-        if wants_tls {
-            exit::fail(
-                ExitCode::BadArgs,
-                "TLS (--cacert, --cert, --key, --insecure-transport=false, https:// endpoints) is not supported by chorusctl yet",
-            );
-        }
-        let tls: Option<TlsOptions> = None;
+        let tls = client_tls(
+            &files,
+            self.flags.bool("insecure-transport"),
+            self.flags.bool("insecure-skip-tls-verify"),
+        )
+        .unwrap_or_else(|e| exit::fail(ExitCode::BadArgs, &e));
         let keepalive = self.flags.duration("keepalive-time");
         ConnectOptions {
             dial_timeout: self.flags.duration("dial-timeout"),
@@ -160,6 +150,13 @@ impl Ctl {
             tls,
             ..ConnectOptions::default()
         }
+    }
+
+    /// The TLS of HTTP/1 requests (`/metrics`) from the same flags as the client's.
+    pub fn http_tls(&self) -> crate::http::Tls {
+        self.connect_options().tls.map(|t| {
+            crate::tls::config(&t, true).unwrap_or_else(|e| exit::fail(ExitCode::BadArgs, &e))
+        })
     }
 
     /// A client over `endpoints` with the global settings (exit 2 if it cannot be built).
@@ -219,11 +216,10 @@ where
             Ok(Err(e)) if e.is_connect_error() || e.is_transport_error() => {
                 if Instant::now() + Duration::from_millis(100) >= deadline {
                     let msg = match exit::passthrough() {
-                        Some(ep) => format!(
-                            "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {}: connect: connection refused\"",
-                            exit::strip_scheme(&ep)
-                        ),
-                        None => "latest balancer error: all SubConns are in TransientFailure".to_owned(),
+                        Some(ep) => balancer_error(&e, &ep),
+                        None => {
+                            "latest balancer error: all SubConns are in TransientFailure".to_owned()
+                        }
                     };
                     exit::log_retry(&target, tonic::Code::DeadlineExceeded, &msg);
                     return Err("context deadline exceeded".to_owned());
@@ -253,11 +249,55 @@ where
     }
 }
 
+/// grpc-go's "latest balancer error" of a connection to one endpoint (`passthrough`) that
+/// failed: refused, the server's certificate refused here, or the connection closed by the
+/// server (it refused this client's certificate).
+fn balancer_error(e: &ClientError, endpoint: &str) -> String {
+    let Some(status) = e.status() else {
+        return "latest balancer error: connection closed".to_owned();
+    };
+    let err = status as &(dyn std::error::Error + 'static);
+    match crate::tls::rustls_cause(err) {
+        Some(tls @ rustls::Error::InvalidCertificate(_)) => format!(
+            "latest balancer error: connection error: desc = \"transport: authentication handshake failed: {}\"",
+            crate::tls::go_text(tls)
+        ),
+        None if crate::tls::is_refused(err) => format!(
+            "latest balancer error: connection error: desc = \"transport: Error while dialing dial tcp {}: connect: connection refused\"",
+            exit::strip_scheme(endpoint)
+        ),
+        _ => "latest balancer error: connection closed".to_owned(),
+    }
+}
+
 pub fn client_error_text(e: &ClientError) -> String {
     match e {
-        ClientError::TlsUnsupported => "TLS is not supported by chorusctl's client".to_owned(),
+        ClientError::Tls(text) => text.clone(),
         other => exit::error_text(other),
     }
+}
+
+/// etcdctl's `newClientCfg`: a TLS configuration when any file is given, or an empty
+/// one (system CAs) with `--insecure-transport=false`; `--insecure-skip-tls-verify`
+/// applies to either. `None`: plain text, except for `https://` endpoints (clientv3
+/// decides by scheme). `Err` is etcd's message (exit code 128).
+pub fn client_tls(
+    files: &TlsFiles,
+    insecure_transport: bool,
+    insecure_skip_verify: bool,
+) -> Result<Option<TlsOptions>, String> {
+    let mut tls = if files.any() {
+        Some(files.options()?)
+    } else if !insecure_transport {
+        Some(TlsOptions::default())
+    } else {
+        None
+    };
+    if let Some(t) = &mut tls {
+        t.insecure_skip_verify = insecure_skip_verify;
+        crate::tls::config(t, false)?;
+    }
+    Ok(tls)
 }
 
 pub fn io_text(e: &std::io::Error) -> String {

@@ -1,9 +1,11 @@
 //! A minimal HTTP/1.0 client (one request per connection, the body read to the end of the
-//! connection) for the v2 API, `/health`, `/version` and `/metrics`. Plain HTTP only.
+//! connection) for the v2 API, `/health`, `/version` and `/metrics`, over plain TCP or,
+//! for `https://` endpoints, TLS (chorus_client's connector, ALPN http/1.1).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// A response: status code, headers (lower-case names) and body.
 #[derive(Debug, Clone)]
@@ -24,7 +26,39 @@ impl Response {
 
 /// Why a request failed, as Go's net/http would say it.
 #[derive(Debug, Clone)]
-pub struct HttpError(pub String);
+pub struct HttpError {
+    pub text: String,
+    /// A connection error as etcdctl v2's `isConnectionError` sees it (refused, dial or
+    /// read timeout), not a TLS refusal or a broken answer.
+    pub connection: bool,
+}
+
+impl HttpError {
+    fn other(text: impl Into<String>) -> HttpError {
+        HttpError {
+            text: text.into(),
+            connection: false,
+        }
+    }
+
+    fn connection(text: impl Into<String>) -> HttpError {
+        HttpError {
+            text: text.into(),
+            connection: true,
+        }
+    }
+}
+
+/// The TLS configuration of `https://` endpoints (`None`: Go's default, the system CAs).
+pub type Tls = Option<Arc<rustls::ClientConfig>>;
+
+/// Go's default transport's TLS: the system's CAs, no client certificate.
+fn default_tls() -> Result<Arc<rustls::ClientConfig>, HttpError> {
+    crate::tls::config(&chorus_client::TlsOptions::default(), true).map_err(HttpError::other)
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// `http://host:port` (or `host:port`) -> (`host:port`, whether it is TLS).
 pub fn split_url(endpoint: &str) -> (String, bool) {
@@ -42,8 +76,8 @@ pub fn split_url(endpoint: &str) -> (String, bool) {
     }
 }
 
-/// One request to `endpoint` (`http://host:port`); `timeout` bounds the connection and,
-/// when `Some`, the whole exchange.
+/// One request to `endpoint` (`http://host:port` or `https://host:port`); `timeout`
+/// bounds the connection and, when `Some`, the whole exchange.
 pub async fn request(
     endpoint: &str,
     method: &str,
@@ -51,57 +85,81 @@ pub async fn request(
     body: Option<&str>,
     connect_timeout: Duration,
     timeout: Option<Duration>,
+    tls: &Tls,
 ) -> Result<Response, HttpError> {
-    let (addr, tls) = split_url(endpoint);
-    let url = format!("{}{}", endpoint.trim_end_matches('/'), path_and_query);
-    if tls {
-        return Err(HttpError(format!(
-            "{method} {url}: https endpoints are not supported by chorusctl's v2 client"
-        )));
-    }
-    let exchange =
-        async {
-            let mut stream =
-                match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                            "connect: connection refused".to_owned()
-                        } else {
-                            e.to_string()
-                        };
-                        return Err(HttpError(format!("dial tcp {addr}: {reason}")));
-                    }
-                    Err(_) => return Err(HttpError(format!("dial tcp {addr}: i/o timeout"))),
+    let (addr, use_tls) = split_url(endpoint);
+    let exchange = async {
+        let tcp = match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    "connect: connection refused".to_owned()
+                } else {
+                    e.to_string()
                 };
-            let body = body.unwrap_or("");
-            let mut req = format!(
-                "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: chorusctl\r\n"
-            );
-            if method != "GET" || !body.is_empty() {
-                req += "Content-Type: application/x-www-form-urlencoded\r\n";
-                req += &format!("Content-Length: {}\r\n", body.len());
+                return Err(HttpError::connection(format!("dial tcp {addr}: {reason}")));
             }
-            req += "\r\n";
-            req += body;
-            stream
-                .write_all(req.as_bytes())
-                .await
-                .map_err(|e| HttpError(e.to_string()))?;
-            let mut raw = Vec::new();
-            stream
-                .read_to_end(&mut raw)
-                .await
-                .map_err(|e| HttpError(e.to_string()))?;
-            parse(&raw).ok_or_else(|| HttpError("malformed HTTP response".to_owned()))
+            Err(_) => {
+                return Err(HttpError::connection(format!(
+                    "dial tcp {addr}: i/o timeout"
+                )))
+            }
         };
+        let mut stream: Box<dyn Stream> = if use_tls {
+            let config = match tls {
+                Some(c) => c.clone(),
+                None => default_tls()?,
+            };
+            let name = chorus_client::tls::server_name(&addr)
+                .map_err(|e| HttpError::other(e.to_string()))?;
+            let connector = tokio_rustls::TlsConnector::from(config);
+            Box::new(
+                connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| io_error(&e))?,
+            )
+        } else {
+            Box::new(tcp)
+        };
+        let body = body.unwrap_or("");
+        let mut req = format!(
+            "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: chorusctl\r\n"
+        );
+        if method != "GET" || !body.is_empty() {
+            req += "Content-Type: application/x-www-form-urlencoded\r\n";
+            req += &format!("Content-Length: {}\r\n", body.len());
+        }
+        req += "\r\n";
+        req += body;
+        stream
+            .write_all(req.as_bytes())
+            .await
+            .map_err(|e| io_error(&e))?;
+        let mut raw = Vec::new();
+        match stream.read_to_end(&mut raw).await {
+            Ok(_) => {}
+            // A TLS peer that closes without close_notify, after its whole answer.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+            Err(e) => return Err(io_error(&e)),
+        }
+        parse(&raw).ok_or_else(|| HttpError::other("malformed HTTP response"))
+    };
     match timeout {
         Some(t) => tokio::time::timeout(t, exchange)
             .await
-            .map_err(|_| HttpError("context deadline exceeded".to_owned()))?,
+            .map_err(|_| HttpError::connection("context deadline exceeded"))?,
         None => exchange.await,
+    }
+}
+
+/// An I/O failure on an open connection; TLS ones in Go's words.
+fn io_error(e: &std::io::Error) -> HttpError {
+    match crate::tls::rustls_cause(e) {
+        Some(tls) => HttpError::other(crate::tls::go_text(tls)),
+        None => HttpError::other(e.to_string()),
     }
 }
 

@@ -18,6 +18,7 @@ mod exit;
 mod gofmt;
 mod http;
 mod printer;
+mod tls;
 mod v2;
 
 use cli::{flag, short, Command, Kind};

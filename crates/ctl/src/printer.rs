@@ -971,6 +971,32 @@ impl Printer {
         }
     }
 
+    /// `snapshot status`: hash, revision, total keys, total size.
+    pub fn db_status(&self, hash: u32, revision: i64, total_key: u64, total_size: u64) {
+        match self.format {
+            Format::Simple => out(&format!(
+                "{hash:x}, {revision}, {total_key}, {}\n",
+                crate::gofmt::humanize_bytes(total_size)
+            )),
+            Format::Json => out(&format!(
+                "{{\"hash\":{hash},\"revision\":{revision},\"totalKey\":{total_key},\"totalSize\":{total_size}}}\n"
+            )),
+            Format::Fields => out(&format!(
+                "\"Hash\" : {hash}\n\"Revision\" : {revision}\n\"Keys\" : {total_key}\n\"Size\" : {total_size}\n"
+            )),
+            Format::Table => out(&table(
+                &["hash", "revision", "total keys", "total size"],
+                &[vec![
+                    format!("{hash:x}"),
+                    revision.to_string(),
+                    total_key.to_string(),
+                    crate::gofmt::humanize_bytes(total_size),
+                ]],
+            )),
+            Format::Protobuf => self.unsupported(),
+        }
+    }
+
     pub fn endpoint_hashkv(&self, list: &[(String, HashKvResponse)]) {
         match self.format {
             Format::Simple => {

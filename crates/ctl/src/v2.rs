@@ -106,6 +106,22 @@ struct Global {
     endpoints: Vec<String>,
     timeout: Duration,
     total_timeout: Duration,
+    /// `getTransport`'s TLS from `--ca-file/--cert-file/--key-file` (or its error, which
+    /// each command reports its own way); `None`: Go's default (the system CAs).
+    tls: Result<http::Tls, String>,
+}
+
+impl Global {
+    /// The TLS configuration; a bad one ends the command as `mustNewClient` does.
+    fn tls(&self) -> http::Tls {
+        match &self.tls {
+            Ok(t) => t.clone(),
+            Err(e) => {
+                eprintln!("{e}");
+                exit_raw(1)
+            }
+        }
+    }
 }
 
 fn fail(code: i32, msg: &str) -> ! {
@@ -113,14 +129,23 @@ fn fail(code: i32, msg: &str) -> ! {
     exit_raw(code)
 }
 
-/// The cluster error of a request that reached no member, as the v2 client reports it.
+/// The v2 client's `ClusterError` text: why each endpoint failed.
+fn cluster_error_text(errors: &[String]) -> String {
+    let mut s = "client: etcd cluster is unavailable or misconfigured".to_owned();
+    for (i, e) in errors.iter().enumerate() {
+        s += &format!("; error #{i}: {e}\n");
+    }
+    s
+}
+
+/// `handleError` of a request that reached no member: the cluster error, then each cause.
 fn cluster_error(code: i32, errors: &[String]) -> ! {
     let detail: String = errors
         .iter()
         .enumerate()
         .map(|(i, e)| format!("error #{i}: {e}\n"))
         .collect();
-    eprintln!("Error:  client: etcd cluster is unavailable or misconfigured; {detail}");
+    eprintln!("Error:  {}", cluster_error_text(errors));
     eprintln!("{detail}");
     exit_raw(code)
 }
@@ -168,18 +193,26 @@ pub fn run(args: Vec<String>) {
         return;
     };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    for (flag, var) in [
-        ("cert-file", "ETCDCTL_CERT_FILE"),
-        ("key-file", "ETCDCTL_KEY_FILE"),
-        ("ca-file", "ETCDCTL_CA_FILE"),
-    ] {
-        if g.get(flag).is_some_and(|v| !v.is_empty()) || env(var).is_some() {
-            fail(
-                1,
-                &format!("--{flag}: TLS is not supported by chorusctl's v2 client"),
-            );
-        }
-    }
+    // urfave/cli: a flag's variable is its default; the command line wins.
+    let file = |flag: &str, var: &str| {
+        g.get(flag)
+            .cloned()
+            .or_else(|| env(var))
+            .unwrap_or_default()
+    };
+    let files = crate::tls::TlsFiles {
+        ca: file("ca-file", "ETCDCTL_CA_FILE"),
+        cert: file("cert-file", "ETCDCTL_CERT_FILE"),
+        key: file("key-file", "ETCDCTL_KEY_FILE"),
+    };
+    let tls = if files.any() {
+        files
+            .options()
+            .and_then(|o| crate::tls::config(&o, true))
+            .map(Some)
+    } else {
+        Ok(None)
+    };
     if g.get("username").is_some_and(|v| !v.is_empty()) || env("ETCDCTL_USERNAME").is_some() {
         fail(
             1,
@@ -235,6 +268,7 @@ pub fn run(args: Vec<String>) {
         endpoints,
         timeout: duration(g.get("timeout"), Duration::from_secs(2)),
         total_timeout: duration(g.get("total-timeout"), Duration::from_secs(5)),
+        tls,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -656,6 +690,7 @@ struct V2Client {
     endpoints: Vec<String>,
     timeout: Duration,
     total: Duration,
+    tls: http::Tls,
 }
 
 impl V2Client {
@@ -664,9 +699,19 @@ impl V2Client {
             endpoints: g.endpoints.clone(),
             timeout: g.timeout,
             total: g.total_timeout,
+            tls: g.tls(),
         };
         if !g.no_sync {
-            let members = members(g).await;
+            // A failed sync ends the command only when no member could be connected to
+            // (`isConnectionError`); otherwise the given endpoints are used as they are.
+            let members = match try_members(g).await {
+                Ok(m) => m,
+                Err(errors) if errors.iter().all(|e| e.connection) => {
+                    let texts: Vec<String> = errors.into_iter().map(|e| e.text).collect();
+                    cluster_error(EXIT_BAD_CONNECTION, &texts)
+                }
+                Err(_) => Vec::new(),
+            };
             let urls: Vec<String> = members
                 .iter()
                 .flat_map(|m| m.client_urls.iter().cloned())
@@ -712,11 +757,12 @@ impl V2Client {
                 (method != "GET").then_some(body.as_str()),
                 per,
                 Some(left),
+                &self.tls,
             )
             .await
             {
                 Ok(resp) => return decode(resp),
-                Err(HttpError(e)) => errors.push(e),
+                Err(e) => errors.push(e.text),
             }
         }
         cluster_error(EXIT_SERVER_ERROR, &errors)
@@ -733,13 +779,13 @@ impl V2Client {
         loop {
             let mut errors = Vec::new();
             for ep in self.endpoints.clone() {
-                match http::request(&ep, "GET", &path, None, self.timeout, None).await {
+                match http::request(&ep, "GET", &path, None, self.timeout, None, &self.tls).await {
                     Ok(resp) if resp.body.is_empty() => {
                         errors.clear();
                         break;
                     }
                     Ok(resp) => return decode(resp),
-                    Err(HttpError(e)) => errors.push(e),
+                    Err(e) => errors.push(e.text),
                 }
             }
             if !errors.is_empty() {
@@ -822,27 +868,50 @@ fn member_from(v: &Value) -> Member {
     }
 }
 
-/// GET `path` on the endpoints in turn; a member that answers wins.
-async fn get_any(g: &Global, path: &str, code: i32) -> (String, http::Response) {
+/// GET `path` on the endpoints in turn; a member that answers wins. `Err`: why each
+/// endpoint failed.
+async fn try_get_any(g: &Global, path: &str) -> Result<(String, http::Response), Vec<HttpError>> {
     let deadline = tokio::time::Instant::now() + g.total_timeout;
+    let tls = g.tls();
     let mut errors = Vec::new();
     for ep in &g.endpoints {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match http::request(ep, "GET", path, None, left.min(g.timeout), Some(left)).await {
-            Ok(r) => return (ep.clone(), r),
-            Err(HttpError(e)) => errors.push(e),
+        match http::request(ep, "GET", path, None, left.min(g.timeout), Some(left), &tls).await {
+            Ok(r) => return Ok((ep.clone(), r)),
+            Err(e) => errors.push(e),
         }
     }
-    cluster_error(code, &errors)
+    Err(errors)
 }
 
-async fn members(g: &Global) -> Vec<Member> {
-    let (_, resp) = get_any(g, "/v2/members", EXIT_BAD_CONNECTION).await;
+fn members_of(resp: &http::Response) -> Vec<Member> {
     let v: Value = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     v["members"]
         .as_array()
         .map(|a| a.iter().map(member_from).collect())
         .unwrap_or_default()
+}
+
+async fn try_members(g: &Global) -> Result<Vec<Member>, Vec<HttpError>> {
+    try_get_any(g, "/v2/members")
+        .await
+        .map(|(_, resp)| members_of(&resp))
+}
+
+/// `mustNewClient` then a members API call: a cluster that cannot be connected to is
+/// exit 2; any other failure prints the cluster error and exits 1.
+async fn must_get(g: &Global, path: &str) -> http::Response {
+    match try_get_any(g, path).await {
+        Ok((_, resp)) => resp,
+        Err(errors) => {
+            let texts: Vec<String> = errors.iter().map(|e| e.text.clone()).collect();
+            if errors.iter().all(|e| e.connection) {
+                cluster_error(EXIT_BAD_CONNECTION, &texts)
+            }
+            eprintln!("{}", cluster_error_text(&texts));
+            exit_raw(1)
+        }
+    }
 }
 
 async fn member(g: &Global, args: &[String]) {
@@ -852,8 +921,8 @@ async fn member(g: &Global, args: &[String]) {
                 eprintln!("No arguments accepted");
                 exit_raw(1);
             }
-            let ms = members(g).await;
-            let (_, leader) = get_any(g, "/v2/members/leader", 1).await;
+            let ms = members_of(&must_get(g, "/v2/members").await);
+            let leader = must_get(g, "/v2/members/leader").await;
             let leader: Value = serde_json::from_slice(&leader.body).unwrap_or(Value::Null);
             let leader_id = leader["id"].as_str().unwrap_or("").to_owned();
             for m in ms {
@@ -890,6 +959,10 @@ async fn cluster_health(g: &Global, forever: bool) {
             exit_raw(0);
         });
     }
+    let tls = match &g.tls {
+        Ok(t) => t.clone(),
+        Err(e) => fail(EXIT_SERVER_ERROR, e),
+    };
     let deadline = tokio::time::Instant::now() + g.total_timeout;
     let mut list = None;
     let mut errors = Vec::new();
@@ -902,6 +975,7 @@ async fn cluster_health(g: &Global, forever: bool) {
             None,
             left.min(g.timeout),
             Some(left),
+            &tls,
         )
         .await
         {
@@ -915,7 +989,7 @@ async fn cluster_health(g: &Global, forever: bool) {
                 );
                 break;
             }
-            Err(HttpError(e)) => errors.push(e),
+            Err(e) => errors.push(e.text),
         }
     }
     let Some(ms) = list else {
@@ -942,11 +1016,12 @@ async fn cluster_health(g: &Global, forever: bool) {
                     None,
                     Duration::from_secs(30),
                     None,
+                    &tls,
                 )
                 .await
                 {
                     Ok(r) => r,
-                    Err(HttpError(e)) => {
+                    Err(HttpError { text: e, .. }) => {
                         println!(
                             "failed to check the health of member {} on {url}: Get {url}/health: {e}",
                             m.id

@@ -290,7 +290,7 @@ pub async fn perf(ctl: &mut Ctl) {
 
 /// `process_resident_memory_bytes` from `<endpoint>/metrics` (0 when it cannot be read,
 /// after printing why, as etcdctl does).
-async fn resident_memory(endpoint: &str) -> f64 {
+async fn resident_memory(endpoint: &str, tls: &crate::http::Tls) -> f64 {
     let host = if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
         endpoint.to_owned()
     } else {
@@ -303,12 +303,13 @@ async fn resident_memory(endpoint: &str) -> f64 {
         None,
         Duration::from_secs(5),
         Some(Duration::from_secs(30)),
+        tls,
     )
     .await
     {
         Ok(r) => r,
         Err(e) => {
-            println!("fetch error: {}", e.0);
+            println!("fetch error: {}", e.text);
             return 0.0;
         }
     };
@@ -341,13 +342,14 @@ pub async fn datascale(ctl: &mut Ctl) {
     let prefix = ctl.flags.str("prefix");
     let clients = clients(ctl, n_clients).await;
     let eps = ctl.endpoints();
+    let tls = ctl.http_tls();
     prefix_is_empty(
         &clients[0],
         &prefix,
         Instant::now() + Duration::from_secs(3600),
     )
     .await;
-    let before = resident_memory(&eps[0]).await;
+    let before = resident_memory(&eps[0], &tls).await;
     if before == 0.0 {
         println!("FAIL: Could not read process_resident_memory_bytes before the put operations.");
         exit::exit(ExitCode::Error);
@@ -372,7 +374,7 @@ pub async fn datascale(ctl: &mut Ctl) {
     )
     .await;
     println!("{limit} / {limit}");
-    let after = resident_memory(&eps[0]).await;
+    let after = resident_memory(&eps[0], &tls).await;
     if after == 0.0 {
         println!("FAIL: Could not read process_resident_memory_bytes after the put operations.");
         exit::exit(ExitCode::Error);

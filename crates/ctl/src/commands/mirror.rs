@@ -8,7 +8,7 @@ use std::time::Duration;
 use chorus_api::etcdserverpb::{
     request_op, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
-use chorus_client::{prefix_range_end, ConnectOptions, TlsOptions, WatchOptions};
+use chorus_client::{prefix_range_end, ConnectOptions, WatchOptions};
 
 use crate::ctl::{unary_until, Ctl};
 use crate::exit::{self, ExitCode};
@@ -27,28 +27,13 @@ pub async fn make_mirror(ctl: &mut Ctl) {
     let prefix = ctl.flags.str("prefix");
     let mut dest_prefix = ctl.flags.str("dest-prefix");
     let no_dest_prefix = ctl.flags.bool("no-dest-prefix");
-    let read = |name: &str| -> Option<Vec<u8>> {
-        let path = ctl.flags.str(name);
-        (!path.is_empty()).then(|| {
-            std::fs::read(&path).unwrap_or_else(|e| {
-                exit::fail(
-                    ExitCode::BadArgs,
-                    &format!("open {path}: {}", crate::ctl::io_text(&e)),
-                )
-            })
-        })
+    let files = crate::tls::TlsFiles {
+        ca: ctl.flags.str("dest-cacert"),
+        cert: ctl.flags.str("dest-cert"),
+        key: ctl.flags.str("dest-key"),
     };
-    let (cert, key, ca) = (read("dest-cert"), read("dest-key"), read("dest-cacert"));
-    let dest_tls = (cert.is_some()
-        || key.is_some()
-        || ca.is_some()
-        || !ctl.flags.bool("dest-insecure-transport"))
-    .then(|| TlsOptions {
-        ca_pem: ca,
-        cert_pem: cert,
-        key_pem: key,
-        ..Default::default()
-    });
+    let dest_tls = crate::ctl::client_tls(&files, ctl.flags.bool("dest-insecure-transport"), false)
+        .unwrap_or_else(|e| exit::fail(ExitCode::BadArgs, &e));
     let dest_opts = ConnectOptions {
         dial_timeout: ctl.flags.duration("dial-timeout"),
         tls: dest_tls,
