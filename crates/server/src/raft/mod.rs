@@ -480,6 +480,12 @@ impl Node {
         let mut light = self.raw.advance(rd);
         if let Some(commit) = light.commit_index() {
             self.raw.mut_store().set_commit(commit);
+            // raft-rs reports a commit index that moved in `advance` here only, never in a
+            // later Ready's hard state. It must reach the WAL before a snapshot marker at
+            // that index (a marker above the WAL's commit is unusable at restart). A
+            // one-member cluster commits only this way. No fsync: the next write syncs it.
+            let hs = self.raw.store().hard_state().clone();
+            self.wal.save(Some(&hs), &[], false)?;
             self.status.commit.store(commit, Ordering::Release);
         }
         self.send(light.take_messages());
