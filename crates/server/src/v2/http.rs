@@ -954,6 +954,10 @@ async fn members_inner(b: &Backend, method: &HttpMethod, path: &str, req: Reques
             };
             match b.update_member(id, urls).await {
                 Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                // etcd's update handler knows no removed IDs: they fall through to 500.
+                Err(MemberError::Removed) => {
+                    http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
                 Err(e) => member_error(&e, id),
             }
         }

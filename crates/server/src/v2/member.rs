@@ -42,6 +42,24 @@ fn member_error(e: EtcdError) -> MemberError {
     }
 }
 
+/// A removal or update that found no member `id`: etcd's membership store remembers
+/// removed IDs (`membership: ID removed`), which its v2 handlers tell apart from unknown
+/// ones; chorus's reconfiguration answers "member not found" for both, as etcd's v3 API
+/// does, so the removed IDs are looked up here.
+async fn not_found_or_removed(server: &Server, id: u64, e: EtcdError) -> MemberError {
+    if matches!(e, EtcdError::MemberNotFound) {
+        let removed = server
+            .backend_snapshot()
+            .await
+            .ok()
+            .and_then(|tx| crate::membership::is_removed_in(&tx, id).ok());
+        if removed == Some(true) {
+            return MemberError::Removed;
+        }
+    }
+    member_error(e)
+}
+
 fn unix_nanos(t: SystemTime) -> i64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
@@ -116,11 +134,10 @@ impl V2Backend for MemberBackend {
     fn remove_member(&self, id: u64) -> BoxFuture<'static, Result<(), MemberError>> {
         let server = self.server.clone();
         async move {
-            server
-                .member_remove(id)
-                .await
-                .map(drop)
-                .map_err(member_error)
+            match server.member_remove(id).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(not_found_or_removed(&server, id, e).await),
+            }
         }
         .boxed()
     }
@@ -132,11 +149,10 @@ impl V2Backend for MemberBackend {
     ) -> BoxFuture<'static, Result<(), MemberError>> {
         let server = self.server.clone();
         async move {
-            server
-                .member_update(id, &peer_urls)
-                .await
-                .map(drop)
-                .map_err(member_error)
+            match server.member_update(id, &peer_urls).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(not_found_or_removed(&server, id, e).await),
+            }
         }
         .boxed()
     }
