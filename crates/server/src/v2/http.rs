@@ -772,6 +772,18 @@ fn is_host_port(h: &str) -> bool {
     }
 }
 
+/// The name Go's `encoding/json` gives a JSON value's type in an unmarshal error.
+fn go_json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
 /// etcd's `unmarshalRequest` for member add/update: JSON with `peerURLs`.
 async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, Response> {
     let mut ctype = headers
@@ -803,10 +815,13 @@ async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, 
             })
             .cloned(),
         serde_json::Value::Null => None,
-        _ => {
+        other => {
             return Err(http_error(
                 StatusCode::BAD_REQUEST,
-                "json: cannot unmarshal into Go value of type struct { PeerURLs []string \"json:\\\"peerURLs\\\"\" }",
+                &format!(
+                    "json: cannot unmarshal {} into Go value of type struct {{ PeerURLs []string \"json:\\\"peerURLs\\\"\" }}",
+                    go_json_kind(other)
+                ),
             ))
         }
     };
@@ -817,20 +832,27 @@ async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, 
             for it in items {
                 match it {
                     serde_json::Value::String(s) => urls.push(s),
-                    _ => {
+                    serde_json::Value::Null => urls.push(String::new()),
+                    other => {
                         return Err(http_error(
                             StatusCode::BAD_REQUEST,
-                            "json: cannot unmarshal value into Go struct field .peerURLs of type string",
+                            &format!(
+                                "json: cannot unmarshal {} into Go struct field .peerURLs of type string",
+                                go_json_kind(&other)
+                            ),
                         ))
                     }
                 }
             }
             urls
         }
-        Some(_) => {
+        Some(other) => {
             return Err(http_error(
                 StatusCode::BAD_REQUEST,
-                "json: cannot unmarshal value into Go struct field .peerURLs of type []string",
+                &format!(
+                    "json: cannot unmarshal {} into Go struct field .peerURLs of type []string",
+                    go_json_kind(&other)
+                ),
             ))
         }
     };
