@@ -670,6 +670,7 @@ async fn keys(State(b): State<Backend>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return key_error(&e, &cluster),
     };
+    b.store().read().count_auth_probe();
     let now = unix_nanos(b.now());
     let result = match method.as_str() {
         "GET" if r.quorum => match b.linearizable().await {
@@ -885,6 +886,10 @@ async fn members(State(b): State<Backend>, req: Request) -> Response {
     let method = req.method().clone();
     if !matches!(method.as_str(), "GET" | "POST" | "DELETE" | "PUT") {
         return method_not_allowed("GET,POST,DELETE,PUT");
+    }
+    if method != HttpMethod::GET {
+        // etcd's hasWriteRootAccess asks its v2 auth, which reads the store.
+        b.store().read().count_auth_probe();
     }
     let cluster = cluster_id(&b.headers());
     let mut r = members_inner(&b, &method, &path, req).await;
