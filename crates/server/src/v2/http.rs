@@ -22,6 +22,7 @@ use super::format::{clean, join};
 use super::request::{unix_nanos, Method, V2Request};
 use super::stats::{LeaderStats, SelfStats};
 use super::store::{Action, Event, V2Store, Watcher, KEYS_PREFIX};
+use crate::http::{method_not_allowed, plain_error};
 
 const KEYS_PATH: &str = "/v2/keys";
 const MEMBERS_PATH: &str = "/v2/members";
@@ -116,29 +117,6 @@ pub fn router(backend: Backend) -> Router {
 }
 
 // ---- responses ----
-
-/// Go's `http.Error`: a plain-text body with a newline.
-fn plain_error(status: StatusCode, msg: &str) -> Response {
-    let mut r = (status, format!("{msg}\n")).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    r
-}
-
-/// etcd's `allowMethod`: 405 with the allowed methods.
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut r = plain_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
