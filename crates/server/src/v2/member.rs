@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::RwLock;
 
-use super::stats::{raft_state_name, LeaderStats, SelfStats};
+use super::stats::{raft_state_name, FollowerStats, LeaderStats, SelfStats};
 use super::{Event, MemberError, MemberInfo, V2Backend, V2Error, V2Headers, V2Request, V2Store};
 use crate::apply::Applied;
 use crate::error::EtcdError;
@@ -166,6 +166,7 @@ impl V2Backend for MemberBackend {
             raft::StateRole::Follower
         };
         let (since, started) = s.leader_since();
+        let traffic = s.transport().traffic().stats();
         SelfStats {
             name: s.name.clone(),
             id: format!("{:x}", s.id),
@@ -174,7 +175,12 @@ impl V2Backend for MemberBackend {
             leader: format!("{leader:x}"),
             leader_uptime: since.elapsed().as_nanos() as i64,
             leader_start_time: unix_nanos(started),
-            ..Default::default()
+            recv_append_request_cnt: traffic.recv_append_request_cnt,
+            recv_pkg_rate: traffic.recv_pkg_rate,
+            recv_bandwidth_rate: traffic.recv_bandwidth_rate,
+            send_append_request_cnt: traffic.send_append_request_cnt,
+            send_pkg_rate: traffic.send_pkg_rate,
+            send_bandwidth_rate: traffic.send_bandwidth_rate,
         }
     }
 
@@ -183,9 +189,17 @@ impl V2Backend for MemberBackend {
         if !s.is_leader() {
             return None;
         }
+        // etcd lists every other member, as its transport added them.
+        let followers = s
+            .cluster()
+            .members
+            .keys()
+            .filter(|&&id| id != s.id)
+            .map(|id| (format!("{id:x}"), FollowerStats::unmeasured()))
+            .collect();
         Some(LeaderStats {
             leader: format!("{:x}", s.id),
-            followers: Default::default(),
+            followers,
         })
     }
 }
