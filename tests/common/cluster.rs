@@ -306,6 +306,11 @@ impl Cluster {
         self.members[i].client_url()
     }
 
+    /// `127.0.0.1:PORT` of member `i`'s client listener (for `common::http`).
+    pub fn client_addr(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.members[i].client_port)
+    }
+
     /// Every member's client URL, in member order.
     pub fn endpoints(&self) -> Vec<String> {
         self.members.iter().map(Member::client_url).collect()

@@ -13,6 +13,7 @@
 //!   Normalizer ── blanks IDs, terms, ports, ... so chorus's and etcd's outputs compare
 //!   Pki::for_cluster(dir) ── CA + server/client certificates; ClusterOptions.tls makes
 //!                            every URL https with client-certificate auth
+//!   http::send / HttpStream::open ── raw HTTP/1.0 with headers (v2 API, watches)
 //! ```
 //!
 //! Tests that need a real binary start with `if !common::require_etcd() { return; }` (or
@@ -24,6 +25,7 @@
 
 pub mod cluster;
 pub mod etcdctl;
+pub mod http;
 pub mod normalize;
 pub mod pki;
 
@@ -32,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 pub use cluster::{Cluster, ClusterOptions, Member, ServerKind};
 pub use etcdctl::{Background, Etcdctl, Output};
+pub use http::{HttpRequest, HttpResponse, HttpStream};
 pub use normalize::Normalizer;
 pub use pki::{ClusterTls, Pki};
 
@@ -100,6 +103,11 @@ pub fn require_etcd() -> bool {
 /// Whether the real etcdctl is here; see the module doc.
 pub fn require_etcdctl() -> bool {
     require("CHORUS_TEST_ETCDCTL", "etcdctl")
+}
+
+/// Whether `curl` is here (`$CHORUS_TEST_CURL`, else on `PATH`); see the module doc.
+pub fn require_curl() -> bool {
+    require("CHORUS_TEST_CURL", "curl")
 }
 
 /// The last `lines` lines of a file, for failure reports.

@@ -77,7 +77,11 @@ pub fn remove_member(tx: &redb::WriteTransaction, id: u64) -> Result<(), Backend
 }
 
 pub fn is_removed(backend: &Backend, id: u64) -> Result<bool, BackendError> {
-    let tx = backend.begin_read()?;
+    is_removed_in(&backend.begin_read()?, id)
+}
+
+/// Whether `id` names a member removed from the cluster, in a read transaction.
+pub fn is_removed_in(tx: &redb::ReadTransaction, id: u64) -> Result<bool, BackendError> {
     Ok(tx.open_table(REMOVED_MEMBERS)?.get(id)?.is_some())
 }
 

@@ -62,6 +62,9 @@ pub async fn bind_listeners(
 
 fn http_builder(keepalive: Option<(Duration, Duration)>) -> Arc<Builder<TokioExecutor>> {
     let mut builder = Builder::new(TokioExecutor::new());
+    // Go writes HTTP/1 header names in canonical form (`X-Etcd-Index`, `Content-Type`);
+    // scripts that grep `curl -i` output match on it. hyper would write them lower-case.
+    builder.http1().title_case_headers(true);
     let mut h2 = builder.http2();
     h2.timer(hyper_util::rt::TokioTimer::new())
         .max_concurrent_streams(Some(u32::MAX));

@@ -438,6 +438,9 @@ impl Server {
             return Err(EtcdError::Stopped);
         }
         let id = self.ids.next();
+        // etcd checks --max-request-bytes on v3 requests only; a v2 write is bounded by
+        // the 10 MiB of its form alone.
+        let limited = !matches!(request, internal_request::Request::V2(_));
         let data = InternalRequest {
             header: Some(RequestHeader {
                 id,
@@ -446,7 +449,7 @@ impl Server {
             request: Some(request),
         }
         .encode_to_vec();
-        if data.len() > self.limits.max_request_bytes {
+        if limited && data.len() > self.limits.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
         self.replicate(id, || RaftInput::Propose {

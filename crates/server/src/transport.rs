@@ -26,7 +26,7 @@ use chorus_api::peerpb::{
 use chorus_storage::backend::{Backend, BackendOptions};
 use parking_lot::RwLock;
 use protobuf::Message as _;
-use raft::eraftpb::Message;
+use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -35,6 +35,7 @@ use crate::config::Url;
 use crate::error::EtcdError;
 use crate::raft::{RaftInput, Transport};
 use crate::server::{snapshot_db_path, Server};
+use crate::v2::stats::AppendTraffic;
 
 /// The member the peer service answers lease requests for (set once it exists).
 type ServerHandle = Arc<std::sync::OnceLock<std::sync::Weak<Server>>>;
@@ -60,9 +61,16 @@ pub struct PeerTransport {
     dialer: PeerDialer,
     raft_tx: Sender<RaftInput>,
     rt: tokio::runtime::Handle,
+    /// Append requests sent and received (`/v2/stats/self`).
+    traffic: Arc<AppendTraffic>,
 }
 
 impl PeerTransport {
+    /// The append requests this member sent and received.
+    pub fn traffic(&self) -> &AppendTraffic {
+        &self.traffic
+    }
+
     /// Binds the peer listeners and serves the peer protocol on them.
     pub async fn start(
         id: u64,
@@ -75,9 +83,11 @@ impl PeerTransport {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> Result<Arc<PeerTransport>, String> {
         let server: ServerHandle = Default::default();
+        let traffic = Arc::new(AppendTraffic::default());
         let service = PeerService {
             id,
             cluster_id,
+            traffic: traffic.clone(),
             raft_tx: raft_tx.clone(),
             snap_dir,
             backend_opts,
@@ -113,6 +123,7 @@ impl PeerTransport {
             dialer: dialer.clone(),
             raft_tx,
             rt: tokio::runtime::Handle::current(),
+            traffic,
         }))
     }
 
@@ -248,6 +259,9 @@ impl Transport for PeerTransport {
             let to = m.to;
             match peers.get(&to) {
                 Some(p) => {
+                    if m.get_msg_type() == MessageType::MsgAppend {
+                        self.traffic.sent(m.compute_size() as usize);
+                    }
                     if p.tx.try_send(m).is_err() {
                         let _ = self.raft_tx.send(RaftInput::ReportUnreachable(to));
                     }
@@ -509,6 +523,8 @@ async fn send_snapshot(
 struct PeerService {
     id: u64,
     cluster_id: u64,
+    /// Counts the append requests received.
+    traffic: Arc<AppendTraffic>,
     raft_tx: Sender<RaftInput>,
     snap_dir: PathBuf,
     backend_opts: BackendOptions,
@@ -579,6 +595,9 @@ impl Raft for PeerService {
             for raw in batch.messages {
                 let m = Message::parse_from_bytes(&raw)
                     .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))?;
+                if m.get_msg_type() == MessageType::MsgAppend {
+                    self.traffic.received(raw.len());
+                }
                 if self.raft_tx.send(RaftInput::Step(m)).is_err() {
                     return Err(Status::unavailable("member is stopping"));
                 }

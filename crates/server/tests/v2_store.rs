@@ -646,3 +646,54 @@ fn apply_dispatches_like_etcd_apply_v2() {
         ecode::RAFT_INTERNAL
     );
 }
+
+/// etcd 3.4 counts some refusals as successes in `/v2/stats/store` (its deferred counter
+/// reads an `err` those returns never set); chorus's counters read the same.
+#[test]
+fn stats_count_refusals_as_etcd_does() {
+    let mut s = V2Store::new();
+    set(&mut s, "/f", "one");
+    s.set(&k("/dir"), true, "", None, false, T0).unwrap();
+    let before: serde_json::Value = serde_json::from_str(&s.stats_json()).unwrap();
+    // Counted as successes by etcd.
+    err_code(s.update(&k(""), "x", None, false, T0));
+    err_code(s.update(&k("/dir"), "x", None, false, T0));
+    err_code(s.delete(&k(""), true, false, T0));
+    err_code(s.compare_and_swap(&k(""), "x", 0, "y", None, false, T0));
+    err_code(s.compare_and_delete(&k("/dir"), "x", 0, T0));
+    err_code(s.compare_and_delete(&k("/f"), "wrong", 0, T0));
+    // Counted as failures.
+    err_code(s.update(&k("/none"), "x", None, false, T0));
+    err_code(s.delete(&k("/dir"), false, false, T0));
+    err_code(s.compare_and_swap(&k("/f"), "wrong", 0, "y", None, false, T0));
+    err_code(s.compare_and_swap(&k("/dir"), "x", 0, "y", None, false, T0));
+    err_code(s.compare_and_delete(&k("/none"), "x", 0, T0));
+    let after: serde_json::Value = serde_json::from_str(&s.stats_json()).unwrap();
+    let delta = |name: &str| after[name].as_i64().unwrap() - before[name].as_i64().unwrap();
+    let got: Vec<(&str, i64)> = [
+        "updateSuccess",
+        "updateFail",
+        "deleteSuccess",
+        "deleteFail",
+        "compareAndSwapSuccess",
+        "compareAndSwapFail",
+        "compareAndDeleteSuccess",
+        "compareAndDeleteFail",
+    ]
+    .into_iter()
+    .map(|name| (name, delta(name)))
+    .collect();
+    assert_eq!(
+        got,
+        [
+            ("updateSuccess", 2),
+            ("updateFail", 1),
+            ("deleteSuccess", 1),
+            ("deleteFail", 1),
+            ("compareAndSwapSuccess", 1),
+            ("compareAndSwapFail", 2),
+            ("compareAndDeleteSuccess", 2),
+            ("compareAndDeleteFail", 1),
+        ]
+    );
+}

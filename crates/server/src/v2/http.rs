@@ -22,6 +22,7 @@ use super::format::{clean, join};
 use super::request::{unix_nanos, Method, V2Request};
 use super::stats::{LeaderStats, SelfStats};
 use super::store::{Action, Event, V2Store, Watcher, KEYS_PREFIX};
+use crate::http::{method_not_allowed, plain_error};
 
 const KEYS_PATH: &str = "/v2/keys";
 const MEMBERS_PATH: &str = "/v2/members";
@@ -116,29 +117,6 @@ pub fn router(backend: Backend) -> Router {
 }
 
 // ---- responses ----
-
-/// Go's `http.Error`: a plain-text body with a newline.
-fn plain_error(status: StatusCode, msg: &str) -> Response {
-    let mut r = (status, format!("{msg}\n")).into_response();
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    r
-}
-
-/// etcd's `allowMethod`: 405 with the allowed methods.
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut r = plain_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
 
 fn json_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -670,6 +648,7 @@ async fn keys(State(b): State<Backend>, req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return key_error(&e, &cluster),
     };
+    b.store().read().count_auth_probe();
     let now = unix_nanos(b.now());
     let result = match method.as_str() {
         "GET" if r.quorum => match b.linearizable().await {
@@ -772,6 +751,18 @@ fn is_host_port(h: &str) -> bool {
     }
 }
 
+/// The name Go's `encoding/json` gives a JSON value's type in an unmarshal error.
+fn go_json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
 /// etcd's `unmarshalRequest` for member add/update: JSON with `peerURLs`.
 async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, Response> {
     let mut ctype = headers
@@ -803,10 +794,13 @@ async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, 
             })
             .cloned(),
         serde_json::Value::Null => None,
-        _ => {
+        other => {
             return Err(http_error(
                 StatusCode::BAD_REQUEST,
-                "json: cannot unmarshal into Go value of type struct { PeerURLs []string \"json:\\\"peerURLs\\\"\" }",
+                &format!(
+                    "json: cannot unmarshal {} into Go value of type struct {{ PeerURLs []string \"json:\\\"peerURLs\\\"\" }}",
+                    go_json_kind(other)
+                ),
             ))
         }
     };
@@ -817,20 +811,27 @@ async fn member_request(headers: &HeaderMap, body: Body) -> Result<Vec<String>, 
             for it in items {
                 match it {
                     serde_json::Value::String(s) => urls.push(s),
-                    _ => {
+                    serde_json::Value::Null => urls.push(String::new()),
+                    other => {
                         return Err(http_error(
                             StatusCode::BAD_REQUEST,
-                            "json: cannot unmarshal value into Go struct field .peerURLs of type string",
+                            &format!(
+                                "json: cannot unmarshal {} into Go struct field .peerURLs of type string",
+                                go_json_kind(&other)
+                            ),
                         ))
                     }
                 }
             }
             urls
         }
-        Some(_) => {
+        Some(other) => {
             return Err(http_error(
                 StatusCode::BAD_REQUEST,
-                "json: cannot unmarshal value into Go struct field .peerURLs of type []string",
+                &format!(
+                    "json: cannot unmarshal {} into Go struct field .peerURLs of type []string",
+                    go_json_kind(&other)
+                ),
             ))
         }
     };
@@ -863,6 +864,10 @@ async fn members(State(b): State<Backend>, req: Request) -> Response {
     let method = req.method().clone();
     if !matches!(method.as_str(), "GET" | "POST" | "DELETE" | "PUT") {
         return method_not_allowed("GET,POST,DELETE,PUT");
+    }
+    if method != HttpMethod::GET {
+        // etcd's hasWriteRootAccess asks its v2 auth, which reads the store.
+        b.store().read().count_auth_probe();
     }
     let cluster = cluster_id(&b.headers());
     let mut r = members_inner(&b, &method, &path, req).await;
@@ -954,6 +959,10 @@ async fn members_inner(b: &Backend, method: &HttpMethod, path: &str, req: Reques
             };
             match b.update_member(id, urls).await {
                 Ok(()) => StatusCode::NO_CONTENT.into_response(),
+                // etcd's update handler knows no removed IDs: they fall through to 500.
+                Err(MemberError::Removed) => {
+                    http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
                 Err(e) => member_error(&e, id),
             }
         }

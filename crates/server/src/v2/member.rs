@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::RwLock;
 
-use super::stats::{raft_state_name, LeaderStats, SelfStats};
+use super::stats::{raft_state_name, FollowerStats, LeaderStats, SelfStats};
 use super::{Event, MemberError, MemberInfo, V2Backend, V2Error, V2Headers, V2Request, V2Store};
 use crate::apply::Applied;
 use crate::error::EtcdError;
@@ -40,6 +40,24 @@ fn member_error(e: EtcdError) -> MemberError {
         EtcdError::MemberExist => MemberError::IdExists,
         other => MemberError::Other(other.to_string()),
     }
+}
+
+/// A removal or update that found no member `id`: etcd's membership store remembers
+/// removed IDs (`membership: ID removed`), which its v2 handlers tell apart from unknown
+/// ones; chorus's reconfiguration answers "member not found" for both, as etcd's v3 API
+/// does, so the removed IDs are looked up here.
+async fn not_found_or_removed(server: &Server, id: u64, e: EtcdError) -> MemberError {
+    if matches!(e, EtcdError::MemberNotFound) {
+        let removed = server
+            .backend_snapshot()
+            .await
+            .ok()
+            .and_then(|tx| crate::membership::is_removed_in(&tx, id).ok());
+        if removed == Some(true) {
+            return MemberError::Removed;
+        }
+    }
+    member_error(e)
 }
 
 fn unix_nanos(t: SystemTime) -> i64 {
@@ -116,11 +134,10 @@ impl V2Backend for MemberBackend {
     fn remove_member(&self, id: u64) -> BoxFuture<'static, Result<(), MemberError>> {
         let server = self.server.clone();
         async move {
-            server
-                .member_remove(id)
-                .await
-                .map(drop)
-                .map_err(member_error)
+            match server.member_remove(id).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(not_found_or_removed(&server, id, e).await),
+            }
         }
         .boxed()
     }
@@ -132,11 +149,10 @@ impl V2Backend for MemberBackend {
     ) -> BoxFuture<'static, Result<(), MemberError>> {
         let server = self.server.clone();
         async move {
-            server
-                .member_update(id, &peer_urls)
-                .await
-                .map(drop)
-                .map_err(member_error)
+            match server.member_update(id, &peer_urls).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(not_found_or_removed(&server, id, e).await),
+            }
         }
         .boxed()
     }
@@ -150,6 +166,7 @@ impl V2Backend for MemberBackend {
             raft::StateRole::Follower
         };
         let (since, started) = s.leader_since();
+        let traffic = s.transport().traffic().stats();
         SelfStats {
             name: s.name.clone(),
             id: format!("{:x}", s.id),
@@ -158,7 +175,12 @@ impl V2Backend for MemberBackend {
             leader: format!("{leader:x}"),
             leader_uptime: since.elapsed().as_nanos() as i64,
             leader_start_time: unix_nanos(started),
-            ..Default::default()
+            recv_append_request_cnt: traffic.recv_append_request_cnt,
+            recv_pkg_rate: traffic.recv_pkg_rate,
+            recv_bandwidth_rate: traffic.recv_bandwidth_rate,
+            send_append_request_cnt: traffic.send_append_request_cnt,
+            send_pkg_rate: traffic.send_pkg_rate,
+            send_bandwidth_rate: traffic.send_bandwidth_rate,
         }
     }
 
@@ -167,9 +189,17 @@ impl V2Backend for MemberBackend {
         if !s.is_leader() {
             return None;
         }
+        // etcd lists every other member, as its transport added them.
+        let followers = s
+            .cluster()
+            .members
+            .keys()
+            .filter(|&&id| id != s.id)
+            .map(|id| (format!("{id:x}"), FollowerStats::unmeasured()))
+            .collect();
         Some(LeaderStats {
             leader: format!("{:x}", s.id),
-            followers: Default::default(),
+            followers,
         })
     }
 }

@@ -1,7 +1,10 @@
 //! `/v2/stats/self` and `/v2/stats/leader` bodies (etcd's `v2stats`): plain structs the
 //! server fills, rendered with etcd's field names, order and number formats.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::format::{go_duration, push_json_str, rfc3339_nano};
 
@@ -96,6 +99,105 @@ pub fn go_float(v: f64) -> String {
     }
 }
 
+/// The append requests (raft `MsgAppend`) a member sent and received, as etcd's
+/// `ServerStats` counts them: the transport counts each one it hands to a peer's stream,
+/// the peer service each one it receives; rates over the last 200 of each.
+#[derive(Debug, Default)]
+pub struct AppendTraffic {
+    inner: Mutex<Traffic>,
+}
+
+#[derive(Debug, Default)]
+struct Traffic {
+    sent: u64,
+    received: u64,
+    send_queue: RateQueue,
+    recv_queue: RateQueue,
+}
+
+/// What `/v2/stats/self` shows of the traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct TrafficStats {
+    pub send_append_request_cnt: u64,
+    pub send_pkg_rate: f64,
+    pub send_bandwidth_rate: f64,
+    pub recv_append_request_cnt: u64,
+    pub recv_pkg_rate: f64,
+    pub recv_bandwidth_rate: f64,
+}
+
+impl AppendTraffic {
+    /// An append request of `size` bytes handed to a peer.
+    pub fn sent(&self, size: usize) {
+        let mut t = self.inner.lock();
+        t.sent += 1;
+        t.send_queue.insert(Instant::now(), size);
+    }
+
+    /// An append request of `size` bytes received from the leader.
+    pub fn received(&self, size: usize) {
+        let mut t = self.inner.lock();
+        t.received += 1;
+        t.recv_queue.insert(Instant::now(), size);
+    }
+
+    pub fn stats(&self) -> TrafficStats {
+        let now = Instant::now();
+        let mut t = self.inner.lock();
+        let (send_pkg_rate, send_bandwidth_rate) = t.send_queue.rate(now);
+        let (recv_pkg_rate, recv_bandwidth_rate) = t.recv_queue.rate(now);
+        TrafficStats {
+            send_append_request_cnt: t.sent,
+            send_pkg_rate,
+            send_bandwidth_rate,
+            recv_append_request_cnt: t.received,
+            recv_pkg_rate,
+            recv_bandwidth_rate,
+        }
+    }
+}
+
+/// etcd's `statsQueue`: the last 200 requests (time, size).
+#[derive(Debug, Default)]
+struct RateQueue {
+    items: VecDeque<(Instant, usize)>,
+    bytes: usize,
+}
+
+impl RateQueue {
+    const CAPACITY: usize = 200;
+
+    fn insert(&mut self, at: Instant, size: usize) {
+        if self.items.len() == Self::CAPACITY {
+            if let Some((_, old)) = self.items.pop_front() {
+                self.bytes -= old;
+            }
+        }
+        self.items.push_back((at, size));
+        self.bytes += size;
+    }
+
+    /// Requests and bytes per second between the first and the last request held; none
+    /// once the last one is more than a second old (etcd then empties the queue). A
+    /// single request (no time between first and last) has no rate either (etcd's
+    /// division gives +Inf there, which its JSON encoder then refuses).
+    fn rate(&mut self, now: Instant) -> (f64, f64) {
+        let (Some(&(first, _)), Some(&(last, _))) = (self.items.front(), self.items.back()) else {
+            return (0.0, 0.0);
+        };
+        if now.saturating_duration_since(last) > Duration::from_secs(1) {
+            self.items.clear();
+            self.bytes = 0;
+            return (0.0, 0.0);
+        }
+        let span = last.duration_since(first).as_secs_f64();
+        if span == 0.0 {
+            return (0.0, 0.0);
+        }
+        (self.items.len() as f64 / span, self.bytes as f64 / span)
+    }
+}
+
 /// Latency to one follower, milliseconds.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LatencyStats {
@@ -111,6 +213,22 @@ pub struct FollowerStats {
     pub latency: LatencyStats,
     pub fail: u64,
     pub success: u64,
+}
+
+impl FollowerStats {
+    /// A follower nothing was measured for, as etcd creates it when it adds the peer: its
+    /// minimum latency starts at 2^63. etcd measures latency and counts only messages it
+    /// posts through its HTTP pipeline (before the streams are up, and snapshots);
+    /// chorus sends everything over the stream, so these stay as created.
+    pub fn unmeasured() -> FollowerStats {
+        FollowerStats {
+            latency: LatencyStats {
+                minimum: (1u64 << 63) as f64,
+                ..LatencyStats::default()
+            },
+            ..FollowerStats::default()
+        }
+    }
 }
 
 /// The leader's view of its followers (etcd's `LeaderStats`); only the leader has one.
@@ -160,6 +278,43 @@ mod tests {
         assert_eq!(go_float(9.223372036854776e18), "9223372036854776000");
         assert_eq!(go_float(1e21), "1e+21");
         assert_eq!(go_float(1e-7), "1e-7");
+    }
+
+    #[test]
+    fn rates_over_the_queue_like_etcd() {
+        let t0 = Instant::now();
+        let mut q = RateQueue::default();
+        assert_eq!(q.rate(t0), (0.0, 0.0));
+        q.insert(t0, 100);
+        assert_eq!(q.rate(t0), (0.0, 0.0), "one request has no rate");
+        q.insert(t0 + Duration::from_millis(500), 300);
+        // 2 requests and 400 bytes over half a second.
+        assert_eq!(q.rate(t0 + Duration::from_millis(600)), (4.0, 800.0));
+        // The last one more than a second old: no rate, and the queue is emptied.
+        assert_eq!(q.rate(t0 + Duration::from_millis(1600)), (0.0, 0.0));
+        assert!(q.items.is_empty());
+        for i in 0..250u64 {
+            q.insert(t0 + Duration::from_millis(2000 + i), 10);
+        }
+        assert_eq!(
+            (q.items.len(), q.bytes),
+            (200, 2000),
+            "the last 200 are kept"
+        );
+    }
+
+    #[test]
+    fn unmeasured_follower_renders_like_etcd() {
+        let mut followers = BTreeMap::new();
+        followers.insert("7e3a8f741dea6788".to_string(), FollowerStats::unmeasured());
+        let l = LeaderStats {
+            leader: "2e1259d415f2a040".into(),
+            followers,
+        };
+        assert_eq!(
+            l.to_json(),
+            r#"{"leader":"2e1259d415f2a040","followers":{"7e3a8f741dea6788":{"latency":{"current":0,"average":0,"standardDeviation":0,"minimum":9223372036854776000,"maximum":0},"counts":{"fail":0,"success":0}}}}"#
+        );
     }
 
     #[test]
