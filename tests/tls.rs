@@ -525,14 +525,22 @@ async fn chorus_client_tls_with_client_certificates() {
         let before = cluster.log(0).matches("TLS handshake refused").count();
         let err = attempt(opts).await.expect_err(who);
         assert!(err.is_transport_error(), "{who}: {err:?}");
-        let log = cluster.log(0);
-        let refusals: Vec<&str> = log
-            .lines()
-            .filter(|l| l.contains("TLS handshake refused"))
-            .collect();
+        // The client may see the connection closed before the server has written its
+        // log line: wait for the line, within a bound.
+        let logged = |log: &str| {
+            log.lines()
+                .filter(|l| l.contains("TLS handshake refused"))
+                .skip(before)
+                .any(|l| l.contains(why))
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !logged(&cluster.log(0)) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(
-            refusals.len() > before && refusals[before..].iter().any(|l| l.contains(why)),
-            "{who}: no refusal for {why:?} logged: {refusals:?}"
+            logged(&cluster.log(0)),
+            "{who}: no refusal for {why:?} logged:\n{}",
+            cluster.log(0)
         );
     }
     // ...or by the client: a server certificate from a CA it does not trust.
