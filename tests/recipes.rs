@@ -698,3 +698,51 @@ async fn recipe_mutex_and_etcdctl_lock_exclude_each_other() {
         "recipe locked while etcdctl's key exists"
     );
 }
+
+/// A session's first keep-alive, sent through a follower right after the grant that
+/// follower acknowledged, must find the lease on the leader (whose apply may lag behind the
+/// follower's): a TTL of 0 there ends the session at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keep_alive_through_a_follower_right_after_the_grant_finds_the_lease() {
+    const ROUNDS: usize = 60;
+    let cluster = cluster().await;
+    let leader = cluster.leader().await;
+    let mut set = JoinSet::new();
+    // Write traffic keeps the apply queues busy, so that appliers drift apart.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = JoinSet::new();
+    for i in 0..8 {
+        let c = client(&cluster, i).await;
+        let stop = stop.clone();
+        load.spawn(async move {
+            let value = vec![b'x'; 64 * 1024];
+            for n in 0..2000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let key = format!("/load/{i}/{}", n % 16);
+                c.put(key, value.clone(), PutOptions::default())
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    for i in (0..cluster.len()).filter(|&i| i != leader) {
+        let follower = cluster.member_client(i).await;
+        set.spawn(async move {
+            for _ in 0..ROUNDS {
+                let lease = follower.lease_grant(30, 0).await.unwrap().id;
+                let (_sender, mut answers) = follower.lease_keep_alive(lease).await.unwrap();
+                let first = answers.message().await.unwrap().expect("an answer");
+                assert!(
+                    first.ttl > 0,
+                    "lease {lease:x} not found right after its grant"
+                );
+                follower.lease_revoke(lease).await.unwrap();
+            }
+        });
+    }
+    join_all(set).await;
+    stop.store(true, Ordering::SeqCst);
+    join_all(load).await;
+}
