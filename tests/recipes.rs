@@ -699,6 +699,100 @@ async fn recipe_mutex_and_etcdctl_lock_exclude_each_other() {
     );
 }
 
+/// The ```sh blocks of docs/recipes.md, in order.
+fn guide_blocks() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md");
+    let guide = std::fs::read_to_string(path).expect("docs/recipes.md");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in guide.lines() {
+        match (&mut current, line) {
+            (None, "```sh") => current = Some(String::new()),
+            (Some(_), "```") => blocks.extend(current.take()),
+            (Some(block), line) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// Runs every ```sh block of the guide under `sh -eu` against a fresh 3-member cluster
+/// with the v2 API on, with `etcdctl` on the PATH being `etcdctl` (the real one, or
+/// chorusctl through a symlink). Each block runs in its own process group, which is killed
+/// afterwards, so a block that fails cannot leave a background `watch` or `elect` behind.
+async fn run_guide(etcdctl: &std::path::Path) {
+    let blocks = guide_blocks();
+    assert!(
+        blocks.len() >= 15,
+        "only {} sh blocks in the guide",
+        blocks.len()
+    );
+    let shim = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(etcdctl, shim.path().join("etcdctl")).unwrap();
+    let path = format!(
+        "{}:{}",
+        shim.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let options = common::ClusterOptions {
+        extra_args: vec!["--enable-v2=true".into()],
+        ..Default::default()
+    };
+    let cluster = Cluster::start_with(ServerKind::from_env(), 3, options).await;
+    let endpoints = cluster.endpoints();
+    for (i, block) in blocks.iter().enumerate() {
+        let mut cmd = tokio::process::Command::new("sh");
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ETCDCTL_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.args(["-eu", "-c", block])
+            .env("PATH", &path)
+            .env("ETCDCTL_API", "3")
+            .env("ETCDCTL_ENDPOINTS", endpoints.join(","))
+            .env("URL", &endpoints[0])
+            .stdin(std::process::Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let group = child.id().unwrap() as i32;
+        let out = tokio::time::timeout(DEADLINE, child.wait_with_output()).await;
+        // SAFETY: kill(2) on the process group this test created for the block.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let out = out.unwrap_or_else(|_| panic!("guide block {i} ran over {DEADLINE:?}:\n{block}"));
+        let out = out.unwrap();
+        assert!(
+            out.status.success(),
+            "guide block {i} failed ({}) with {}:\n{block}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            etcdctl.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guide_commands_run_with_etcdctl() {
+    if !common::require_etcdctl() {
+        return;
+    }
+    run_guide(&common::etcdctl_binary().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guide_commands_run_with_chorusctl() {
+    run_guide(&common::chorusctl_binary()).await;
+}
+
 /// A session's first keep-alive, sent through a follower right after the grant that
 /// follower acknowledged, must find the lease on the leader (whose apply may lag behind the
 /// follower's): a TTL of 0 there ends the session at once.

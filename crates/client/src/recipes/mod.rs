@@ -29,6 +29,40 @@
 //! holder) to the protected resource and have it reject writes with an older token, or
 //! guard writes into the store itself with [`Mutex::is_owner`] in a transaction.
 //! `docs/recipes.md` shows both.
+//!
+//! ```no_run
+//! use chorus_client::recipes::{Election, GatedQueue, Mutex, Session};
+//! use chorus_client::{Client, ConnectOptions, Op, PutOptions, Txn};
+//!
+//! # async fn demo() -> chorus_client::recipes::Result<()> {
+//! let client = Client::connect(&["127.0.0.1:2379"], ConnectOptions::default()).await?;
+//! let session = Session::new(&client, 10).await?; // lease, renewed every 10/3 s
+//!
+//! let mut lock = Mutex::new(&session, "printer");
+//! let token = lock.lock().await?; // fencing token: grows from holder to holder
+//! // A write that only happens while this session still holds the lock:
+//! let guarded = Txn::new()
+//!     .when([lock.is_owner()])
+//!     .and_then([Op::put("/printer/queue", format!("job {token}"), &PutOptions::default())]);
+//! assert!(client.txn(guarded).await?.succeeded);
+//! lock.unlock().await?;
+//!
+//! let mut election = Election::new(&session, "cluster-leader");
+//! election.campaign("node-1").await?; // returns once leading
+//! let mut leaders = Election::observe(&client, "cluster-leader");
+//! let first = leaders.next().await.expect("a leader")?;
+//! assert_eq!(first.value, b"node-1");
+//! election.resign().await?;
+//!
+//! let queue = GatedQueue::new(&client, "/queue/work", "/queue/condition", "go");
+//! queue.enqueue("job-1").await?;
+//! queue.open().await?;
+//! let item = queue.dequeue().await?; // waits by watch while closed or empty
+//! assert_eq!(item.value, b"job-1");
+//! session.close().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod barrier;
 mod election;
