@@ -699,6 +699,62 @@ async fn recipe_mutex_and_etcdctl_lock_exclude_each_other() {
     );
 }
 
+/// The recipes and the server's Lock and Election services share keys: a recipe lock
+/// holds off `Lock.Lock` on the same name, and `Election.Leader` reports a recipe leader.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recipes_and_the_lock_and_election_services_agree() {
+    use chorus_api::v3electionpb::LeaderRequest;
+    use chorus_api::v3lockpb::{LockRequest, UnlockRequest};
+
+    let cluster = cluster().await;
+    let c = cluster.client().await;
+    let s = session(&cluster, 0, 10).await;
+    let mut m = Mutex::new(&s, "svc-lock");
+    let token = m.lock().await.unwrap();
+    let other = c.lease_grant(10, 0).await.unwrap().id;
+    let mut service = client(&cluster, 1).await.lock_client();
+    let waiting = tokio::spawn(async move {
+        let req = LockRequest {
+            name: b"svc-lock".to_vec(),
+            lease: other,
+        };
+        service.lock(req).await.unwrap().into_inner()
+    });
+    wait_keys(&c, "svc-lock/", 2).await;
+    assert!(
+        !waiting.is_finished(),
+        "Lock.Lock returned while the recipe held"
+    );
+    m.unlock().await.unwrap();
+    let locked = within("Lock.Lock after the unlock", waiting).await.unwrap();
+    let theirs = c
+        .get(locked.key.clone(), GetOptions::default())
+        .await
+        .unwrap();
+    assert!(theirs.kvs[0].create_revision > token);
+    c.lock_client()
+        .unlock(UnlockRequest { key: locked.key })
+        .await
+        .unwrap();
+
+    let mut e = Election::new(&s, "svc-election");
+    let rev = e.campaign("recipe-leader").await.unwrap();
+    let leader = c
+        .election_client()
+        .leader(LeaderRequest {
+            name: b"svc-election".to_vec(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .kv
+        .unwrap();
+    assert_eq!(
+        (leader.value, leader.create_revision),
+        (b"recipe-leader".to_vec(), rev)
+    );
+}
+
 /// The ```sh blocks of docs/recipes.md, in order.
 fn guide_blocks() -> Vec<String> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/recipes.md");

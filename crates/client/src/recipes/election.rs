@@ -143,7 +143,9 @@ impl Election {
 
     /// Follows election `name`: yields the leader's key-value now (if any) and again at
     /// every change of leader or proclaimed value. Leaders come in the order they led;
-    /// one that leads and resigns between two reads of the observer may be skipped.
+    /// one that leads and resigns between two reads of the observer may be skipped, and
+    /// after the observer's watch is broken (its member went away) the current leader is
+    /// reported again.
     pub fn observe(client: &Client, name: impl AsRef<[u8]>) -> Observe {
         let (tx, rx) = mpsc::channel(16);
         let task = tokio::spawn(observe(client.clone(), dir(name), tx));
