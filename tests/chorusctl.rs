@@ -16,7 +16,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use common::{Background, Cluster, ClusterOptions, Etcdctl, Normalizer, Output, ServerKind};
@@ -24,27 +23,8 @@ use regex::Regex;
 
 const WAIT: Duration = Duration::from_secs(15);
 
-/// The chorusctl binary next to the chorus binary, built once (up to date) per test run.
 fn chorusctl() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let chorus = PathBuf::from(env!("CARGO_BIN_EXE_chorus"));
-            let release = chorus.parent().is_some_and(|d| d.ends_with("release"));
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut cmd = std::process::Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "chorusctl", "--manifest-path"])
-                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("run cargo build -p chorusctl");
-            assert!(status.success(), "cargo build -p chorusctl failed");
-            let bin = chorus.with_file_name("chorusctl");
-            assert!(bin.is_file(), "{} missing after build", bin.display());
-            bin
-        })
-        .clone()
+    common::chorusctl_binary()
 }
 
 fn have_etcdctl() -> bool {

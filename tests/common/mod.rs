@@ -95,6 +95,29 @@ pub fn etcdctl_binary() -> Option<PathBuf> {
     find_binary("CHORUS_TEST_ETCDCTL", "etcdctl")
 }
 
+/// The chorusctl binary next to the chorus binary, built once (up to date) per test run.
+pub fn chorusctl_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let chorus = PathBuf::from(env!("CARGO_BIN_EXE_chorus"));
+            let release = chorus.parent().is_some_and(|d| d.ends_with("release"));
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+            let mut cmd = std::process::Command::new(cargo);
+            cmd.args(["build", "-q", "-p", "chorusctl", "--manifest-path"])
+                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+            if release {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build -p chorusctl");
+            assert!(status.success(), "cargo build -p chorusctl failed");
+            let bin = chorus.with_file_name("chorusctl");
+            assert!(bin.is_file(), "{} missing after build", bin.display());
+            bin
+        })
+        .clone()
+}
+
 /// Whether the real etcd server is here (for comparison tests); see the module doc.
 pub fn require_etcd() -> bool {
     require("CHORUS_TEST_ETCD", "etcd")

@@ -41,6 +41,7 @@ mod client;
 mod error;
 mod kv;
 mod lease;
+pub mod recipes;
 pub mod tls;
 mod watch;
 

@@ -185,7 +185,7 @@ impl Server {
 
     /// Waits until this member applied what is committed now (a leader must know about
     /// every grant before it answers about leases).
-    async fn wait_applied_commit(&self) -> Result<(), EtcdError> {
+    pub(crate) async fn wait_applied_commit(&self) -> Result<(), EtcdError> {
         let commit = self.status.commit.load(Ordering::Acquire);
         let mut applied = self.applied.subscribe();
         let wait = async { applied.wait_for(|a| *a >= commit).await.map(|_| ()) };

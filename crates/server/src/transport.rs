@@ -659,6 +659,9 @@ impl Raft for PeerService {
             return Err(Status::failed_precondition("cluster ID mismatch"));
         }
         let server = self.leader()?;
+        // The follower that forwards this may have applied the grant before the leader
+        // did: answer only once everything committed is applied here (as the local path).
+        server.wait_applied_commit().await?;
         let ttl = server.lessor.lock().renew(req.id)?;
         Ok(Response::new(LeaseRenewResponse { ttl }))
     }
@@ -669,6 +672,7 @@ impl Raft for PeerService {
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let req = req.into_inner();
         let server = self.leader()?;
+        server.wait_applied_commit().await?;
         let info = server
             .lessor
             .lock()

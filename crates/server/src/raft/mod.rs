@@ -441,6 +441,11 @@ impl Node {
                 changed
             });
         }
+        // Before any message can tell a follower of a new commit index: a follower may apply
+        // an entry and forward a lease request about it before this Ready is done, and the
+        // leader answers only after it applied everything in `status.commit`.
+        let committed = self.raw.raft.raft_log.committed;
+        self.status.commit.store(committed, Ordering::Release);
         self.send(rd.take_messages());
         if !rd.snapshot().is_empty() {
             let snap = rd.snapshot().clone();
