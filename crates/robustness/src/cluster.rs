@@ -70,12 +70,19 @@ pub struct Cluster {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl Cluster {
     /// Starts `n` members in `dir` and waits until each knows a leader.
-    pub async fn start(binary: &Path, n: usize, options: ClusterOptions, dir: &Path) -> Result<Cluster> {
+    pub async fn start(
+        binary: &Path,
+        n: usize,
+        options: ClusterOptions,
+        dir: &Path,
+    ) -> Result<Cluster> {
         let mut proxy_listeners = Vec::new();
         let mut real_ports = Vec::new();
         let mut ports = Vec::new();
@@ -170,11 +177,16 @@ impl Cluster {
         if m.child.is_some() {
             bail!("{} is already running", m.name);
         }
-        let mut log = OpenOptions::new().create(true).append(true).open(&m.log_path)?;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&m.log_path)?;
         writeln!(
             log,
             "=== start{}: {} {}",
-            failpoints.map(|f| format!(" FAILPOINTS={f}")).unwrap_or_default(),
+            failpoints
+                .map(|f| format!(" FAILPOINTS={f}"))
+                .unwrap_or_default(),
             self.binary.display(),
             m.args.join(" ")
         )?;
@@ -232,7 +244,10 @@ impl Cluster {
         let deadline = Instant::now() + self.options.ready_timeout;
         loop {
             if let Some(status) = self.exited(i) {
-                bail!("{} exited with {status} while starting", self.members[i].name);
+                bail!(
+                    "{} exited with {status} while starting",
+                    self.members[i].name
+                );
             }
             if matches!(client.status().await, Ok(s) if s.leader != 0) {
                 return Ok(());

@@ -22,18 +22,66 @@ pub struct CrashPoint {
 }
 
 pub const CRASH_POINTS: &[CrashPoint] = &[
-    CrashPoint { name: "raftBeforeSave", max_skip: 40, needs_snapshot_install: false },
-    CrashPoint { name: "raftAfterSave", max_skip: 40, needs_snapshot_install: false },
-    CrashPoint { name: "walBeforeFdatasync", max_skip: 40, needs_snapshot_install: false },
-    CrashPoint { name: "walAfterFdatasync", max_skip: 40, needs_snapshot_install: false },
-    CrashPoint { name: "backendBeforeCommit", max_skip: 10, needs_snapshot_install: false },
-    CrashPoint { name: "backendAfterCommit", max_skip: 10, needs_snapshot_install: false },
-    CrashPoint { name: "raftBeforeSaveSnap", max_skip: 1, needs_snapshot_install: false },
-    CrashPoint { name: "raftAfterSaveSnap", max_skip: 1, needs_snapshot_install: false },
-    CrashPoint { name: "applyBeforeInstallSnapshot", max_skip: 0, needs_snapshot_install: true },
-    CrashPoint { name: "applyAfterInstallSnapshot", max_skip: 0, needs_snapshot_install: true },
-    CrashPoint { name: "compactBeforeCommitBatch", max_skip: 0, needs_snapshot_install: false },
-    CrashPoint { name: "compactAfterCommitBatch", max_skip: 0, needs_snapshot_install: false },
+    CrashPoint {
+        name: "raftBeforeSave",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftAfterSave",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "walBeforeFdatasync",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "walAfterFdatasync",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "backendBeforeCommit",
+        max_skip: 10,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "backendAfterCommit",
+        max_skip: 10,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftBeforeSaveSnap",
+        max_skip: 1,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftAfterSaveSnap",
+        max_skip: 1,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "applyBeforeInstallSnapshot",
+        max_skip: 0,
+        needs_snapshot_install: true,
+    },
+    CrashPoint {
+        name: "applyAfterInstallSnapshot",
+        max_skip: 0,
+        needs_snapshot_install: true,
+    },
+    CrashPoint {
+        name: "compactBeforeCommitBatch",
+        max_skip: 0,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "compactAfterCommitBatch",
+        max_skip: 0,
+        needs_snapshot_install: false,
+    },
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,14 +157,22 @@ fn pick_member(cluster: &Cluster, rng: &mut StdRng) -> usize {
 
 /// Injects `fault` once and recovers from it (the member restarted, resumed or healed,
 /// and ready again).
-pub async fn inject(fault: Fault, cluster: &mut Cluster, rng: &mut StdRng, start: Instant) -> Result<Injection> {
+pub async fn inject(
+    fault: Fault,
+    cluster: &mut Cluster,
+    rng: &mut StdRng,
+    start: Instant,
+) -> Result<Injection> {
     let began = Instant::now();
     let mut triggered = true;
     let mut detail = String::new();
     let members: Vec<usize> = match fault {
         Fault::KillRandom | Fault::KillLeader => {
             let m = if fault == Fault::KillLeader {
-                cluster.leader(Duration::from_secs(10)).await.context("no leader")?
+                cluster
+                    .leader(Duration::from_secs(10))
+                    .await
+                    .context("no leader")?
             } else {
                 pick_member(cluster, rng)
             };
@@ -203,7 +259,10 @@ pub async fn inject(fault: Fault, cluster: &mut Cluster, rng: &mut StdRng, start
         Fault::Crash(point) => {
             let m = if point.needs_snapshot_install {
                 // A follower, cut off long enough to need the leader's snapshot.
-                let leader = cluster.leader(Duration::from_secs(10)).await.context("no leader")?;
+                let leader = cluster
+                    .leader(Duration::from_secs(10))
+                    .await
+                    .context("no leader")?;
                 (leader + 1 + rng.gen_range(0..cluster.len() - 1)) % cluster.len()
             } else {
                 pick_member(cluster, rng)
@@ -233,7 +292,8 @@ pub async fn inject(fault: Fault, cluster: &mut Cluster, rng: &mut StdRng, start
             cluster.spawn(m, Some(&spec))?;
             if point.needs_snapshot_install {
                 // Let the others move on past the catch-up entries, then heal.
-                let behind = cluster.options.snapshot_catchup_entries + cluster.options.snapshot_count;
+                let behind =
+                    cluster.options.snapshot_catchup_entries + cluster.options.snapshot_count;
                 wait_for_progress(cluster, m, others_at + behind, Duration::from_secs(15)).await;
                 cluster.proxy.heal();
             }

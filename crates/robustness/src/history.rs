@@ -58,9 +58,17 @@ pub struct Compare {
 /// An operation inside a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TxnOp {
-    Get { key: String },
-    Put { key: String, value: String, lease: i64 },
-    Delete { key: String },
+    Get {
+        key: String,
+    },
+    Put {
+        key: String,
+        value: String,
+        lease: i64,
+    },
+    Delete {
+        key: String,
+    },
 }
 
 /// A request as a client sent it.

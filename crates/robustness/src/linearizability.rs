@@ -58,7 +58,9 @@ pub enum Verdict {
         stuck: Vec<usize>,
     },
     /// The search ran out of budget.
-    Unknown { steps: u64 },
+    Unknown {
+        steps: u64,
+    },
 }
 
 #[derive(Clone, Copy)]

@@ -15,7 +15,10 @@ use chorus_robustness::scenario::{explain, line, run, Totals};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "chorus-robustness", about = "Linearizability and no lost writes under crashes, pauses, partitions and crash points")]
+#[command(
+    name = "chorus-robustness",
+    about = "Linearizability and no lost writes under crashes, pauses, partitions and crash points"
+)]
 struct Cli {
     /// `ci`: every scenario, a few seconds each; `soak`: long runs.
     #[arg(long, value_enum, default_value = "ci")]
@@ -74,7 +77,10 @@ fn main() -> std::process::ExitCode {
             .map(|d| d.as_secs())
             .unwrap_or(1)
     });
-    let members = cli.members.as_deref().map(|m| m.parse::<usize>().expect("1 or 3"));
+    let members = cli
+        .members
+        .as_deref()
+        .map(|m| m.parse::<usize>().expect("1 or 3"));
     let mut list = scenarios(cli.profile, members, seed, cli.duration);
     if let Some(filter) = &cli.scenario {
         list.retain(|s| s.name().contains(filter.as_str()));
@@ -101,7 +107,7 @@ fn main() -> std::process::ExitCode {
     let mut failed = Vec::new();
     let mut round = 0u64;
     loop {
-        for (k, cfg) in list.iter().enumerate() {
+        for cfg in &list {
             let mut cfg = cfg.clone();
             cfg.seed = cfg.seed.wrapping_add(round * 1_000_003);
             let summary = runtime.block_on(run(&cfg, &binary, &cli.report_dir));
@@ -111,7 +117,6 @@ fn main() -> std::process::ExitCode {
                 failed.push(summary.scenario.clone());
             }
             totals.add(&summary);
-            let _ = k;
         }
         round += 1;
         let more = cli.repeat && total_budget.is_some_and(|t| began.elapsed() < t);
@@ -133,7 +138,11 @@ fn main() -> std::process::ExitCode {
     for f in &failed {
         println!("FAILED: {f}");
     }
-    println!("{} passed, {} failed", totals.passed, totals.scenarios - totals.passed);
+    println!(
+        "{} passed, {} failed",
+        totals.passed,
+        totals.scenarios - totals.passed
+    );
     if failed.is_empty() {
         std::process::ExitCode::SUCCESS
     } else {

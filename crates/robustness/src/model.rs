@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::history::{EtcdError, Kv, KeyRange, Request, Response, TxnOp, TxnOpResult};
+use crate::history::{EtcdError, KeyRange, Kv, Request, Response, TxnOp, TxnOpResult};
 use crate::linearizability::Model;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -113,9 +113,9 @@ impl EtcdState {
                 success,
                 failure,
             } => {
-                let succeeded = compare.iter().all(|c| {
-                    s.kvs.get(&c.key).map_or(0, |kv| kv.mod_revision) == c.mod_revision
-                });
+                let succeeded = compare
+                    .iter()
+                    .all(|c| s.kvs.get(&c.key).map_or(0, |kv| kv.mod_revision) == c.mod_revision);
                 let ops = if succeeded { success } else { failure };
                 let leases_ok = ops.iter().all(|op| match op {
                     TxnOp::Put { lease, .. } => *lease == 0 || s.leases.contains(lease),
@@ -223,7 +223,12 @@ impl Model for EtcdModel {
         EtcdState::default()
     }
 
-    fn step(&self, state: &EtcdState, input: &Request, output: Option<&Response>) -> Option<EtcdState> {
+    fn step(
+        &self,
+        state: &EtcdState,
+        input: &Request,
+        output: Option<&Response>,
+    ) -> Option<EtcdState> {
         let (next, expected) = state.apply(input);
         match output {
             None => Some(next),

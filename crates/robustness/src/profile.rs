@@ -16,7 +16,12 @@ pub enum Profile {
 
 /// The scenarios of a profile. `duration` overrides the traffic time per scenario for
 /// `ci`, and is the total time to spread over the scenarios for `soak`.
-pub fn scenarios(profile: Profile, members: Option<usize>, seed: u64, duration: Option<Duration>) -> Vec<ScenarioConfig> {
+pub fn scenarios(
+    profile: Profile,
+    members: Option<usize>,
+    seed: u64,
+    duration: Option<Duration>,
+) -> Vec<ScenarioConfig> {
     let mut out = Vec::new();
     let member_counts: Vec<usize> = match members {
         Some(m) => vec![m],
@@ -29,7 +34,12 @@ pub fn scenarios(profile: Profile, members: Option<usize>, seed: u64, duration: 
                 continue;
             }
             // The CI profile runs single-member clusters for a few faults only.
-            if profile == Profile::Ci && members.is_none() && m == 1 && !matches!(fault, Fault::KillRandom | Fault::Pause) && !matches!(fault, Fault::Crash(c) if c.name == "walBeforeFdatasync" || c.name == "backendAfterCommit") {
+            if profile == Profile::Ci
+                && members.is_none()
+                && m == 1
+                && !matches!(fault, Fault::KillRandom | Fault::Pause)
+                && !matches!(fault, Fault::Crash(c) if c.name == "walBeforeFdatasync" || c.name == "backendAfterCommit")
+            {
                 continue;
             }
             out.push((m, *fault, i));

@@ -75,8 +75,12 @@ impl Shared {
         let get = |f: usize, t: usize| faults.get(&(f, t)).copied().unwrap_or_default();
         match (from, to) {
             (Some(f), Some(t)) => get(f, t),
-            (None, Some(t)) => (0..self.members).fold(LinkFault::default(), |a, f| a.worst(get(f, t))),
-            (Some(f), None) => (0..self.members).fold(LinkFault::default(), |a, t| a.worst(get(f, t))),
+            (None, Some(t)) => {
+                (0..self.members).fold(LinkFault::default(), |a, f| a.worst(get(f, t)))
+            }
+            (Some(f), None) => {
+                (0..self.members).fold(LinkFault::default(), |a, t| a.worst(get(f, t)))
+            }
             (None, None) => LinkFault::default(),
         }
     }
@@ -101,7 +105,13 @@ impl Proxy {
         for (j, (listener, real)) in listeners.into_iter().zip(real_ports).enumerate() {
             listener.set_nonblocking(true).expect("nonblocking");
             let listener = TcpListener::from_std(listener).expect("proxy listener");
-            tokio::spawn(accept_loop(j, listener, real, shared.clone(), stopped.clone()));
+            tokio::spawn(accept_loop(
+                j,
+                listener,
+                real,
+                shared.clone(),
+                stopped.clone(),
+            ));
         }
         Proxy { shared, stop }
     }
@@ -111,7 +121,11 @@ impl Proxy {
     }
 
     pub fn set(&self, from: usize, to: usize, fault: LinkFault) {
-        self.shared.faults.lock().expect("faults").insert((from, to), fault);
+        self.shared
+            .faults
+            .lock()
+            .expect("faults")
+            .insert((from, to), fault);
     }
 
     /// Applies `fault` to every link into and out of `member`.
@@ -137,7 +151,13 @@ impl Drop for Proxy {
     }
 }
 
-async fn accept_loop(to: usize, listener: TcpListener, real: u16, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    to: usize,
+    listener: TcpListener,
+    real: u16,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
     loop {
         let accepted = tokio::select! {
@@ -210,7 +230,10 @@ async fn pump(
             };
             let f = shared.fault(from, to);
             if f.blackhole {
-                shared.stats.chunks_blackholed.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .stats
+                    .chunks_blackholed
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let (reset, jitter) = {
@@ -308,7 +331,14 @@ mod tests {
         assert_eq!(&buf, b"ping");
         assert_eq!(proxy.stats().unknown_sources.load(Ordering::Relaxed), 0);
         // Blackhole 1 -> 0: bytes vanish; the other direction still flows.
-        proxy.set(1, 0, LinkFault { blackhole: true, ..Default::default() });
+        proxy.set(
+            1,
+            0,
+            LinkFault {
+                blackhole: true,
+                ..Default::default()
+            },
+        );
         client.write_all(b"lost").await.unwrap();
         server.write_all(b"back").await.unwrap();
         client.read_exact(&mut buf).await.unwrap();
@@ -317,16 +347,33 @@ mod tests {
         assert!(got.is_err(), "blackholed bytes arrived");
         assert!(proxy.stats().chunks_blackholed.load(Ordering::Relaxed) >= 1);
         // Delay: arrives, later.
-        proxy.set(1, 0, LinkFault { delay: Duration::from_millis(150), ..Default::default() });
+        proxy.set(
+            1,
+            0,
+            LinkFault {
+                delay: Duration::from_millis(150),
+                ..Default::default()
+            },
+        );
         let t = Instant::now();
         client.write_all(b"slow").await.unwrap();
         server.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"slow");
         assert!(t.elapsed() >= Duration::from_millis(140));
         // Drop with certainty: the connection is reset.
-        proxy.set(1, 0, LinkFault { drop: 1.0, ..Default::default() });
+        proxy.set(
+            1,
+            0,
+            LinkFault {
+                drop: 1.0,
+                ..Default::default()
+            },
+        );
         client.write_all(b"gone").await.unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(2), server.read(&mut buf)).await.unwrap().unwrap_or(0);
+        let n = tokio::time::timeout(Duration::from_secs(2), server.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
         assert_eq!(n, 0, "connection not reset");
     }
 }

@@ -2,7 +2,7 @@
 //! report directory when a check fails.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,12 +87,25 @@ pub async fn run(cfg: &ScenarioConfig, binary: &Path, report_root: &Path) -> Sum
     let mut injections = Vec::new();
     let mut hashes = Vec::new();
     let mut history = History::default();
-    match run_inner(cfg, binary, dir.path(), &mut injections, &mut hashes, &mut history).await {
+    match run_inner(
+        cfg,
+        binary,
+        dir.path(),
+        &mut injections,
+        &mut hashes,
+        &mut history,
+    )
+    .await
+    {
         Ok(()) => {}
         Err(e) => errors.push(format!("{e:#}")),
     }
     let validation = validate(&history, cfg.budget);
-    let unknown_outcomes = history.operations.iter().filter(|o| o.response.is_none()).count();
+    let unknown_outcomes = history
+        .operations
+        .iter()
+        .filter(|o| o.response.is_none())
+        .count();
     let mut summary = Summary {
         scenario: cfg.name(),
         seed: cfg.seed,
@@ -230,7 +243,9 @@ async fn drive(
     let traffic_end = start + cfg.duration;
     let mut fault_error = None;
     tokio::time::sleep(Duration::from_millis(700).min(cfg.duration / 4)).await;
-    while Instant::now() + Duration::from_millis(500) < traffic_end && injections.len() < cfg.max_faults {
+    while Instant::now() + Duration::from_millis(500) < traffic_end
+        && injections.len() < cfg.max_faults
+    {
         match inject(cfg.fault, cluster, &mut rng, start).await {
             Ok(i) => injections.push(i),
             Err(e) => {
@@ -247,11 +262,17 @@ async fn drive(
     let _ = stop_tx.send(true);
     // Clients end within their request timeout.
     let bound = cfg.traffic.request_timeout * 3 + Duration::from_secs(5);
-    let _ = tokio::time::timeout(bound, async { while clients.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(bound, async {
+        while clients.join_next().await.is_some() {}
+    })
+    .await;
     clients.abort_all();
 
     // Heal everything and read the final state.
-    let recovered = cluster.recover_all().await.context("recovering the cluster after the faults");
+    let recovered = cluster
+        .recover_all()
+        .await
+        .context("recovering the cluster after the faults");
     let final_client = traffic::client_for(&endpoints, 0, Duration::from_secs(5)).await;
     let mut final_read = None;
     for _ in 0..20 {
@@ -260,12 +281,15 @@ async fn drive(
             revision: 0,
             serializable: false,
         };
-        if let Ok(Response::Range { revision, kvs }) = traffic::execute(&final_client, &request).await {
+        if let Ok(Response::Range { revision, kvs }) =
+            traffic::execute(&final_client, &request).await
+        {
             final_read = Some((revision, kvs));
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let mut hash_errors = Vec::new();
     if let Some((rev, _)) = &final_read {
         let _ = until_tx.send(*rev);
         // Every member's HashKV at the final revision, once it has applied it.
@@ -291,15 +315,21 @@ async fn drive(
             }
             match c.hash_kv(*rev).await {
                 Ok(h) => hashes.push((i, *rev, h.hash)),
-                Err(e) => history_note(hashes, i, &e),
+                Err(e) => hash_errors.push(format!("member {i}: {e}")),
             }
         }
     }
-    let _ = tokio::time::timeout(Duration::from_secs(30), async { while tasks.join_next().await.is_some() {} }).await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
     tasks.abort_all();
 
     history.operations = rec.take();
-    history.watchers = watcher_records.iter().map(|w| w.lock().expect("watcher").clone()).collect();
+    history.watchers = watcher_records
+        .iter()
+        .map(|w| w.lock().expect("watcher").clone())
+        .collect();
     history.final_read = final_read;
 
     if let Some(e) = fault_error {
@@ -311,18 +341,26 @@ async fn drive(
     }
     let first = hashes.first().map(|h| h.2);
     if hashes.len() != n || hashes.iter().any(|h| Some(h.2) != first) {
-        anyhow::bail!("members' HashKV at the final revision differ or are missing: {hashes:?}");
+        anyhow::bail!("members' HashKV at the final revision differ or are missing: {hashes:?} {hash_errors:?}");
     }
     Ok(())
 }
 
 fn history_note(hashes: &mut [(usize, i64, u32)], member: usize, e: &chorus_client::Error) {
-    eprintln!("  hash_kv of member {member} failed: {e} ({} hashes so far)", hashes.len());
+    eprintln!(
+        "  hash_kv of member {member} failed: {e} ({} hashes so far)",
+        hashes.len()
+    );
 }
 
 /// Writes the report directory: members' logs and data dirs, the history, the failing
 /// sub-history and the summary.
-fn write_report(root: &Path, cluster_dir: &Path, history: &History, summary: &Summary) -> Result<PathBuf> {
+fn write_report(
+    root: &Path,
+    cluster_dir: &Path,
+    history: &History,
+    summary: &Summary,
+) -> Result<PathBuf> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -330,10 +368,19 @@ fn write_report(root: &Path, cluster_dir: &Path, history: &History, summary: &Su
     let dir = root.join(format!("{}-{stamp}", summary.scenario.replace('/', "-")));
     std::fs::create_dir_all(&dir)?;
     copy_dir(cluster_dir, &dir.join("members"))?;
-    std::fs::write(dir.join("history.json"), serde_json::to_vec_pretty(history)?)?;
+    std::fs::write(
+        dir.join("history.json"),
+        serde_json::to_vec_pretty(history)?,
+    )?;
     let failing = sub_history(history, &summary.validation.failing_ops);
-    std::fs::write(dir.join("failing-sub-history.json"), serde_json::to_vec_pretty(&failing)?)?;
-    std::fs::write(dir.join("summary.json"), serde_json::to_vec_pretty(summary)?)?;
+    std::fs::write(
+        dir.join("failing-sub-history.json"),
+        serde_json::to_vec_pretty(&failing)?,
+    )?;
+    std::fs::write(
+        dir.join("summary.json"),
+        serde_json::to_vec_pretty(summary)?,
+    )?;
     Ok(dir)
 }
 
@@ -407,11 +454,13 @@ pub fn explain(s: &Summary) -> String {
         out.push_str(&format!("    violation: {v}\n"));
     }
     if s.validation.violations.len() > 20 {
-        out.push_str(&format!("    ... {} more\n", s.validation.violations.len() - 20));
+        out.push_str(&format!(
+            "    ... {} more\n",
+            s.validation.violations.len() - 20
+        ));
     }
     if let Some(d) = &s.report_dir {
         out.push_str(&format!("    report: {}\n", d.display()));
     }
-    let _ = Ordering::Relaxed;
     out
 }

@@ -8,10 +8,12 @@ use std::time::{Duration, Instant};
 
 use chorus_client::pb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
-    request_op, response_op, Compare as PbCompare, DeleteRangeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest,
+    request_op, response_op, Compare as PbCompare, DeleteRangeRequest, PutRequest, RangeRequest,
+    RequestOp, TxnRequest,
 };
-use chorus_client::{Client, ConnectOptions, Error as ClientError, GetOptions, PutOptions, WatchOptions};
+use chorus_client::{
+    Client, ConnectOptions, Error as ClientError, GetOptions, PutOptions, WatchOptions,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -123,9 +125,7 @@ fn classify(request: &Request, err: &ClientError) -> Outcome {
             Some(EtcdError::LeaseNotFound)
         }
         (Some(Code::OutOfRange), m) if m.contains("compacted") => Some(EtcdError::Compacted),
-        (Some(Code::OutOfRange), m) if m.contains("future revision") => {
-            Some(EtcdError::FutureRev)
-        }
+        (Some(Code::OutOfRange), m) if m.contains("future revision") => Some(EtcdError::FutureRev),
         _ => None,
     };
     if let Some(e) = definite {
@@ -282,7 +282,12 @@ pub async fn execute(client: &Client, request: &Request) -> Result<Response, Cli
 }
 
 /// Records `request` sent through `client`.
-pub async fn run_op(rec: &Recorder, client: &Client, id: usize, request: Request) -> Option<Response> {
+pub async fn run_op(
+    rec: &Recorder,
+    client: &Client,
+    id: usize,
+    request: Request,
+) -> Option<Response> {
     let call = rec.now();
     let outcome = match execute(client, &request).await {
         Ok(r) => Outcome::Ok(r),
@@ -348,7 +353,11 @@ pub async fn client_loop(
                 serializable: false,
             },
             27..=33 => Request::Range {
-                range: if rng.gen_bool(0.5) { key_space() } else { KeyRange::single(key(k)) },
+                range: if rng.gen_bool(0.5) {
+                    key_space()
+                } else {
+                    KeyRange::single(key(k))
+                },
                 revision: 0,
                 serializable: true,
             },
@@ -446,7 +455,12 @@ pub async fn client_loop(
         match (&request, &response) {
             (_, Some(Response::Range { kvs, .. })) => {
                 for kv in kvs {
-                    if let Some(i) = kv.key.strip_prefix(PREFIX).and_then(|s| s.strip_prefix('k')).and_then(|s| s.parse::<usize>().ok()) {
+                    if let Some(i) = kv
+                        .key
+                        .strip_prefix(PREFIX)
+                        .and_then(|s| s.strip_prefix('k'))
+                        .and_then(|s| s.parse::<usize>().ok())
+                    {
                         if i < mod_revs.len() {
                             mod_revs[i] = kv.mod_revision;
                         }
@@ -459,10 +473,21 @@ pub async fn client_loop(
                 }
             }
             (Request::Put { .. }, Some(Response::Put { revision })) => mod_revs[k] = *revision,
-            (Request::Txn { .. }, Some(Response::Txn { succeeded: true, revision, .. })) => {
-                mod_revs[k] = *revision
-            }
-            (Request::Txn { .. }, Some(Response::Txn { results: Some(results), .. })) => {
+            (
+                Request::Txn { .. },
+                Some(Response::Txn {
+                    succeeded: true,
+                    revision,
+                    ..
+                }),
+            ) => mod_revs[k] = *revision,
+            (
+                Request::Txn { .. },
+                Some(Response::Txn {
+                    results: Some(results),
+                    ..
+                }),
+            ) => {
                 if let Some(TxnOpResult::Get { kvs }) = results.first() {
                     mod_revs[k] = kvs.first().map_or(0, |kv| kv.mod_revision);
                 }
@@ -499,7 +524,11 @@ pub async fn compactor_loop(
             _ = tokio::time::sleep(cfg.compact_interval) => {}
             _ = stop.changed() => return,
         }
-        let safe = progress.iter().map(|p| p.load(Ordering::Acquire)).min().unwrap_or(0);
+        let safe = progress
+            .iter()
+            .map(|p| p.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(0);
         let target = safe - 20;
         if target > compacted.load(Ordering::Acquire) + 1 {
             let r = run_op(&rec, &client, id, Request::Compact { revision: target }).await;
@@ -537,8 +566,8 @@ pub async fn watcher_loop(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut next: i64 = if plan.reference { 1 } else { 0 };
     let mut drain_deadline: Option<Instant> = None;
-    let mut turn = rng.gen_range(0..plan.members.len());
-    for _attempt in 0..100_000 {
+    let first = rng.gen_range(0..plan.members.len());
+    for turn in first..first + 100_000 {
         let target = *until.borrow();
         if target > 0 {
             let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + drain_timeout);
@@ -553,7 +582,6 @@ pub async fn watcher_loop(
             next = rng.gen_range(low..=high).max(1);
         }
         let member = plan.members[turn % plan.members.len()];
-        turn += 1;
         let client = match Client::connect(
             &[endpoints[member].clone()],
             ConnectOptions {
@@ -582,10 +610,17 @@ pub async fn watcher_loop(
             responses: Vec::new(),
             ended_by: None,
         };
-        let created = tokio::time::timeout(Duration::from_secs(3), client.watch(plan.range.key.clone(), opts)).await;
+        let created = tokio::time::timeout(
+            Duration::from_secs(3),
+            client.watch(plan.range.key.clone(), opts),
+        )
+        .await;
         let mut stream = match created {
             Ok(Ok(s)) => s,
-            Ok(Err(ClientError::WatchCanceled { reason, compact_revision })) => {
+            Ok(Err(ClientError::WatchCanceled {
+                reason,
+                compact_revision,
+            })) => {
                 session.responses.push(WatchResponse {
                     time: rec.now(),
                     revision: 0,
@@ -619,7 +654,8 @@ pub async fn watcher_loop(
         loop {
             let target = *until.borrow();
             if target > 0 {
-                let deadline = *drain_deadline.get_or_insert_with(|| Instant::now() + drain_timeout);
+                let deadline =
+                    *drain_deadline.get_or_insert_with(|| Instant::now() + drain_timeout);
                 if next > target || Instant::now() >= deadline {
                     break;
                 }
@@ -629,7 +665,9 @@ pub async fn watcher_loop(
             }
             if last_progress_request.elapsed() >= Duration::from_millis(500) {
                 last_progress_request = Instant::now();
-                let asked = tokio::time::timeout(Duration::from_millis(200), stream.request_progress()).await;
+                let asked =
+                    tokio::time::timeout(Duration::from_millis(200), stream.request_progress())
+                        .await;
                 if matches!(asked, Ok(Err(_))) {
                     session.ended_by = Some("progress request failed".into());
                     break;

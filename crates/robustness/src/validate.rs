@@ -77,7 +77,8 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     // Watch guarantees.
     let mut stats = WatchStats::default();
     for w in &history.watchers {
-        out.violations.extend(check_watcher(w, &reference, &mut stats));
+        out.violations
+            .extend(check_watcher(w, &reference, &mut stats));
     }
     out.watch_events_checked = stats.events;
     out.progress_notifications_checked = stats.progress_notifications;
@@ -115,10 +116,14 @@ pub fn validate(history: &History, budget: u64) -> Validation {
                 let mut exp = Vec::new();
                 for (i, o) in ops.iter().enumerate() {
                     match o {
-                        TxnOp::Put { key, value, .. } => exp.push((key.as_str(), Some(value.as_str()))),
+                        TxnOp::Put { key, value, .. } => {
+                            exp.push((key.as_str(), Some(value.as_str())))
+                        }
                         TxnOp::Delete { key } => {
                             let deleted = results.as_ref().and_then(|r| match r.get(i) {
-                                Some(crate::history::TxnOpResult::Delete { deleted }) => Some(*deleted),
+                                Some(crate::history::TxnOpResult::Delete { deleted }) => {
+                                    Some(*deleted)
+                                }
                                 _ => None,
                             });
                             if deleted.unwrap_or(0) > 0 {
@@ -167,12 +172,27 @@ pub fn validate(history: &History, budget: u64) -> Validation {
 
     // Serializable reads and reads at a revision: the state at that revision.
     for op in &history.operations {
-        let (Request::Range { range, revision, serializable }, Some(Response::Range { revision: header, kvs })) =
-            (&op.request, &op.response)
+        let (
+            Request::Range {
+                range,
+                revision,
+                serializable,
+            },
+            Some(Response::Range {
+                revision: header,
+                kvs,
+            }),
+        ) = (&op.request, &op.response)
         else {
             continue;
         };
-        let at = if *revision > 0 { *revision } else if *serializable { *header } else { continue };
+        let at = if *revision > 0 {
+            *revision
+        } else if *serializable {
+            *header
+        } else {
+            continue;
+        };
         if at > reference.last {
             continue;
         }
@@ -194,7 +214,12 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     for op in &history.operations {
         let mut response = op.response.clone();
         let mut ret = op.ret;
-        if let Request::Range { serializable: true, revision: 0, .. } = op.request {
+        if let Request::Range {
+            serializable: true,
+            revision: 0,
+            ..
+        } = op.request
+        {
             continue;
         }
         if response.is_none() {
@@ -202,7 +227,9 @@ pub fn validate(history: &History, budget: u64) -> Validation {
                 continue;
             }
             let values = op.request.put_values();
-            let found = values.iter().find_map(|v| puts.get(v).and_then(|at| at.first()));
+            let found = values
+                .iter()
+                .find_map(|v| puts.get(v).and_then(|at| at.first()));
             match (&op.request, found) {
                 (Request::Put { .. }, Some(&(rev, _))) => {
                     response = Some(Response::Put { revision: rev });
@@ -220,11 +247,15 @@ pub fn validate(history: &History, budget: u64) -> Validation {
                     out.resolved += 1;
                     continue;
                 }
-                (Request::Txn { success, failure, .. }, None)
-                    if complete
-                        && failure.iter().all(|o| matches!(o, TxnOp::Get { .. }))
-                        && !success.is_empty()
-                        && success.iter().all(|o| matches!(o, TxnOp::Put { .. })) =>
+                (
+                    Request::Txn {
+                        success, failure, ..
+                    },
+                    None,
+                ) if complete
+                    && failure.iter().all(|o| matches!(o, TxnOp::Get { .. }))
+                    && !success.is_empty()
+                    && success.iter().all(|o| matches!(o, TxnOp::Put { .. })) =>
                 {
                     // Neither branch could have changed anything without an event.
                     out.resolved += 1;
@@ -237,7 +268,9 @@ pub fn validate(history: &History, budget: u64) -> Validation {
             }
             ret = u64::MAX;
         }
-        if let (Request::Range { revision, .. }, Some(Response::Range { kvs, .. })) = (&op.request, &mut response) {
+        if let (Request::Range { revision, .. }, Some(Response::Range { kvs, .. })) =
+            (&op.request, &mut response)
+        {
             if *revision > 0 {
                 kvs.clear();
             }
@@ -258,7 +291,13 @@ pub fn validate(history: &History, budget: u64) -> Validation {
         }
         Verdict::Illegal { linearized, stuck } => {
             out.linearizable = "illegal".into();
-            let mut failing: Vec<usize> = linearized.iter().rev().take(20).rev().map(|&i| ids[i]).collect();
+            let mut failing: Vec<usize> = linearized
+                .iter()
+                .rev()
+                .take(20)
+                .rev()
+                .map(|&i| ids[i])
+                .collect();
             failing.extend(stuck.iter().map(|&i| ids[i]));
             out.violations.push(format!(
                 "not linearizable: {} operations linearized, none of {:?} can go next",
@@ -274,5 +313,7 @@ pub fn validate(history: &History, budget: u64) -> Validation {
 /// The operations with these ids, for a report.
 pub fn sub_history(history: &History, ids: &[usize]) -> Vec<Operation> {
     let by_id: BTreeMap<usize, &Operation> = history.operations.iter().map(|o| (o.id, o)).collect();
-    ids.iter().filter_map(|i| by_id.get(i).map(|o| (*o).clone())).collect()
+    ids.iter()
+        .filter_map(|i| by_id.get(i).map(|o| (*o).clone()))
+        .collect()
 }

@@ -108,8 +108,7 @@ impl Reference {
 
     /// The key-values in `range` at revision `rev`.
     pub fn at(&self, rev: i64, range: &KeyRange) -> Vec<Kv> {
-        let keys: Box<dyn Iterator<Item = (&String, &Vec<(i64, Option<Kv>)>)>> = match &range.end
-        {
+        let keys: Box<dyn Iterator<Item = (&String, &Vec<(i64, Option<Kv>)>)>> = match &range.end {
             None => Box::new(self.per_key.get_key_value(&range.key).into_iter()),
             Some(end) => Box::new(self.per_key.range::<str, _>((
                 std::ops::Bound::Included(range.key.as_str()),
@@ -249,8 +248,12 @@ pub fn check_watcher(w: &Watcher, reference: &Reference, stats: &mut WatchStats)
                     ));
                 }
                 last_event_rev = rev;
-                if !w.range.contains(&events[0].kv.key) || events.iter().any(|e| !w.range.contains(&e.kv.key)) {
-                    v(format!("session {si}: event outside the watched range at {rev}"));
+                if !w.range.contains(&events[0].kv.key)
+                    || events.iter().any(|e| !w.range.contains(&e.kv.key))
+                {
+                    v(format!(
+                        "session {si}: event outside the watched range at {rev}"
+                    ));
                 }
                 if rev > reference.last {
                     next = rev + 1;
@@ -315,7 +318,12 @@ mod tests {
         }
     }
 
-    fn watcher(id: usize, range: KeyRange, reference: bool, sessions: Vec<(i64, Vec<WatchResponse>)>) -> Watcher {
+    fn watcher(
+        id: usize,
+        range: KeyRange,
+        reference: bool,
+        sessions: Vec<(i64, Vec<WatchResponse>)>,
+    ) -> Watcher {
         Watcher {
             id,
             range,
@@ -339,7 +347,13 @@ mod tests {
             KeyRange::prefix("k"),
             true,
             vec![
-                (1, vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("kb", "2", 3), put("ka", "3", 3)])]),
+                (
+                    1,
+                    vec![
+                        resp(vec![put("ka", "1", 2)]),
+                        resp(vec![put("kb", "2", 3), put("ka", "3", 3)]),
+                    ],
+                ),
                 (4, vec![resp(vec![put("kb", "4", 4)])]),
             ],
         )
@@ -354,7 +368,10 @@ mod tests {
             1,
             KeyRange::single("kb"),
             false,
-            vec![(3, vec![resp(vec![put("kb", "2", 3)]), progress(3)]), (4, vec![resp(vec![put("kb", "4", 4)])])],
+            vec![
+                (3, vec![resp(vec![put("kb", "2", 3)]), progress(3)]),
+                (4, vec![resp(vec![put("kb", "4", 4)])]),
+            ],
         );
         let mut stats = WatchStats::default();
         assert!(check_watcher(&w, &r, &mut stats).is_empty());
@@ -364,9 +381,21 @@ mod tests {
 
     #[test]
     fn reference_gap_is_reported() {
-        let w = watcher(0, KeyRange::prefix("k"), true, vec![(1, vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("ka", "1", 4)])])]);
+        let w = watcher(
+            0,
+            KeyRange::prefix("k"),
+            true,
+            vec![(
+                1,
+                vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("ka", "1", 4)])],
+            )],
+        );
         let (_, errs) = Reference::build(&[w]);
-        assert!(errs.iter().any(|e| e.contains("no events for revisions 3..4")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("no events for revisions 3..4")),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -374,22 +403,61 @@ mod tests {
         let (r, _) = Reference::build(&[reference()]);
         let mut stats = WatchStats::default();
         // Skips revision 3.
-        let w = watcher(1, KeyRange::prefix("k"), false, vec![(2, vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("kb", "4", 4)])])]);
+        let w = watcher(
+            1,
+            KeyRange::prefix("k"),
+            false,
+            vec![(
+                2,
+                vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("kb", "4", 4)])],
+            )],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
         // Revision 3 split over two responses (not atomic).
-        let w = watcher(1, KeyRange::prefix("k"), false, vec![(3, vec![resp(vec![put("kb", "2", 3)]), resp(vec![put("ka", "3", 3)])])]);
+        let w = watcher(
+            1,
+            KeyRange::prefix("k"),
+            false,
+            vec![(
+                3,
+                vec![resp(vec![put("kb", "2", 3)]), resp(vec![put("ka", "3", 3)])],
+            )],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
         // Revision 2 twice.
-        let w = watcher(1, KeyRange::prefix("k"), false, vec![(2, vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("ka", "1", 2)])])]);
+        let w = watcher(
+            1,
+            KeyRange::prefix("k"),
+            false,
+            vec![(
+                2,
+                vec![resp(vec![put("ka", "1", 2)]), resp(vec![put("ka", "1", 2)])],
+            )],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
         // Progress at 3 before revision 3's events.
-        let w = watcher(1, KeyRange::prefix("k"), false, vec![(2, vec![resp(vec![put("ka", "1", 2)]), progress(3)])]);
+        let w = watcher(
+            1,
+            KeyRange::prefix("k"),
+            false,
+            vec![(2, vec![resp(vec![put("ka", "1", 2)]), progress(3)])],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
         // Resumed at the wrong revision: the next session must start at 3.
-        let w = watcher(1, KeyRange::prefix("k"), false, vec![(2, vec![resp(vec![put("ka", "1", 2)])]), (4, vec![])]);
+        let w = watcher(
+            1,
+            KeyRange::prefix("k"),
+            false,
+            vec![(2, vec![resp(vec![put("ka", "1", 2)])]), (4, vec![])],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
         // A wrong value.
-        let w = watcher(1, KeyRange::single("ka"), false, vec![(2, vec![resp(vec![put("ka", "9", 2)])])]);
+        let w = watcher(
+            1,
+            KeyRange::single("ka"),
+            false,
+            vec![(2, vec![resp(vec![put("ka", "9", 2)])])],
+        );
         assert!(!check_watcher(&w, &r, &mut stats).is_empty());
     }
 
