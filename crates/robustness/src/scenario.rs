@@ -346,13 +346,6 @@ async fn drive(
     Ok(())
 }
 
-fn history_note(hashes: &mut [(usize, i64, u32)], member: usize, e: &chorus_client::Error) {
-    eprintln!(
-        "  hash_kv of member {member} failed: {e} ({} hashes so far)",
-        hashes.len()
-    );
-}
-
 /// Writes the report directory: members' logs and data dirs, the history, the failing
 /// sub-history and the summary.
 fn write_report(
