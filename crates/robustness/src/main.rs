@@ -44,6 +44,12 @@ struct Cli {
     /// Repeat the scenario list until the duration is used up (soak).
     #[arg(long)]
     repeat: bool,
+    /// Also keep the history of passing scenarios (under the report directory).
+    #[arg(long)]
+    save_history: bool,
+    /// Check a saved history (JSON, as in a report directory) instead of running anything.
+    #[arg(long, value_name = "HISTORY_JSON")]
+    check: Option<PathBuf>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -58,8 +64,46 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
+/// `--check`: validates a saved history and prints the verdict.
+fn check_file(path: &std::path::Path) -> std::process::ExitCode {
+    let history: chorus_robustness::history::History = match std::fs::read(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| Ok(serde_json::from_slice(&b)?))
+    {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("chorus-robustness: {}: {e:#}", path.display());
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let v = chorus_robustness::validate::validate(&history, 50_000_000);
+    println!(
+        "{}: operations {} checked {} unknown {} (resolved {}), linearizable: {}, acknowledged writes {} lost {}, watch events {}",
+        path.display(),
+        history.operations.len(),
+        v.ops_checked,
+        v.unknown,
+        v.resolved,
+        v.linearizable,
+        v.acked_writes,
+        v.acked_writes_lost,
+        v.watch_events_checked
+    );
+    for line in v.violations.iter().take(20) {
+        println!("  violation: {line}");
+    }
+    if v.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(path) = &cli.check {
+        return check_file(path);
+    }
     let binary = cli.chorus_bin.clone().unwrap_or_else(|| {
         let me = std::env::current_exe().expect("current exe");
         me.with_file_name("chorus")
@@ -110,7 +154,7 @@ fn main() -> std::process::ExitCode {
         for cfg in &list {
             let mut cfg = cfg.clone();
             cfg.seed = cfg.seed.wrapping_add(round * 1_000_003);
-            let summary = runtime.block_on(run(&cfg, &binary, &cli.report_dir));
+            let summary = runtime.block_on(run(&cfg, &binary, &cli.report_dir, cli.save_history));
             println!("{}", line(&summary));
             if !summary.passed() {
                 print!("{}", explain(&summary));

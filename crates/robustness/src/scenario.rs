@@ -77,7 +77,12 @@ impl Summary {
 
 /// Runs one scenario end to end. Failures of the harness (a member that does not come
 /// back) are reported in `errors`; a failed check writes the report under `report_root`.
-pub async fn run(cfg: &ScenarioConfig, binary: &Path, report_root: &Path) -> Summary {
+pub async fn run(
+    cfg: &ScenarioConfig,
+    binary: &Path,
+    report_root: &Path,
+    save_history: bool,
+) -> Summary {
     let began = Instant::now();
     let dir = tempfile::Builder::new()
         .prefix("chorus-robust-")
@@ -101,10 +106,11 @@ pub async fn run(cfg: &ScenarioConfig, binary: &Path, report_root: &Path) -> Sum
         Err(e) => errors.push(format!("{e:#}")),
     }
     let validation = validate(&history, cfg.budget);
+    // Writes only: a failed read is simply left out of the checks.
     let unknown_outcomes = history
         .operations
         .iter()
-        .filter(|o| o.response.is_none())
+        .filter(|o| o.response.is_none() && o.request.is_write())
         .count();
     let mut summary = Summary {
         scenario: cfg.name(),
@@ -126,6 +132,20 @@ pub async fn run(cfg: &ScenarioConfig, binary: &Path, report_root: &Path) -> Sum
             .push("no fault took effect (is the server built with --features failpoints?)".into());
     }
     summary.seconds = began.elapsed().as_secs_f64();
+    if save_history && summary.passed() {
+        let dir = report_root.join("histories");
+        let path = dir.join(format!(
+            "{}-{}.json",
+            summary.scenario.replace('/', "-"),
+            summary.seed
+        ));
+        let saved = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(std::fs::write(&path, serde_json::to_vec(&history)?)?));
+        if let Err(e) = saved {
+            summary.errors.push(format!("saving the history: {e:#}"));
+        }
+    }
     if !summary.passed() {
         match write_report(report_root, dir.path(), &history, &summary) {
             Ok(p) => summary.report_dir = Some(p),

@@ -447,6 +447,10 @@ pub async fn client_loop(
         // The stop signal is looked at between requests only: a request in flight is
         // bounded by the request timeout and its outcome belongs in the history.
         let response = run_op(&rec, &client, id, request.clone()).await;
+        if response.is_none() {
+            // As a real client would: do not spin against a member that is down.
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(20..100))).await;
+        }
         if let Some(r) = &response {
             if let Some(rev) = r.revision() {
                 seen_revision = seen_revision.max(rev);
