@@ -206,7 +206,7 @@ pub async fn inject(
             };
             cluster.pause(m)?;
             let hold = Duration::from_millis(rng.gen_range(500..2500));
-            detail = format!("paused {hold:?}");
+            detail = format!("paused m{m} {hold:?}");
             tokio::time::sleep(hold).await;
             cluster.resume(m)?;
             cluster.wait_ready(m).await?;
@@ -252,8 +252,10 @@ pub async fn inject(
                 ["both ways", "inbound only", "outbound only", "both ways"][direction]
             );
             tokio::time::sleep(hold).await;
+            let during = cluster.leader(Duration::from_secs(2)).await;
             cluster.proxy.heal();
             cluster.wait_ready(m).await?;
+            detail.push_str(&format!("; leader during: {during:?}"));
             vec![m]
         }
         Fault::Crash(point) => {

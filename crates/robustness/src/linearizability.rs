@@ -219,7 +219,7 @@ fn candidates(entries: &[Entry], mut from: usize) -> Vec<usize> {
         out.push(entries[from].op);
         from = entries[from].next;
     }
-    if from != NIL {
+    if from != NIL && !out.contains(&entries[from].op) {
         out.push(entries[from].op);
     }
     out

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chorus_robustness::profile::{scenarios, Profile};
-use chorus_robustness::scenario::{explain, line, run, Totals};
+use chorus_robustness::scenario::{details, explain, line, run, Totals};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -47,6 +47,9 @@ struct Cli {
     /// Also keep the history of passing scenarios (under the report directory).
     #[arg(long)]
     save_history: bool,
+    /// Print every injection and the proxy's counters after each scenario.
+    #[arg(long, short)]
+    verbose: bool,
     /// Check a saved history (JSON, as in a report directory) instead of running anything.
     #[arg(long, value_name = "HISTORY_JSON")]
     check: Option<PathBuf>,
@@ -156,6 +159,9 @@ fn main() -> std::process::ExitCode {
             cfg.seed = cfg.seed.wrapping_add(round * 1_000_003);
             let summary = runtime.block_on(run(&cfg, &binary, &cli.report_dir, cli.save_history));
             println!("{}", line(&summary));
+            if cli.verbose {
+                print!("{}", details(&summary));
+            }
             if !summary.passed() {
                 print!("{}", explain(&summary));
                 failed.push(summary.scenario.clone());

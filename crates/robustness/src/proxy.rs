@@ -50,6 +50,16 @@ impl LinkFault {
     }
 }
 
+/// A copy of the proxy's counters, for a summary.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct ProxyCounts {
+    pub connections: usize,
+    pub unknown_sources: usize,
+    pub chunks_blackholed: usize,
+    pub chunks_delayed: usize,
+    pub resets: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct ProxyStats {
     pub connections: AtomicUsize,
@@ -142,6 +152,17 @@ impl Proxy {
 
     pub fn stats(&self) -> &ProxyStats {
         &self.shared.stats
+    }
+
+    pub fn counts(&self) -> ProxyCounts {
+        let s = &self.shared.stats;
+        ProxyCounts {
+            connections: s.connections.load(Ordering::Relaxed),
+            unknown_sources: s.unknown_sources.load(Ordering::Relaxed),
+            chunks_blackholed: s.chunks_blackholed.load(Ordering::Relaxed),
+            chunks_delayed: s.chunks_delayed.load(Ordering::Relaxed),
+            resets: s.resets.load(Ordering::Relaxed),
+        }
     }
 }
 

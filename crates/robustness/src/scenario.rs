@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use crate::cluster::{Cluster, ClusterOptions};
 use crate::faults::{inject, Fault, Injection};
 use crate::history::{History, KeyRange, Request, Response, Watcher};
+use crate::proxy::ProxyCounts;
 use crate::traffic::{self, key, key_space, Recorder, TrafficConfig, WatchPlan};
 use crate::validate::{sub_history, validate, Validation};
 
@@ -53,6 +54,8 @@ pub struct Summary {
     /// Errors of the harness itself (a member that would not come back...).
     pub errors: Vec<String>,
     pub injections: Vec<Injection>,
+    /// What the peer-link proxy saw.
+    pub proxy: ProxyCounts,
     pub seconds: f64,
     pub report_dir: Option<PathBuf>,
 }
@@ -92,6 +95,7 @@ pub async fn run(
     let mut injections = Vec::new();
     let mut hashes = Vec::new();
     let mut history = History::default();
+    let mut proxy = ProxyCounts::default();
     match run_inner(
         cfg,
         binary,
@@ -99,6 +103,7 @@ pub async fn run(
         &mut injections,
         &mut hashes,
         &mut history,
+        &mut proxy,
     )
     .await
     {
@@ -123,6 +128,7 @@ pub async fn run(
         hashes,
         errors,
         injections,
+        proxy,
         seconds: 0.0,
         report_dir: None,
     };
@@ -141,7 +147,11 @@ pub async fn run(
         ));
         let saved = std::fs::create_dir_all(&dir)
             .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(std::fs::write(&path, serde_json::to_vec(&history)?)?));
+            .and_then(|()| Ok(std::fs::write(&path, serde_json::to_vec(&history)?)?))
+            .and_then(|()| {
+                let path = path.with_extension("summary.json");
+                Ok(std::fs::write(path, serde_json::to_vec_pretty(&summary)?)?)
+            });
         if let Err(e) = saved {
             summary.errors.push(format!("saving the history: {e:#}"));
         }
@@ -162,11 +172,13 @@ async fn run_inner(
     injections: &mut Vec<Injection>,
     hashes: &mut Vec<(usize, i64, u32)>,
     history: &mut History,
+    proxy: &mut ProxyCounts,
 ) -> Result<()> {
     let mut cluster = Cluster::start(binary, cfg.members, cfg.cluster.clone(), dir)
         .await
         .context("starting the cluster")?;
     let result = drive(cfg, &mut cluster, injections, hashes, history).await;
+    *proxy = cluster.proxy.counts();
     cluster.shutdown().await;
     result
 }
@@ -455,6 +467,28 @@ pub fn line(s: &Summary) -> String {
         s.seconds,
         s.verdict(),
     )
+}
+
+/// The injections and the proxy's counters, for `--verbose`.
+pub fn details(s: &Summary) -> String {
+    let mut out = String::new();
+    for i in &s.injections {
+        out.push_str(&format!(
+            "    {:>6.1}s {} on {:?} ({:.1}s){}: {}\n",
+            i.at,
+            i.fault,
+            i.members,
+            i.took,
+            if i.triggered { "" } else { " NOT REACHED" },
+            i.detail
+        ));
+    }
+    let p = &s.proxy;
+    out.push_str(&format!(
+        "    proxy: {} connections ({} of unknown source), {} chunks blackholed, {} delayed, {} resets; unknown writes {} of which resolved {}\n",
+        p.connections, p.unknown_sources, p.chunks_blackholed, p.chunks_delayed, p.resets, s.unknown_outcomes, s.validation.resolved
+    ));
+    out
 }
 
 /// Prints the details of a failed scenario.
