@@ -75,21 +75,16 @@ struct Entry {
 
 const NIL: usize = usize::MAX;
 
-struct Bits(Vec<u64>);
-
-impl Bits {
-    fn new(n: usize) -> Self {
-        Bits(vec![0; n.div_ceil(64)])
-    }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1 << (i % 64);
-    }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1 << (i % 64));
-    }
-}
-
 /// Checks `ops` against `model` with at most `budget` search steps.
+///
+/// The memo holds (Zobrist hash of the linearized set ×2, hash of the state): 24 bytes an
+/// entry instead of a bitset and a state. A collision could only prune a branch, making
+/// the search miss a linearization (a false "illegal"), never a false "ok"; with 192 bits
+/// it does not happen in practice.
+///
+/// At each node the candidates (calls before the first pending return) are tried with known
+/// outcomes first: an operation of unknown outcome is deferred until something needs its
+/// effect, which keeps the search linear on histories with many unknown outcomes.
 pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) -> Verdict {
     let n = ops.len();
     // Entries: node 0 is the head sentinel, then 2n entries sorted by time; at equal times
@@ -128,88 +123,143 @@ pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) 
             e.matching = ret_of[e.op];
         }
     }
+    let unknown: Vec<bool> = ops.iter().map(|o| o.output.is_none()).collect();
+    // Zobrist keys: two independent 64-bit values per operation.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next_key = || {
+        // splitmix64
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let keys: Vec<(u64, u64)> = (0..n).map(|_| (next_key(), next_key())).collect();
+    let hash_state = |s: &M::State| {
+        use std::hash::Hasher;
+        let mut h = std::hash::DefaultHasher::new();
+        s.hash(&mut h);
+        h.finish()
+    };
+
+    struct Level<S> {
+        /// The call entries that may go next, in the order to try.
+        candidates: Vec<usize>,
+        tried: usize,
+        /// The call entry lifted to get here, and the state before it.
+        via: Option<(usize, S)>,
+    }
+
+    let candidates_at = |entries: &[Entry]| -> Vec<usize> {
+        let mut known = Vec::new();
+        let mut deferred = Vec::new();
+        let mut e = entries[0].next;
+        while e != NIL && entries[e].is_call {
+            if unknown[entries[e].op] {
+                deferred.push(e);
+            } else {
+                known.push(e);
+            }
+            e = entries[e].next;
+        }
+        known.extend(deferred);
+        known
+    };
 
     let mut state = model.init();
-    let mut linearized = Bits::new(n);
-    let mut cache: HashSet<(Vec<u64>, M::State)> = HashSet::new();
-    // (call entry, state before it)
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
+    let mut set_hash = (0u64, 0u64);
+    let mut cache: HashSet<(u64, u64, u64)> = HashSet::new();
+    let mut stack: Vec<Level<M::State>> = vec![Level {
+        candidates: candidates_at(&entries),
+        tried: 0,
+        via: None,
+    }];
+    let mut linearized_count = 0usize;
     let mut longest: Vec<usize> = Vec::new();
     let mut longest_stuck: Vec<usize> = Vec::new();
     let mut steps: u64 = 0;
-    let mut entry = entries[0].next;
 
-    fn lift(entries: &mut [Entry], i: usize) {
-        let (p, nx) = (entries[i].prev, entries[i].next);
-        entries[p].next = nx;
-        if nx != NIL {
-            entries[nx].prev = p;
+    loop {
+        if linearized_count == n {
+            return Verdict::Ok;
         }
-        let m = entries[i].matching;
-        let (p, nx) = (entries[m].prev, entries[m].next);
-        entries[p].next = nx;
-        if nx != NIL {
-            entries[nx].prev = p;
-        }
-    }
-    fn unlift(entries: &mut [Entry], i: usize) {
-        let m = entries[i].matching;
-        let (p, nx) = (entries[m].prev, entries[m].next);
-        entries[p].next = m;
-        if nx != NIL {
-            entries[nx].prev = m;
-        }
-        let (p, nx) = (entries[i].prev, entries[i].next);
-        entries[p].next = i;
-        if nx != NIL {
-            entries[nx].prev = i;
-        }
-    }
-
-    while entries[0].next != NIL {
         steps += 1;
         if steps > budget {
             return Verdict::Unknown { steps };
         }
-        if entry == NIL {
-            // Only reachable if every remaining entry is a call whose step failed; the
-            // last entry is always a return, so treat it as one.
-            unreachable!("ran past the last entry");
-        }
-        let e = entries[entry];
-        if e.is_call {
-            let op = &ops[e.op];
-            if let Some(next) = model.step(&state, &op.input, op.output.as_ref()) {
-                linearized.set(e.op);
-                if cache.insert((linearized.0.clone(), next.clone())) {
-                    let before = std::mem::replace(&mut state, next);
-                    stack.push((entry, before));
-                    lift(&mut entries, entry);
-                    entry = entries[0].next;
-                    continue;
-                }
-                linearized.clear(e.op);
-            }
-            entry = e.next;
-        } else {
-            // A return: its operation must be linearized by now and was not.
-            if stack.len() >= longest.len() {
-                longest = stack.iter().map(|&(i, _)| entries[i].op).collect();
+        let top = stack.last_mut().expect("root level");
+        if top.tried >= top.candidates.len() {
+            // Dead end: remember the deepest one, then undo the last lift.
+            if linearized_count >= longest.len() {
+                longest = stack
+                    .iter()
+                    .filter_map(|l| l.via.as_ref().map(|(e, _)| entries[*e].op))
+                    .collect();
                 longest_stuck = candidates(&entries, entries[0].next);
             }
-            let Some((top, before)) = stack.pop() else {
+            let level = stack.pop().expect("level");
+            let Some((e, before)) = level.via else {
                 return Verdict::Illegal {
                     linearized: longest,
                     stuck: longest_stuck,
                 };
             };
             state = before;
-            linearized.clear(entries[top].op);
-            unlift(&mut entries, top);
-            entry = entries[top].next;
+            let op = entries[e].op;
+            set_hash = (set_hash.0 ^ keys[op].0, set_hash.1 ^ keys[op].1);
+            linearized_count -= 1;
+            unlift(&mut entries, e);
+            continue;
         }
+        let e = top.candidates[top.tried];
+        top.tried += 1;
+        let op_index = entries[e].op;
+        let op = &ops[op_index];
+        let Some(next) = model.step(&state, &op.input, op.output.as_ref()) else {
+            continue;
+        };
+        let next_set = (set_hash.0 ^ keys[op_index].0, set_hash.1 ^ keys[op_index].1);
+        if !cache.insert((next_set.0, next_set.1, hash_state(&next))) {
+            continue;
+        }
+        let before = std::mem::replace(&mut state, next);
+        set_hash = next_set;
+        linearized_count += 1;
+        lift(&mut entries, e);
+        stack.push(Level {
+            candidates: candidates_at(&entries),
+            tried: 0,
+            via: Some((e, before)),
+        });
     }
-    Verdict::Ok
+}
+
+fn lift(entries: &mut [Entry], i: usize) {
+    let (p, nx) = (entries[i].prev, entries[i].next);
+    entries[p].next = nx;
+    if nx != NIL {
+        entries[nx].prev = p;
+    }
+    let m = entries[i].matching;
+    let (p, nx) = (entries[m].prev, entries[m].next);
+    entries[p].next = nx;
+    if nx != NIL {
+        entries[nx].prev = p;
+    }
+}
+
+fn unlift(entries: &mut [Entry], i: usize) {
+    let m = entries[i].matching;
+    let (p, nx) = (entries[m].prev, entries[m].next);
+    entries[p].next = m;
+    if nx != NIL {
+        entries[nx].prev = m;
+    }
+    let (p, nx) = (entries[i].prev, entries[i].next);
+    entries[p].next = i;
+    if nx != NIL {
+        entries[nx].prev = i;
+    }
 }
 
 /// The call entries before the first return from `from`: the operations that could go next.

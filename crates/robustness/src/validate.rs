@@ -54,6 +54,7 @@ impl Validation {
 pub fn validate(history: &History, budget: u64) -> Validation {
     let mut out = Validation::default();
     let (reference, errs) = Reference::build(&history.watchers);
+    let violations_before = errs.len();
     out.violations.extend(errs);
 
     // The final read: the reference must reach it and replay to it.
@@ -73,6 +74,10 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     } else {
         out.violations.push("no final read".to_owned());
     }
+
+    // Resolving unknown outcomes from the reference needs it whole: gapless, agreed and
+    // equal to the final read.
+    let complete = violations_before == 0 && out.violations.is_empty();
 
     // Watch guarantees.
     let mut stats = WatchStats::default();
@@ -208,7 +213,44 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     }
 
     // Resolve unknown outcomes, then check linearizability.
-    let complete = out.violations.iter().all(|v| !v.contains("reference"));
+    // Revisions at which an operation with a known (or resolved) response wrote: a delete
+    // event elsewhere was made by an operation of unknown outcome (or a lease revoke).
+    let mut explained: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+    for op in &history.operations {
+        match (&op.request, &op.response) {
+            (Request::Put { .. }, Some(Response::Put { revision }))
+            | (
+                Request::Txn { .. },
+                Some(Response::Txn {
+                    revision,
+                    succeeded: true,
+                    ..
+                }),
+            ) => {
+                explained.insert(*revision);
+            }
+            (Request::Delete { .. }, Some(Response::Delete { revision, deleted }))
+                if *deleted > 0 =>
+            {
+                explained.insert(*revision);
+            }
+            (Request::Put { .. } | Request::Txn { .. }, None) => {
+                let values = op.request.put_values();
+                if let Some(&(rev, _)) = values
+                    .iter()
+                    .find_map(|v| puts.get(v).and_then(|at| at.first()))
+                {
+                    explained.insert(rev);
+                }
+            }
+            _ => {}
+        }
+    }
+    let unexplained_delete = |key: &str| {
+        reference.revisions.iter().any(|(rev, events)| {
+            !explained.contains(rev) && events.iter().any(|e| e.delete && e.kv.key == key)
+        })
+    };
     let mut ops: Vec<Op<Request, Response>> = Vec::new();
     let mut ids: Vec<usize> = Vec::new();
     for op in &history.operations {
@@ -254,10 +296,16 @@ pub fn validate(history: &History, budget: u64) -> Validation {
                     None,
                 ) if complete
                     && failure.iter().all(|o| matches!(o, TxnOp::Get { .. }))
-                    && !success.is_empty()
-                    && success.iter().all(|o| matches!(o, TxnOp::Put { .. })) =>
+                    && success.iter().any(|o| matches!(o, TxnOp::Put { .. })) =>
                 {
-                    // Neither branch could have changed anything without an event.
+                    // Had the success branch run, its put would be there; the failure
+                    // branch only reads. So it changed nothing.
+                    out.resolved += 1;
+                    continue;
+                }
+                (Request::Delete { key }, None) if complete && !unexplained_delete(key) => {
+                    // Every delete event of this key was made by another operation: this
+                    // one deleted nothing, or never ran.
                     out.resolved += 1;
                     continue;
                 }
