@@ -36,7 +36,7 @@ struct Cli {
     #[arg(long, default_value = "target/robustness-reports")]
     report_dir: PathBuf,
     /// The server binary (default: `chorus` next to this binary).
-    #[arg(long)]
+    #[arg(long, alias = "server")]
     chorus_bin: Option<PathBuf>,
     /// Seed of every random choice (default: from the clock).
     #[arg(long)]
@@ -128,10 +128,13 @@ fn main() -> std::process::ExitCode {
         .members
         .as_deref()
         .map(|m| m.parse::<usize>().expect("1 or 3"));
-    let mut list = scenarios(cli.profile, members, seed, cli.duration);
-    if let Some(filter) = &cli.scenario {
-        list.retain(|s| s.name().contains(filter.as_str()));
-    }
+    let list = scenarios(
+        cli.profile,
+        members,
+        seed,
+        cli.duration,
+        cli.scenario.as_deref(),
+    );
     if list.is_empty() {
         eprintln!("chorus-robustness: no scenario matches");
         return std::process::ExitCode::from(2);

@@ -14,13 +14,14 @@ pub enum Profile {
     Soak,
 }
 
-/// The scenarios of a profile. `duration` overrides the traffic time per scenario for
+/// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for
 /// `ci`, and is the total time to spread over the scenarios for `soak`.
 pub fn scenarios(
     profile: Profile,
     members: Option<usize>,
     seed: u64,
     duration: Option<Duration>,
+    filter: Option<&str>,
 ) -> Vec<ScenarioConfig> {
     let mut out = Vec::new();
     let member_counts: Vec<usize> = match members {
@@ -44,6 +45,9 @@ pub fn scenarios(
             }
             out.push((m, *fault, i));
         }
+    }
+    if let Some(filter) = filter {
+        out.retain(|(m, fault, _)| format!("{}/{m}m", fault.name()).contains(filter));
     }
     let count = out.len().max(1) as u32;
     let per = match (profile, duration) {

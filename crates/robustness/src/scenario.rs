@@ -88,7 +88,7 @@ pub async fn run(
 ) -> Summary {
     let began = Instant::now();
     let dir = tempfile::Builder::new()
-        .prefix("chorus-robust-")
+        .prefix("robust-")
         .tempdir()
         .expect("temp dir");
     let mut errors = Vec::new();
