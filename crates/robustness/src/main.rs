@@ -178,7 +178,7 @@ fn main() -> std::process::ExitCode {
         }
     }
     println!(
-        "total: {} scenarios in {:.0}s; operations {} (checked for linearizability {}), faults {}, unknown outcomes {}, acknowledged writes {} lost {}",
+        "total: {} scenarios in {:.0}s; operations {} (checked for linearizability {}), faults {}, unknown outcomes {}, acknowledged writes {} lost {}, watch events checked {}",
         totals.scenarios,
         began.elapsed().as_secs_f64(),
         totals.ops,
@@ -186,8 +186,15 @@ fn main() -> std::process::ExitCode {
         totals.faults,
         totals.unknown,
         totals.acked_writes,
-        totals.acked_lost
+        totals.acked_lost,
+        totals.watch_events
     );
+    let kinds: Vec<String> = totals
+        .faults_by_kind
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    println!("faults by kind: {}", kinds.join(", "));
     for f in &failed {
         println!("FAILED: {f}");
     }

@@ -425,7 +425,7 @@ fn copy_dir(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Counts, for the closing lines.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Totals {
     pub scenarios: usize,
     pub passed: usize,
@@ -435,6 +435,9 @@ pub struct Totals {
     pub unknown: usize,
     pub acked_writes: usize,
     pub acked_lost: usize,
+    pub watch_events: usize,
+    /// Faults that took effect, per kind (`kill-leader`, `crash-walAfterFdatasync`...).
+    pub faults_by_kind: std::collections::BTreeMap<String, usize>,
 }
 
 impl Totals {
@@ -447,13 +450,17 @@ impl Totals {
         self.unknown += s.unknown_outcomes;
         self.acked_writes += s.validation.acked_writes;
         self.acked_lost += s.validation.acked_writes_lost;
+        self.watch_events += s.validation.watch_events_checked;
+        for i in s.injections.iter().filter(|i| i.triggered) {
+            *self.faults_by_kind.entry(i.fault.clone()).or_default() += 1;
+        }
     }
 }
 
 /// The one-line result of a scenario.
 pub fn line(s: &Summary) -> String {
     format!(
-        "{:<34} ops {:>6}  checked {:>6}  faults {:>3}{}  unknown {:>4} (resolved {:>4})  watch events {:>7}  acked writes {:>5} lost {}  {:>5.1}s  {}",
+        "{:<36} ops {:>6}  checked {:>6}  faults {:>3}{}  unknown {:>4} (resolved {:>4})  watch events {:>7}  acked writes {:>5} lost {}  {:>5.1}s  {}",
         s.scenario,
         s.ops,
         s.validation.ops_checked,
