@@ -111,6 +111,25 @@ impl Request {
         !matches!(self, Request::Range { .. })
     }
 
+    /// The leases the request names (granted, revoked or attached to a put).
+    pub fn leases(&self) -> Vec<i64> {
+        match self {
+            Request::LeaseGrant { id } | Request::LeaseRevoke { id } => vec![*id],
+            Request::Put { lease, .. } if *lease != 0 => vec![*lease],
+            Request::Txn {
+                success, failure, ..
+            } => success
+                .iter()
+                .chain(failure)
+                .filter_map(|op| match op {
+                    TxnOp::Put { lease, .. } if *lease != 0 => Some(*lease),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Values the request writes (each unique in a run), for matching with watch events.
     pub fn put_values(&self) -> Vec<&str> {
         match self {

@@ -110,6 +110,24 @@ pub async fn run(
         Ok(()) => {}
         Err(e) => errors.push(format!("{e:#}")),
     }
+    // Saved before the checks, so that a history that is slow to check can be studied
+    // with `--check` while (or after) it runs.
+    let mut saved_history = None;
+    if save_history {
+        let dir = report_root.join("histories");
+        let path = dir.join(format!(
+            "{}-{}.json",
+            cfg.name().replace('/', "-"),
+            cfg.seed
+        ));
+        let saved = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(std::fs::write(&path, serde_json::to_vec(&history)?)?));
+        match saved {
+            Ok(()) => saved_history = Some(path),
+            Err(e) => errors.push(format!("saving the history: {e:#}")),
+        }
+    }
     let validation = validate(&history, cfg.budget);
     // Writes only: a failed read is simply left out of the checks.
     let unknown_outcomes = history
@@ -138,22 +156,13 @@ pub async fn run(
             .push("no fault took effect (is the server built with --features failpoints?)".into());
     }
     summary.seconds = began.elapsed().as_secs_f64();
-    if save_history && summary.passed() {
-        let dir = report_root.join("histories");
-        let path = dir.join(format!(
-            "{}-{}.json",
-            summary.scenario.replace('/', "-"),
-            summary.seed
-        ));
-        let saved = std::fs::create_dir_all(&dir)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| Ok(std::fs::write(&path, serde_json::to_vec(&history)?)?))
-            .and_then(|()| {
-                let path = path.with_extension("summary.json");
-                Ok(std::fs::write(path, serde_json::to_vec_pretty(&summary)?)?)
-            });
-        if let Err(e) = saved {
-            summary.errors.push(format!("saving the history: {e:#}"));
+    if let Some(path) = &saved_history {
+        let path = path.with_extension("summary.json");
+        if let Err(e) = std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+        ) {
+            summary.errors.push(format!("saving the summary: {e}"));
         }
     }
     if !summary.passed() {

@@ -13,7 +13,7 @@
 //! Resolving unknown outcomes from the reference is sound because a put always makes an
 //! event with its (unique) value, and the reference is checked to be complete.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -215,7 +215,7 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     // Resolve unknown outcomes, then check linearizability.
     // Revisions at which an operation with a known (or resolved) response wrote: a delete
     // event elsewhere was made by an operation of unknown outcome (or a lease revoke).
-    let mut explained: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+    let mut explained: BTreeSet<i64> = BTreeSet::new();
     for op in &history.operations {
         match (&op.request, &op.response) {
             (Request::Put { .. }, Some(Response::Put { revision }))
@@ -246,11 +246,34 @@ pub fn validate(history: &History, budget: u64) -> Validation {
             _ => {}
         }
     }
-    let unexplained_delete = |key: &str| {
-        reference.revisions.iter().any(|(rev, events)| {
-            !explained.contains(rev) && events.iter().any(|e| e.delete && e.kv.key == key)
-        })
-    };
+    // A known revoke explains the revision where exactly its lease's keys were deleted.
+    for op in &history.operations {
+        if let (Request::LeaseRevoke { id }, Some(Response::LeaseRevoke { revision })) =
+            (&op.request, &op.response)
+        {
+            if revoke_made(&reference, *id, *revision) {
+                explained.insert(*revision);
+            }
+        }
+    }
+    let deletes = DeleteMakers::new(history, &reference, &explained);
+    // Operations of unknown outcome that could have made each unexplained revision.
+    let mut claimants: BTreeMap<i64, usize> = BTreeMap::new();
+    for op in history.operations.iter().filter(|o| o.response.is_none()) {
+        for rev in deletes.candidates(op) {
+            *claimants.entry(rev).or_default() += 1;
+        }
+    }
+    // How many operations name each lease: a grant of unknown outcome that no other
+    // operation names changes nothing any operation can observe (the traffic uses a lease
+    // only once its grant succeeded), so it leaves the search, where it would double the
+    // states below every point it could take effect.
+    let mut lease_uses: BTreeMap<i64, usize> = BTreeMap::new();
+    for op in &history.operations {
+        for id in op.request.leases() {
+            *lease_uses.entry(id).or_default() += 1;
+        }
+    }
     let mut ops: Vec<Op<Request, Response>> = Vec::new();
     let mut ids: Vec<usize> = Vec::new();
     for op in &history.operations {
@@ -303,11 +326,32 @@ pub fn validate(history: &History, budget: u64) -> Validation {
                     out.resolved += 1;
                     continue;
                 }
-                (Request::Delete { key }, None) if complete && !unexplained_delete(key) => {
-                    // Every delete event of this key was made by another operation: this
-                    // one deleted nothing, or never ran.
+                (Request::LeaseGrant { id }, _) if lease_uses.get(id) == Some(&1) => {
                     out.resolved += 1;
                     continue;
+                }
+                (Request::Delete { .. } | Request::LeaseRevoke { .. }, None) if complete => {
+                    match deletes.candidates(op).as_slice() {
+                        // No revision it could have made: it deleted nothing, or never
+                        // ran; a delete of nothing changes nothing, and the revoked lease
+                        // is named by no later operation.
+                        [] if deletes.lease_unused_after(op) => {
+                            out.resolved += 1;
+                            continue;
+                        }
+                        // The one revision it could have made, which nothing else could.
+                        &[rev] if claimants.get(&rev) == Some(&1) => {
+                            response = Some(match op.request {
+                                Request::Delete { .. } => Response::Delete {
+                                    revision: rev,
+                                    deleted: 1,
+                                },
+                                _ => Response::LeaseRevoke { revision: rev },
+                            });
+                            out.resolved += 1;
+                        }
+                        _ => {}
+                    }
                 }
                 _ => {}
             }
@@ -356,6 +400,117 @@ pub fn validate(history: &History, budget: u64) -> Validation {
         }
     }
     out
+}
+
+/// Whether a revoke of `lease` made `revision`: its events delete exactly the keys that
+/// had the lease just before (at least one).
+fn revoke_made(reference: &Reference, lease: i64, revision: i64) -> bool {
+    let Some(events) = reference.revisions.get(&revision) else {
+        return false;
+    };
+    let before = reference.at(revision - 1, &crate::traffic::key_space());
+    let attached: BTreeSet<&str> = before
+        .iter()
+        .filter(|kv| kv.lease == lease)
+        .map(|kv| kv.key.as_str())
+        .collect();
+    let deleted: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e.delete)
+        .map(|e| e.kv.key.as_str())
+        .collect();
+    events.iter().all(|e| e.delete) && !attached.is_empty() && attached == deleted
+}
+
+/// Who could have made the revisions that no known or resolved write explains (deletes of
+/// unknown outcome and revokes: the only writes left that make no put).
+struct DeleteMakers<'a> {
+    reference: &'a Reference,
+    unexplained: Vec<i64>,
+    /// (return time, the highest revision any response had shown by then), by return time.
+    seen: Vec<(u64, i64)>,
+    /// Per lease: the return times of the operations naming it (+∞ for unknown outcomes).
+    lease_rets: BTreeMap<i64, Vec<(usize, u64)>>,
+}
+
+impl<'a> DeleteMakers<'a> {
+    fn new(history: &History, reference: &'a Reference, explained: &BTreeSet<i64>) -> Self {
+        let mut seen: Vec<(u64, i64)> = history
+            .operations
+            .iter()
+            .filter_map(|o| Some((o.ret, o.response.as_ref()?.revision()?)))
+            .collect();
+        seen.sort_unstable();
+        let mut max = 1;
+        for s in &mut seen {
+            max = max.max(s.1);
+            s.1 = max;
+        }
+        let mut lease_rets: BTreeMap<i64, Vec<(usize, u64)>> = BTreeMap::new();
+        for o in &history.operations {
+            let ret = if o.response.is_some() {
+                o.ret
+            } else {
+                u64::MAX
+            };
+            for id in o.request.leases() {
+                lease_rets.entry(id).or_default().push((o.id, ret));
+            }
+        }
+        DeleteMakers {
+            reference,
+            unexplained: reference
+                .revisions
+                .keys()
+                .copied()
+                .filter(|r| !explained.contains(r))
+                .collect(),
+            seen,
+            lease_rets,
+        }
+    }
+
+    /// The highest revision a response had shown before `t`: a write invoked at `t` made a
+    /// later one.
+    fn known_before(&self, t: u64) -> i64 {
+        let i = self.seen.partition_point(|&(ret, _)| ret < t);
+        if i == 0 {
+            1
+        } else {
+            self.seen[i - 1].1
+        }
+    }
+
+    /// The unexplained revisions `op` (a delete or revoke of unknown outcome) could have made.
+    fn candidates(&self, op: &Operation) -> Vec<i64> {
+        let after = self.known_before(op.call);
+        let made =
+            |rev: i64| match &op.request {
+                Request::Delete { key } => self.reference.revisions.get(&rev).is_some_and(
+                    |evs| matches!(evs.as_slice(), [e] if e.delete && e.kv.key == *key),
+                ),
+                Request::LeaseRevoke { id } => revoke_made(self.reference, *id, rev),
+                _ => false,
+            };
+        self.unexplained
+            .iter()
+            .copied()
+            .filter(|&r| r > after && made(r))
+            .collect()
+    }
+
+    /// For a revoke: no other operation naming its lease returns after it was invoked
+    /// (so whether the lease is gone is never observed). True for anything else.
+    fn lease_unused_after(&self, op: &Operation) -> bool {
+        let Request::LeaseRevoke { id } = op.request else {
+            return true;
+        };
+        self.lease_rets
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .all(|&(other, ret)| other == op.id || ret < op.call)
+    }
 }
 
 /// The operations with these ids, for a report.

@@ -506,3 +506,104 @@ fn validate_rejects_a_final_state_that_differs_from_the_watch_history() {
         "{v:?}"
     );
 }
+
+fn del_ev(key: &str, rev: i64) -> Event {
+    Event {
+        delete: true,
+        kv: Kv {
+            key: key.into(),
+            value: String::new(),
+            create_revision: 0,
+            mod_revision: rev,
+            version: 0,
+            lease: 0,
+        },
+    }
+}
+
+/// k0 put at 2, k1 put with lease 7 at 3, then deletes of unknown outcome, a revoke of
+/// lease 7 (outcome `revoke`) and the final read at 5.
+fn deletes_and_revoke(revoke: Option<Response>, read_k0: Option<Response>) -> History {
+    let (k0, k1) = ("/robust/k00", "/robust/k01");
+    let leased = Kv {
+        lease: 7,
+        ..kv(k1, "b", 3, 3, 1)
+    };
+    History {
+        operations: vec![
+            operation(
+                0,
+                0,
+                1,
+                Request::LeaseGrant { id: 7 },
+                Some(Response::LeaseGrant { revision: 1 }),
+            ),
+            operation(1, 2, 3, put(k0, "a"), Some(Response::Put { revision: 2 })),
+            operation(
+                2,
+                4,
+                5,
+                Request::Put {
+                    key: k1.into(),
+                    value: "b".into(),
+                    lease: 7,
+                },
+                Some(Response::Put { revision: 3 }),
+            ),
+            // Timed out; the only delete of k0 in the watch history (revision 4) is its.
+            operation(3, 6, 7, Request::Delete { key: k0.into() }, None),
+            operation(4, 8, 9, get(k0), read_k0),
+            // Invoked once revision 4 was known: it cannot have made it; it deleted nothing
+            // or never ran.
+            operation(5, 10, 11, Request::Delete { key: k0.into() }, None),
+            // Revision 5 deletes exactly the keys of lease 7.
+            operation(6, 12, 13, Request::LeaseRevoke { id: 7 }, revoke),
+            operation(7, 14, 15, get(k1), range(5, vec![])),
+        ],
+        watchers: vec![reference_watcher(vec![
+            ev(k0, "a", 2, 2, 1),
+            Event {
+                delete: false,
+                kv: leased,
+            },
+            del_ev(k0, 4),
+            del_ev(k1, 5),
+        ])],
+        final_read: Some((5, vec![])),
+    }
+}
+
+#[test]
+fn validate_resolves_unknown_deletes_and_revokes_from_the_watch_history() {
+    let history = deletes_and_revoke(None, range(4, vec![]));
+    let v = validate(&history, BUDGET);
+    assert!(v.ok(), "{v:?}");
+    // The first delete and the revoke made revisions 4 and 5; the second delete is dropped.
+    assert_eq!((v.resolved, v.unknown), (3, 0), "{v:?}");
+
+    // A known revoke explains revision 5 as well.
+    let history = deletes_and_revoke(
+        Some(Response::LeaseRevoke { revision: 5 }),
+        range(4, vec![]),
+    );
+    let v = validate(&history, BUDGET);
+    assert!(v.ok(), "{v:?}");
+    assert_eq!((v.resolved, v.unknown), (2, 0), "{v:?}");
+}
+
+#[test]
+fn resolving_unknown_deletes_still_rejects_a_stale_read() {
+    // The delete of unknown outcome made revision 4; a read invoked after the revoke at 5
+    // returned still shows k0 at revision 5.
+    let k0 = "/robust/k00";
+    let mut history = deletes_and_revoke(None, range(4, vec![]));
+    history.operations.push(operation(
+        8,
+        16,
+        17,
+        get(k0),
+        range(5, vec![kv(k0, "a", 2, 2, 1)]),
+    ));
+    let v = validate(&history, BUDGET);
+    assert_eq!(v.linearizable, "illegal", "{v:?}");
+}
