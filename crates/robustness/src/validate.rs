@@ -80,10 +80,18 @@ pub fn validate(history: &History, budget: u64) -> Validation {
     let complete = violations_before == 0 && out.violations.is_empty();
 
     // Watch guarantees.
+    let compactions: BTreeSet<i64> = history
+        .operations
+        .iter()
+        .filter_map(|o| match o.request {
+            Request::Compact { revision } => Some(revision),
+            _ => None,
+        })
+        .collect();
     let mut stats = WatchStats::default();
     for w in &history.watchers {
         out.violations
-            .extend(check_watcher(w, &reference, &mut stats));
+            .extend(check_watcher(w, &reference, &compactions, &mut stats));
     }
     out.watch_events_checked = stats.events;
     out.progress_notifications_checked = stats.progress_notifications;
