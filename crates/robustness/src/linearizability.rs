@@ -12,7 +12,9 @@
 //!
 //! An operation with an unknown outcome returns at +infinity: it may take effect at any
 //! point after its call, and taking effect after every other operation is the same as
-//! never taking effect. Models must accept any outcome for it (`output` None).
+//! never taking effect. Models must accept any outcome for it (`output` None). The search
+//! ends once every operation of known outcome is linearized, and stops offering an
+//! unknown one that the model says can no longer change anything (`Model::is_dead`).
 //!
 //! The search is bounded: past `budget` steps the answer is `Unknown`, never `Ok`.
 
@@ -36,6 +38,13 @@ pub trait Model {
         input: &Self::Input,
         output: Option<&Self::Output>,
     ) -> Option<Self::State>;
+
+    /// Whether `input`, of unknown outcome, can change nothing from `state` on, whatever
+    /// comes after (a compaction at or below the compacted revision). The search then
+    /// stops offering it: taking effect from here on is the same as never.
+    fn is_dead(&self, _state: &Self::State, _input: &Self::Input) -> bool {
+        false
+    }
 }
 
 /// One operation for the checker. `ret` is `u64::MAX` for an unknown outcome.
@@ -150,15 +159,16 @@ pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) 
         via: Option<(usize, S)>,
     }
 
-    let candidates_at = |entries: &[Entry]| -> Vec<usize> {
+    let candidates_at = |entries: &[Entry], state: &M::State| -> Vec<usize> {
         let mut known = Vec::new();
         let mut deferred = Vec::new();
         let mut e = entries[0].next;
         while e != NIL && entries[e].is_call {
-            if unknown[entries[e].op] {
-                deferred.push(e);
-            } else {
+            let op = entries[e].op;
+            if !unknown[op] {
                 known.push(e);
+            } else if !model.is_dead(state, &ops[op].input) {
+                deferred.push(e);
             }
             e = entries[e].next;
         }
@@ -170,17 +180,20 @@ pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) 
     let mut set_hash = (0u64, 0u64);
     let mut cache: HashSet<(u64, u64, u64)> = HashSet::new();
     let mut stack: Vec<Level<M::State>> = vec![Level {
-        candidates: candidates_at(&entries),
+        candidates: candidates_at(&entries, &state),
         tried: 0,
         via: None,
     }];
+    // Done once every operation of known outcome is linearized: the unknown ones left
+    // never took effect (or did so last, which models accept).
+    let mut known_left = unknown.iter().filter(|&&u| !u).count();
     let mut linearized_count = 0usize;
     let mut longest: Vec<usize> = Vec::new();
     let mut longest_stuck: Vec<usize> = Vec::new();
     let mut steps: u64 = 0;
 
     loop {
-        if linearized_count == n {
+        if known_left == 0 {
             return Verdict::Ok;
         }
         steps += 1;
@@ -208,6 +221,7 @@ pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) 
             let op = entries[e].op;
             set_hash = (set_hash.0 ^ keys[op].0, set_hash.1 ^ keys[op].1);
             linearized_count -= 1;
+            known_left += usize::from(!unknown[op]);
             unlift(&mut entries, e);
             continue;
         }
@@ -225,9 +239,10 @@ pub fn check<M: Model>(model: &M, ops: &[Op<M::Input, M::Output>], budget: u64) 
         let before = std::mem::replace(&mut state, next);
         set_hash = next_set;
         linearized_count += 1;
+        known_left -= usize::from(!unknown[op_index]);
         lift(&mut entries, e);
         stack.push(Level {
-            candidates: candidates_at(&entries),
+            candidates: candidates_at(&entries, &state),
             tried: 0,
             via: Some((e, before)),
         });

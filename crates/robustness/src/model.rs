@@ -236,4 +236,10 @@ impl Model for EtcdModel {
             Some(_) => None,
         }
     }
+
+    /// A compaction at or below the compacted revision only ever answers "compacted":
+    /// the compact revision never goes down.
+    fn is_dead(&self, state: &EtcdState, input: &Request) -> bool {
+        matches!(input, Request::Compact { revision } if *revision <= state.compact_revision)
+    }
 }

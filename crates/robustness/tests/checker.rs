@@ -607,3 +607,35 @@ fn resolving_unknown_deletes_still_rejects_a_stale_read() {
     let v = validate(&history, BUDGET);
     assert_eq!(v.linearizable, "illegal", "{v:?}");
 }
+
+#[test]
+fn superseded_unknown_compactions_leave_the_search() {
+    // Twenty compactions of unknown outcome, then a known one past them: from there on they
+    // can only answer "compacted". Afterwards puts, each with a concurrent read invoked
+    // after it that still sees the value before it, so the search tries the put first and
+    // must backtrack every time.
+    let k = "/robust/k00";
+    let mut ops = vec![op(0, 1, put(k, "v1"), Some(Response::Put { revision: 2 }))];
+    for i in 0..20 {
+        ops.push(op(2 + i, u64::MAX, Request::Compact { revision: 2 }, None));
+    }
+    ops.push(op(
+        30,
+        31,
+        Request::Compact { revision: 2 },
+        Some(Response::Compact { revision: 2 }),
+    ));
+    let mut t = 40;
+    for rev in 2..14 {
+        let before = kv(k, &format!("v{}", rev - 1), 2, rev, rev - 1);
+        ops.push(op(
+            t,
+            t + 10,
+            put(k, &format!("v{rev}")),
+            Some(Response::Put { revision: rev + 1 }),
+        ));
+        ops.push(op(t + 1, t + 5, get(k), range(rev, vec![before])));
+        t += 20;
+    }
+    assert!(matches!(check(&EtcdModel, &ops, 20_000), Verdict::Ok));
+}
