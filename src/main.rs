@@ -31,6 +31,19 @@ fn main() {
             NoticeLevel::Warn => tracing::warn!("{}", n.message),
         }
     }
+    // Robustness builds: `FAILPOINTS=name=actions;...` arms crash points; a failpoint's
+    // `panic` action ends the process at once, as a crash there would.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            default_hook(info);
+            if info.to_string().contains("failpoint") {
+                std::process::abort();
+            }
+        }));
+        fail::FailScenario::setup()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("chorus")

@@ -497,7 +497,9 @@ impl Applier {
         }
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| e.to_string())?;
+        fail::fail_point!("backendBeforeCommit");
         tx.commit().map_err(|e| e.to_string())?;
+        fail::fail_point!("backendAfterCommit");
         self.kv.committed();
         self.backend.refresh_size();
         self.last_durable = Instant::now();
@@ -551,6 +553,7 @@ impl Applier {
             return Ok(());
         }
         let received = snapshot_db_path(&self.snap_dir, meta.index);
+        fail::fail_point!("applyBeforeInstallSnapshot");
         self.switch_backend(&received, false)?;
         self.consistent_index = meta.index;
         self.applied_term = meta.term;
@@ -607,6 +610,10 @@ impl Applier {
         let db = self.backend.path().to_owned();
         std::fs::rename(file, &db)
             .map_err(|e| format!("switch backend to {}: {e}", file.display()))?;
+        if !same_content {
+            // A snapshot install: the leader's database is in place, nothing opened yet.
+            fail::fail_point!("applyAfterInstallSnapshot");
+        }
         for dir in [Some(self.snap_dir.as_path()), db.parent()]
             .into_iter()
             .flatten()

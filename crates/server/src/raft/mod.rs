@@ -342,11 +342,13 @@ impl Node {
         }
         let mut snap = Snapshot::default();
         snap.set_metadata(meta.clone());
+        fail::fail_point!("raftBeforeSaveSnap");
         self.snapshotter.save(&snap)?;
         self.wal.save_snapshot(WalSnapshot {
             index,
             term: meta.term,
         })?;
+        fail::fail_point!("raftAfterSaveSnap");
         let compact_to = index.saturating_sub(self.cfg.snapshot_catchup_entries);
         self.raw.mut_store().create_snapshot(meta, compact_to);
         self.wal.release_to(index)?;
@@ -463,7 +465,9 @@ impl Node {
         self.apply(rd.take_committed_entries())?;
         let hs = rd.hs().cloned();
         if !rd.entries().is_empty() || hs.is_some() {
+            fail::fail_point!("raftBeforeSave");
             self.wal.save(hs.as_ref(), rd.entries(), rd.must_sync())?;
+            fail::fail_point!("raftAfterSave");
         }
         if let Some(hs) = hs {
             self.status.term.store(hs.term, Ordering::Release);

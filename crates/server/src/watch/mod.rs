@@ -594,7 +594,9 @@ impl WatchHub {
                         }
                         w.sent_since_tick = true;
                     }
-                    w.min_rev = rev + 1;
+                    // Never below the start revision of a watcher that starts in the
+                    // future (nothing was fetched for it then).
+                    w.min_rev = w.min_rev.max(rev + 1);
                     if hub.rev == rev {
                         hub.move_to_synced(k);
                     }

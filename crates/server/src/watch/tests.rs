@@ -331,3 +331,24 @@ fn restore_moves_watchers_to_catch_up_from_the_new_backend() {
         .collect();
     assert_eq!(revs, vec![4], "only what the watcher had not seen");
 }
+
+/// A watcher that starts in the future (a member behind the revision the client asked
+/// for) keeps its start revision through a snapshot install that lands below it: found by
+/// the robustness suite, where such a watcher got an event before its start revision.
+#[test]
+fn future_start_revision_survives_a_restore_below_it() {
+    let f = fixture();
+    let (s, mut rx) = StreamHandle::new(1);
+    let id = f.hub.watch(&s, 0, spec("k", "", 5)).unwrap();
+    apply(&f, &[("k", Some("a"))]); // 2
+    let rev = apply(&f, &[("k", Some("b"))]); // 3
+    f.hub.restore(rev);
+    while f.hub.catch_up_round(&f.kv) {}
+    apply(&f, &[("k", Some("c"))]); // 4
+    apply(&f, &[("k", Some("d"))]); // 5
+    let revs: Vec<i64> = events_of(&drain(&s, &mut rx), id)
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(revs, vec![5], "nothing before the start revision");
+}

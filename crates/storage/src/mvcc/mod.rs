@@ -392,7 +392,9 @@ impl KvStore {
                 }
                 done
             };
+            fail::fail_point!("compactBeforeCommitBatch");
             tx.commit().map_err(BackendError::from)?;
+            fail::fail_point!("compactAfterCommitBatch");
             if done {
                 return Ok(deleted);
             }

@@ -536,11 +536,13 @@ impl Wal {
     }
 
     fn sync_tail(&mut self) -> Result<(), WalError> {
+        fail::fail_point!("walBeforeFdatasync");
         if !self.opts.unsafe_no_fsync {
             self.tail
                 .sync_data()
                 .map_err(|e| WalError::io("fdatasync", self.tail_path(), e))?;
         }
+        fail::fail_point!("walAfterFdatasync");
         self.unsynced = false;
         Ok(())
     }

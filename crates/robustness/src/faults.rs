@@ -1,0 +1,357 @@
+//! The faults, one kind per scenario, each injected repeatedly during the traffic.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::proxy::LinkFault;
+
+/// A crash point in the server (`fail_point!` under the `failpoints` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrashPoint {
+    pub name: &'static str,
+    /// Hits let through before the crash are drawn from `0..=max_skip`.
+    pub max_skip: u32,
+    /// Reached only when a follower installs a snapshot sent by the leader.
+    pub needs_snapshot_install: bool,
+}
+
+pub const CRASH_POINTS: &[CrashPoint] = &[
+    CrashPoint {
+        name: "raftBeforeSave",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftAfterSave",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "walBeforeFdatasync",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "walAfterFdatasync",
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "backendBeforeCommit",
+        max_skip: 10,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "backendAfterCommit",
+        max_skip: 10,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftBeforeSaveSnap",
+        max_skip: 1,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "raftAfterSaveSnap",
+        max_skip: 1,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "applyBeforeInstallSnapshot",
+        max_skip: 0,
+        needs_snapshot_install: true,
+    },
+    CrashPoint {
+        name: "applyAfterInstallSnapshot",
+        max_skip: 0,
+        needs_snapshot_install: true,
+    },
+    CrashPoint {
+        name: "compactBeforeCommitBatch",
+        max_skip: 0,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "compactAfterCommitBatch",
+        max_skip: 0,
+        needs_snapshot_install: false,
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    KillRandom,
+    KillLeader,
+    KillMajority,
+    /// SIGSTOP, then SIGCONT.
+    Pause,
+    /// A member's peer traffic, both ways, into the void; then healed.
+    Blackhole,
+    /// A member's peer traffic delayed with jitter.
+    Delay,
+    /// A fraction of a member's peer traffic dropped (connections reset).
+    Drop,
+    Crash(CrashPoint),
+}
+
+impl Fault {
+    pub fn name(&self) -> String {
+        match self {
+            Fault::KillRandom => "kill-random".into(),
+            Fault::KillLeader => "kill-leader".into(),
+            Fault::KillMajority => "kill-majority".into(),
+            Fault::Pause => "pause".into(),
+            Fault::Blackhole => "blackhole".into(),
+            Fault::Delay => "delay".into(),
+            Fault::Drop => "drop".into(),
+            Fault::Crash(c) => format!("crash-{}", c.name),
+        }
+    }
+
+    pub fn all() -> Vec<Fault> {
+        let mut v = vec![
+            Fault::KillRandom,
+            Fault::KillLeader,
+            Fault::KillMajority,
+            Fault::Pause,
+            Fault::Blackhole,
+            Fault::Delay,
+            Fault::Drop,
+        ];
+        v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
+        v
+    }
+
+    /// Whether the fault means something with `members` members.
+    pub fn applies_to(&self, members: usize) -> bool {
+        match self {
+            Fault::Blackhole | Fault::Delay | Fault::Drop => members > 1,
+            Fault::Crash(c) if c.needs_snapshot_install => members > 1,
+            _ => true,
+        }
+    }
+}
+
+/// One injection, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Injection {
+    pub fault: String,
+    pub members: Vec<usize>,
+    /// Seconds since the run began.
+    pub at: f64,
+    pub took: f64,
+    /// False when a crash point was armed but not reached in time.
+    pub triggered: bool,
+    pub detail: String,
+}
+
+fn pick_member(cluster: &Cluster, rng: &mut StdRng) -> usize {
+    rng.gen_range(0..cluster.len())
+}
+
+/// Injects `fault` once and recovers from it (the member restarted, resumed or healed,
+/// and ready again).
+pub async fn inject(
+    fault: Fault,
+    cluster: &mut Cluster,
+    rng: &mut StdRng,
+    start: Instant,
+) -> Result<Injection> {
+    let began = Instant::now();
+    let mut triggered = true;
+    let mut detail = String::new();
+    let members: Vec<usize> = match fault {
+        Fault::KillRandom | Fault::KillLeader => {
+            let m = if fault == Fault::KillLeader {
+                cluster
+                    .leader(Duration::from_secs(10))
+                    .await
+                    .context("no leader")?
+            } else {
+                pick_member(cluster, rng)
+            };
+            cluster.kill(m).await;
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
+            cluster.spawn(m, None)?;
+            cluster.wait_ready(m).await?;
+            vec![m]
+        }
+        Fault::KillMajority => {
+            let mut all: Vec<usize> = (0..cluster.len()).collect();
+            all.shuffle(rng);
+            let doomed: Vec<usize> = all[..cluster.len() / 2 + 1].to_vec();
+            for &m in &doomed {
+                cluster.kill(m).await;
+            }
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..800))).await;
+            for &m in &doomed {
+                cluster.spawn(m, None)?;
+            }
+            for &m in &doomed {
+                cluster.wait_ready(m).await?;
+            }
+            doomed
+        }
+        Fault::Pause => {
+            let m = if rng.gen_bool(0.5) {
+                cluster.leader(Duration::from_secs(10)).await.unwrap_or(0)
+            } else {
+                pick_member(cluster, rng)
+            };
+            cluster.pause(m)?;
+            let hold = Duration::from_millis(rng.gen_range(500..2500));
+            detail = format!("paused m{m} {hold:?}");
+            tokio::time::sleep(hold).await;
+            cluster.resume(m)?;
+            cluster.wait_ready(m).await?;
+            vec![m]
+        }
+        Fault::Blackhole | Fault::Delay | Fault::Drop => {
+            let m = if rng.gen_bool(0.5) {
+                cluster.leader(Duration::from_secs(10)).await.unwrap_or(0)
+            } else {
+                pick_member(cluster, rng)
+            };
+            let link = match fault {
+                Fault::Blackhole => LinkFault {
+                    blackhole: true,
+                    ..Default::default()
+                },
+                Fault::Delay => {
+                    let delay = Duration::from_millis(rng.gen_range(50..400));
+                    LinkFault {
+                        delay,
+                        jitter: delay / 2,
+                        ..Default::default()
+                    }
+                }
+                _ => LinkFault {
+                    drop: rng.gen_range(0.05..0.4),
+                    ..Default::default()
+                },
+            };
+            // Mostly both ways; sometimes one direction only.
+            let direction = rng.gen_range(0..4);
+            for other in (0..cluster.len()).filter(|&o| o != m) {
+                if direction != 1 {
+                    cluster.proxy.set(m, other, link);
+                }
+                if direction != 2 {
+                    cluster.proxy.set(other, m, link);
+                }
+            }
+            let hold = Duration::from_millis(rng.gen_range(1500..4000));
+            detail = format!(
+                "{link:?} {} for {hold:?}",
+                ["both ways", "inbound only", "outbound only", "both ways"][direction]
+            );
+            tokio::time::sleep(hold).await;
+            let during = cluster.leader(Duration::from_secs(2)).await;
+            cluster.proxy.heal();
+            cluster.wait_ready(m).await?;
+            detail.push_str(&format!("; leader during: {during:?}"));
+            vec![m]
+        }
+        Fault::Crash(point) => {
+            let m = if point.needs_snapshot_install {
+                // A follower, cut off long enough to need the leader's snapshot.
+                let leader = cluster
+                    .leader(Duration::from_secs(10))
+                    .await
+                    .context("no leader")?;
+                (leader + 1 + rng.gen_range(0..cluster.len() - 1)) % cluster.len()
+            } else {
+                pick_member(cluster, rng)
+            };
+            let skip = rng.gen_range(0..=point.max_skip);
+            let spec = if skip == 0 {
+                format!("{}=panic", point.name)
+            } else {
+                format!("{}={skip}*off->panic", point.name)
+            };
+            detail = format!("FAILPOINTS={spec}");
+            let others_at = if point.needs_snapshot_install {
+                max_raft_index(cluster, m).await
+            } else {
+                0
+            };
+            cluster.kill(m).await;
+            if point.needs_snapshot_install {
+                cluster.proxy.isolate(
+                    m,
+                    LinkFault {
+                        blackhole: true,
+                        ..Default::default()
+                    },
+                );
+            }
+            cluster.spawn(m, Some(&spec))?;
+            if point.needs_snapshot_install {
+                // Let the others move on past the catch-up entries, then heal.
+                let behind =
+                    cluster.options.snapshot_catchup_entries + cluster.options.snapshot_count;
+                wait_for_progress(cluster, m, others_at + behind, Duration::from_secs(15)).await;
+                cluster.proxy.heal();
+            }
+            match cluster.wait_exit(m, Duration::from_secs(15)).await {
+                Some(status) => detail.push_str(&format!("; exited with {status}")),
+                None => {
+                    triggered = false;
+                    detail.push_str("; not reached");
+                    cluster.kill(m).await;
+                }
+            }
+            cluster.spawn(m, None)?;
+            cluster.wait_ready(m).await?;
+            vec![m]
+        }
+    };
+    Ok(Injection {
+        fault: fault.name(),
+        members,
+        at: began.duration_since(start).as_secs_f64(),
+        took: began.elapsed().as_secs_f64(),
+        triggered,
+        detail,
+    })
+}
+
+async fn raft_index(cluster: &Cluster, i: usize) -> Option<u64> {
+    let c = chorus_client::Client::connect(
+        &[cluster.members[i].client_url()],
+        chorus_client::ConnectOptions {
+            request_timeout: Some(Duration::from_millis(500)),
+            ..Default::default()
+        },
+    )
+    .await
+    .ok()?;
+    c.status().await.ok().map(|s| s.raft_index)
+}
+
+/// The highest raft index among the members other than `m`.
+async fn max_raft_index(cluster: &Cluster, m: usize) -> u64 {
+    let mut max = 0;
+    for i in (0..cluster.len()).filter(|&i| i != m) {
+        max = max.max(raft_index(cluster, i).await.unwrap_or(0));
+    }
+    max
+}
+
+/// Waits (bounded) until another member's raft index reaches `index`, so that the
+/// leader must send the cut-off member `m` a snapshot.
+async fn wait_for_progress(cluster: &Cluster, m: usize, index: u64, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if max_raft_index(cluster, m).await >= index {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
