@@ -169,12 +169,14 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     local pid
-    for pid in "${ALL_PIDS[@]}" ${BENCH_PID:+"$BENCH_PID"}; do
-        if ours "$pid"; then
-            kill -9 "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
+    {
+        for pid in "${ALL_PIDS[@]}" ${BENCH_PID:+"$BENCH_PID"}; do
+            if ours "$pid"; then
+                kill -9 "$pid" || true
+                wait "$pid" || true
+            fi
+        done
+    } 2>/dev/null
     rm -rf "$WORK/data"
     if ((KEEP_OUT)); then
         rm -rf "$WORK"
@@ -189,7 +191,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+# Progress goes to fd 9 (stderr): stderr itself is silenced around kills, where bash would
+# report every member it killed ("Killed ...") as a job notification.
+exec 9>&2
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&9; }
 now() { echo "$EPOCHREALTIME"; }
 now_us() { echo "${EPOCHREALTIME//[.,]/}"; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -331,7 +336,8 @@ wait_serving() {
 }
 
 # stop_cluster [SIGNAL]: SIGTERM (default) or SIGKILL every member, wait for each.
-stop_cluster() {
+stop_cluster() { stop_members "$@" 2>/dev/null; }
+stop_members() {
     local sig=${1:-TERM} pid
     for pid in "${CUR_PIDS[@]}"; do
         kill -"$sig" "$pid" 2>/dev/null || true
