@@ -357,9 +357,13 @@ stop_members() {
     CUR_PIDS=()
 }
 
-# Summed VmRSS and VmHWM (kB) of the current members: "rss hwm".
+CLK_TCK=$(getconf CLK_TCK)
+
+# Summed VmRSS and VmHWM (kB) and CPU time (user + system, ms, since start) of the
+# current members: "rss hwm cpu_ms".
 rss_kb() {
-    local rss=0 hwm=0 pid v k
+    local rss=0 hwm=0 ticks=0 pid v k stat
+    local -a f
     for pid in "${CUR_PIDS[@]}"; do
         [[ -r /proc/$pid/status ]] || continue
         while read -r k v _; do
@@ -368,8 +372,11 @@ rss_kb() {
                 VmHWM:) hwm=$((hwm + v)) ;;
             esac
         done <"/proc/$pid/status"
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        read -ra f <<<"${stat##*) }"
+        ticks=$((ticks + f[11] + f[12])) # utime, stime (fields 14, 15 of stat)
     done
-    echo "$rss $hwm"
+    echo "$rss $hwm $((ticks * 1000 / CLK_TCK))"
 }
 
 # record KEY=VALUE...: one JSON line in the results.
@@ -408,7 +415,8 @@ bench_run() {
     fi
 }
 
-# The row's main report and figures from a chorus-bench JSON: "rps p50 p99 errors".
+# The row's main report and figures from a chorus-bench JSON:
+# "rps p50 p99 errors requests" (requests: or events, for watch).
 figures() {
     python3 - "$1" <<'EOF'
 import json, sys
@@ -420,11 +428,12 @@ cmd = v.get("command")
 name = {"watch": "events", "txn-put": "txn-put", "watch-latency": "watch-latency"}.get(cmd, cmd)
 r = v.get("reports", {}).get(name)
 if not r:
-    print("null null null null")
+    print("null null null null null")
 else:
     lat = r.get("latency_seconds") or {}
     f = lambda x: "null" if x is None else repr(x)
-    print(f(r.get("requests_per_sec")), f(lat.get("p50")), f(lat.get("p99")), r.get("errors", 0))
+    print(f(r.get("requests_per_sec")), f(lat.get("p50")), f(lat.get("p99")), r.get("errors", 0),
+          f(r.get("requests")))
 EOF
 }
 
@@ -485,14 +494,15 @@ for spec in "${ROWS[@]}"; do
             env "${CLEAN_ENV[@]}" ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="$CUR_EPS" \
                 --command-timeout=10s put foo "$VALUE256" >/dev/null
         fi
+        read -r _ _ cpu0 <<<"$(rss_kb)"
         bench_run "$row" "$server" "$members" "${argv[@]}"
-        read -r rss hwm <<<"$(rss_kb)"
+        read -r rss hwm cpu1 <<<"$(rss_kb)"
         stop_cluster TERM
         rm -rf "$WORK/data"
-        read -r rps p50 p99 errors <<<"$(figures "$OUT/json/$row.$server.json")"
+        read -r rps p50 p99 errors requests <<<"$(figures "$OUT/json/$row.$server.json")"
         record kind=row row="$row" server="$server" members="$members" args="$args" \
             load="$load" rps="$rps" p50="$p50" p99="$p99" errors="$errors" \
-            rss_kb="$rss" hwm_kb="$hwm"
+            rss_kb="$rss" hwm_kb="$hwm" cpu_ms="$((cpu1 - cpu0))" requests="$requests"
     done
 done
 
@@ -522,12 +532,12 @@ if selected keys-1m; then
             --sequential-keys --total="$BIG_KEYS" --key-space-size="$BIG_KEYS"
         BENCH_TIMEOUT=$BENCH_TIMEOUT_SAVED
         sleep 1 # one backend batch interval and more: the db holds every key
-        read -r rss hwm <<<"$(rss_kb)"
+        read -r rss hwm _ <<<"$(rss_kb)"
         db=${CUR_DIRS[0]}/member/snap/db
         db_bytes=$(stat -c %s "$db" 2>/dev/null || echo null)
         db_alloc=$(($(stat -c '%b*%B' "$db" 2>/dev/null || echo 0)))
         wal_bytes=$(du -sb "${CUR_DIRS[0]}/member/wal" 2>/dev/null | cut -f1 || echo null)
-        read -r rps p50 p99 errors <<<"$(figures "$OUT/json/keys-1m.$server.json")"
+        read -r rps p50 p99 errors _ <<<"$(figures "$OUT/json/keys-1m.$server.json")"
         log "keys-1m: $server: kill -9, restart"
         stop_cluster KILL
         timed_restart
@@ -578,6 +588,15 @@ def num(x):
 def load1(r):
     return r.get("load", "–")
 
+def cpu_us(r):
+    # The members' CPU time (all threads, user + system) during the run per request.
+    if r.get("cpu_ms") is None or not r.get("requests"):
+        return None
+    return r["cpu_ms"] * 1000 / r["requests"]
+
+def us(x):
+    return "–" if x is None else (f"{x:.2f}" if x < 10 else f"{x:,.0f}")
+
 def mib(kb):
     return "–" if kb is None else f"{kb / 1024:.0f}"
 
@@ -592,11 +611,13 @@ print(f"- flags on both: `{head['flags']}`")
 print(f"- load average at start / end: {head['load_start']} / {foot['load_end']}; run took {foot['seconds']} s")
 print("- every run on a fresh cluster (etcd first, then chorus, row by row); 3-member runs with `--target-leader`")
 print("- RSS: VmHWM (peak) summed over members, MiB; latencies in ms; ratios are chorus/etcd")
+print("- CPU µs/req: the members' CPU time (user + system, all threads, summed over members) during the run, per request "
+      "(per event delivered for watch-1m); less sensitive to the machine's other load than req/s")
 print("- before: CPU idle over the second before the run (2 CPUs shared with other work) and the 1-minute load average")
 print()
 if rows:
-    print("| row | members | conns/clients | etcd req/s | chorus req/s | ratio | etcd p50 | chorus p50 | ratio | etcd p99 | chorus p99 | ratio | etcd RSS | chorus RSS | ratio | before (etcd; chorus) |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("| row | members | conns/clients | etcd req/s | chorus req/s | ratio | etcd p50 | chorus p50 | ratio | etcd p99 | chorus p99 | ratio | etcd RSS | chorus RSS | ratio | etcd CPU µs/req | chorus CPU µs/req | ratio | before (etcd; chorus) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for name, pair in rows.items():
         e, c = pair.get("etcd", {}), pair.get("chorus", {})
         any_ = e or c
@@ -611,6 +632,7 @@ if rows:
               f"| {ms(e.get('p50'))} | {ms(c.get('p50'))} | {ratio(c.get('p50'), e.get('p50'))} "
               f"| {ms(e.get('p99'))} | {ms(c.get('p99'))} | {ratio(c.get('p99'), e.get('p99'))} "
               f"| {mib(e.get('hwm_kb'))} | {mib(c.get('hwm_kb'))} | {ratio(c.get('hwm_kb'), e.get('hwm_kb'))} "
+              f"| {us(cpu_us(e))} | {us(cpu_us(c))} | {ratio(cpu_us(c), cpu_us(e))} "
               f"| {load1(e)}; {load1(c)} |")
     print()
     if any(n.startswith("watch") for n in rows):
