@@ -77,16 +77,19 @@ pub struct Global {
     /// Connect only to the leader node (found with Maintenance.Status).
     #[arg(long, global = true)]
     pub target_leader: bool,
-    /// Verify certificates of HTTPS-enabled servers using this CA bundle (not implemented
-    /// yet: refused).
+    /// Verify certificates of HTTPS-enabled servers using this CA bundle (default: the
+    /// system's bundle). Any TLS flag makes scheme-less endpoints use TLS.
     #[arg(long, global = true)]
     pub cacert: Option<PathBuf>,
-    /// Identify HTTPS client using this SSL certificate file (not implemented yet: refused).
+    /// Identify HTTPS client using this SSL certificate file.
     #[arg(long, global = true)]
     pub cert: Option<PathBuf>,
-    /// Identify HTTPS client using this SSL key file (not implemented yet: refused).
+    /// Identify HTTPS client using this SSL key file.
     #[arg(long, global = true)]
     pub key: Option<PathBuf>,
+    /// Skip server certificate verification (encryption without authentication).
+    #[arg(long, global = true)]
+    pub insecure_skip_tls_verify: bool,
     /// Output format of the report.
     #[arg(short = 'w', long, global = true, value_enum, default_value = "simple")]
     pub write_out: WriteOut,

@@ -1,16 +1,34 @@
-//! Connections: `--conns` gRPC connections, each a [`Client`] of its own (one HTTP/2
+//! Connections: `--conns` gRPC connections, each a [`Conn`] of its own (one HTTP/2
 //! connection), handed to the `--clients` workers round-robin as etcd's tool does
 //! (`clients[i] = conns[i % conns]`). Without `--target-leader`, connection i dials
 //! endpoint `i % endpoints`; with it, every connection dials the leader's client URLs,
 //! found with Maintenance.Status (its `leader` field) and Cluster.MemberList.
 //!
+//! An endpoint is `host:port`, `http://host:port` or `https://host:port`; `https://`, or
+//! no scheme with any TLS flag, means TLS (see [`crate::tls`]).
+//!
 //! Every connection is made and checked (one Maintenance.Status) before a run starts, so
 //! the time to dial is not in the first requests' latencies.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use chorus_client::{Client, ConnectOptions};
+use chorus_api::etcdserverpb::{
+    cluster_client::ClusterClient, kv_client::KvClient, lease_client::LeaseClient,
+    maintenance_client::MaintenanceClient, watch_client::WatchClient, MemberListRequest,
+    StatusRequest, StatusResponse,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::tls::{server_name, TlsConnect, TlsFlags};
+
+/// HTTP/2 PING interval on a connection with open calls (etcd's server refuses pings more
+/// often than every 5 s) and the wait for its answer: chorus-client's defaults.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(6);
+/// Largest response accepted (clientv3's default).
+const MAX_DECODING_MESSAGE_SIZE: usize = i32::MAX as usize;
 
 /// The global flags that shape the connections.
 #[derive(Debug, Clone)]
@@ -19,32 +37,68 @@ pub struct ConnConfig {
     pub conns: usize,
     pub dial_timeout: Duration,
     pub target_leader: bool,
-    /// Any of `--cacert`, `--cert`, `--key` given.
-    pub tls_requested: bool,
+    pub tls: TlsFlags,
+}
+
+/// One gRPC connection (an HTTP/2 connection, made on first use) to one endpoint.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    channel: Channel,
+    /// As dialled: `http://host:port` or `https://host:port`.
+    endpoint: String,
+}
+
+impl Conn {
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    pub fn kv_client(&self) -> KvClient<Channel> {
+        KvClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+    }
+
+    pub fn watch_client(&self) -> WatchClient<Channel> {
+        WatchClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+    }
+
+    pub fn lease_client(&self) -> LeaseClient<Channel> {
+        LeaseClient::new(self.channel.clone())
+    }
+
+    pub fn maintenance_client(&self) -> MaintenanceClient<Channel> {
+        MaintenanceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
+    }
+
+    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channel.clone())
+    }
+
+    /// Maintenance.Status of this endpoint.
+    pub async fn status(&self) -> Result<StatusResponse, tonic::Status> {
+        Ok(self
+            .maintenance_client()
+            .status(StatusRequest {})
+            .await?
+            .into_inner())
+    }
 }
 
 /// The connections of one run.
 #[derive(Debug, Clone)]
 pub struct Conns {
     /// The `--conns` connections.
-    pub clients: Vec<Client>,
+    pub clients: Vec<Conn>,
     /// Connections asked for on top (`connect(extra)`).
-    pub extra: Vec<Client>,
+    pub extra: Vec<Conn>,
     /// Endpoints actually dialled (the leader's with `--target-leader`).
     pub endpoints: Vec<String>,
 }
 
 impl Conns {
     /// The connection worker `i` uses.
-    pub fn for_worker(&self, i: usize) -> &Client {
+    pub fn for_worker(&self, i: usize) -> &Conn {
         &self.clients[i % self.clients.len()]
-    }
-}
-
-fn connect_options(dial_timeout: Duration) -> ConnectOptions {
-    ConnectOptions {
-        dial_timeout,
-        ..ConnectOptions::default()
     }
 }
 
@@ -53,14 +107,23 @@ fn check_timeout(dial_timeout: Duration) -> Duration {
     dial_timeout + Duration::from_secs(5)
 }
 
+/// `host:port`, `http://host:port`, `https://host:port` -> (TLS?, `host:port`).
+fn split_endpoint(endpoint: &str, tls_flags: bool) -> anyhow::Result<(bool, String)> {
+    let (tls, rest) = match endpoint.split_once("://") {
+        Some(("http", rest)) => (false, rest),
+        Some(("https", rest)) => (true, rest),
+        Some((scheme, _)) => bail!("endpoint {endpoint}: unsupported scheme {scheme:?}"),
+        None => (tls_flags, endpoint),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') {
+        bail!("endpoint {endpoint}: expected host:port");
+    }
+    Ok((tls, rest.to_owned()))
+}
+
 impl ConnConfig {
     fn validate(&self) -> anyhow::Result<()> {
-        if self.tls_requested || self.endpoints.iter().any(|e| e.starts_with("https://")) {
-            bail!(
-                "TLS (--cacert/--cert/--key, https:// endpoints) is not implemented yet: \
-                 chorus-bench's client speaks plain-text gRPC only"
-            );
-        }
         if self.endpoints.is_empty() {
             bail!("no --endpoints given");
         }
@@ -70,11 +133,49 @@ impl ConnConfig {
         Ok(())
     }
 
+    /// A connection to `endpoint`, made on first use. `tls` is the client configuration,
+    /// built once per run when some endpoint needs it.
+    fn dial(
+        &self,
+        endpoint: &str,
+        tls: &mut Option<Arc<rustls::ClientConfig>>,
+    ) -> anyhow::Result<Conn> {
+        let (use_tls, authority) = split_endpoint(endpoint, self.tls.any())?;
+        let ep = Endpoint::from_shared(format!("http://{authority}"))
+            .with_context(|| format!("endpoint {endpoint}"))?
+            .connect_timeout(self.dial_timeout)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .tcp_nodelay(true);
+        if !use_tls {
+            return Ok(Conn {
+                channel: ep.connect_lazy(),
+                endpoint: format!("http://{authority}"),
+            });
+        }
+        let config = match tls {
+            Some(config) => config.clone(),
+            None => tls.insert(self.tls.client_config()?).clone(),
+        };
+        let origin = format!("https://{authority}");
+        let ep = ep.origin(
+            origin
+                .parse()
+                .with_context(|| format!("endpoint {endpoint}"))?,
+        );
+        let connector = TlsConnect::new(config, server_name(&authority)?);
+        Ok(Conn {
+            channel: ep.connect_with_connector_lazy(connector),
+            endpoint: origin,
+        })
+    }
+
     /// The client URLs of the leader.
     pub async fn find_leader(&self) -> anyhow::Result<Vec<String>> {
+        let mut tls = None;
         for endpoint in &self.endpoints {
-            let client = Client::connect(&[endpoint], connect_options(self.dial_timeout)).await?;
-            let status = tokio::time::timeout(check_timeout(self.dial_timeout), client.status())
+            let conn = self.dial(endpoint, &mut tls)?;
+            let status = tokio::time::timeout(check_timeout(self.dial_timeout), conn.status())
                 .await
                 .ok()
                 .and_then(Result::ok);
@@ -82,10 +183,12 @@ impl ConnConfig {
             if status.leader == 0 {
                 continue;
             }
-            let members = client
-                .member_list()
+            let members = conn
+                .cluster_client()
+                .member_list(MemberListRequest::default())
                 .await
-                .with_context(|| format!("member list from {endpoint}"))?;
+                .with_context(|| format!("member list from {endpoint}"))?
+                .into_inner();
             if let Some(m) = members.members.iter().find(|m| m.id == status.leader) {
                 if m.client_ur_ls.is_empty() {
                     bail!("the leader {:x} has no client URL", m.id);
@@ -105,21 +208,24 @@ impl ConnConfig {
         } else {
             None
         };
+        let mut tls = None;
         let mut clients = Vec::with_capacity(self.conns + extra);
         for i in 0..self.conns + extra {
-            let endpoints: Vec<String> = match &leader {
-                Some(urls) => urls.clone(),
-                None => vec![self.endpoints[i % self.endpoints.len()].clone()],
+            // etcd's tool gives each connection all the leader's URLs; a gRPC channel here
+            // has one endpoint, so connection i takes URL i % count.
+            let endpoint = match &leader {
+                Some(urls) => &urls[i % urls.len()],
+                None => &self.endpoints[i % self.endpoints.len()],
             };
-            let client = Client::connect(&endpoints, connect_options(self.dial_timeout))
-                .await
-                .with_context(|| format!("dial {}", endpoints.join(",")))?;
-            match tokio::time::timeout(check_timeout(self.dial_timeout), client.status()).await {
+            let conn = self
+                .dial(endpoint, &mut tls)
+                .with_context(|| format!("dial {endpoint}"))?;
+            match tokio::time::timeout(check_timeout(self.dial_timeout), conn.status()).await {
                 Ok(Ok(_)) => {}
-                Ok(Err(e)) => bail!("dial error: {}: {e}", endpoints.join(",")),
-                Err(_) => bail!("dial error: {}: no answer in time", endpoints.join(",")),
+                Ok(Err(e)) => bail!("dial error: {endpoint}: {}", describe(&e)),
+                Err(_) => bail!("dial error: {endpoint}: no answer in time"),
             }
-            clients.push(client);
+            clients.push(conn);
         }
         let extra = clients.split_off(self.conns);
         let endpoints = match leader {
@@ -132,6 +238,23 @@ impl ConnConfig {
             endpoints,
         })
     }
+}
+
+/// A status's message with the chain of causes (a TLS refusal is several levels down),
+/// each cause once.
+fn describe(status: &tonic::Status) -> String {
+    use std::error::Error as _;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut source = status.source();
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// Go's `time.ParseDuration` for the forms people type: `0`, `500ms`, `2s`, `1m30s`,
@@ -198,23 +321,20 @@ mod tests {
         assert!(parse_duration("s").is_err());
     }
 
-    #[tokio::test]
-    async fn tls_is_refused_not_ignored() {
-        let cfg = ConnConfig {
-            endpoints: vec!["127.0.0.1:1".into()],
-            conns: 1,
-            dial_timeout: Duration::from_millis(100),
-            target_leader: false,
-            tls_requested: true,
-        };
-        let err = cfg.connect(0).await.unwrap_err().to_string();
-        assert!(err.contains("not implemented yet"), "{err}");
-        let cfg = ConnConfig {
-            endpoints: vec!["https://127.0.0.1:1".into()],
-            tls_requested: false,
-            ..cfg
-        };
-        let err = cfg.connect(0).await.unwrap_err().to_string();
-        assert!(err.contains("not implemented yet"), "{err}");
+    #[test]
+    fn endpoints_split_by_scheme_and_flags() {
+        let split = |e: &str, flags: bool| split_endpoint(e, flags).unwrap();
+        assert_eq!(
+            split("127.0.0.1:2379", false),
+            (false, "127.0.0.1:2379".into())
+        );
+        assert_eq!(
+            split("127.0.0.1:2379", true),
+            (true, "127.0.0.1:2379".into())
+        );
+        assert_eq!(split("http://h:1/", true), (false, "h:1".into()));
+        assert_eq!(split("https://h:1", false), (true, "h:1".into()));
+        assert!(split_endpoint("unix://x", false).is_err());
+        assert!(split_endpoint("http://h:1/path", false).is_err());
     }
 }

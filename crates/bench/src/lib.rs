@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   cli ──> cmd::run ──> conn::ConnConfig::connect   --conns clients, checked before the clock
+//!                   │      └─ tls::TlsConnect          TCP + rustls (ALPN h2) for https
 //!                   └──> cmd::<command>
 //!                          ├─ driver::run            --clients workers, one request in flight
 //!                          │    ├─ keys::KeyGen       etcd's varint keys
@@ -20,3 +21,4 @@ pub mod output;
 pub mod progress;
 pub mod rate;
 pub mod report;
+pub mod tls;

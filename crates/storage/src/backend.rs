@@ -64,14 +64,18 @@ pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug)]
 pub struct BackendOptions {
-    /// redb page cache.
+    /// redb page cache (its read cache and the write buffer of the open transaction).
     pub cache_size: usize,
 }
 
 impl Default for BackendOptions {
+    /// 64 MiB: apply writes at the right edge of the revision-keyed table and reads the
+    /// latest pages back; older pages come from the kernel's page cache (as bbolt's mmap
+    /// reads do), which is shared and reclaimable instead of part of the member's RSS.
+    /// 256 MiB cost about 190 MiB more RSS at 1,000,000 keys for no gain in the bench rows.
     fn default() -> Self {
         BackendOptions {
-            cache_size: 256 << 20,
+            cache_size: 64 << 20,
         }
     }
 }

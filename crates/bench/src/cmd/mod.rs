@@ -18,6 +18,7 @@ use crate::cli::{Cli, Command};
 use crate::conn::{ConnConfig, Conns};
 use crate::output::{Output, RunInfo};
 use crate::progress::ProgressBar;
+use crate::tls::TlsFlags;
 
 mod lease;
 mod put;
@@ -50,7 +51,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
         conns: g.conns,
         dial_timeout: g.dial_timeout,
         target_leader: g.target_leader,
-        tls_requested: g.cacert.is_some() || g.cert.is_some() || g.key.is_some(),
+        tls: TlsFlags {
+            cacert: g.cacert.clone(),
+            cert: g.cert.clone(),
+            key: g.key.clone(),
+            insecure_skip_verify: g.insecure_skip_tls_verify,
+        },
     };
     // watch-latency puts on a connection of its own, as etcd's tool does.
     let extra = usize::from(matches!(cli.command, Command::WatchLatency(_)));

