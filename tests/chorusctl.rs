@@ -1042,9 +1042,9 @@ async fn etcd_member_maintenance_auth() {
     let b = side(ServerKind::Etcd, 1, ClusterOptions::default()).await;
     let mut d = Diffs::default();
     // Random member IDs: hex as printed (fewer than 16 digits when the top nibbles are
-    // zero; `Member %16x` pads those with spaces) or decimal.
+    // zero; `Member %16x ... cluster %16x` pads those with spaces) or decimal.
     let norm_id = Regex::new(r"\b[0-9a-f]{12,16}\b|\b\d{17,20}\b").unwrap();
-    let padded = Regex::new(r"Member +").unwrap();
+    let padded = Regex::new(r"(Member|cluster) +").unwrap();
     // Members are listed in ID order, and IDs are random: lines and the
     // ETCD_INITIAL_CLUSTER items are compared sorted.
     let sorted = |t: String| {
@@ -1070,8 +1070,8 @@ async fn etcd_member_maintenance_auth() {
             .replace_all(&base_normalize(&b.ids.apply(&c.stdout)), "<id>")
             .into_owned();
         let (ne, nc) = (
-            padded.replace_all(&ne, "Member ").into_owned(),
-            padded.replace_all(&nc, "Member ").into_owned(),
+            padded.replace_all(&ne, "$1 ").into_owned(),
+            padded.replace_all(&nc, "$1 ").into_owned(),
         );
         let ee = norm_id
             .replace_all(&base_normalize(&a.ids.apply(&e.stderr)), "<id>")
