@@ -140,6 +140,9 @@ pub struct Wal {
     tail: File,
     /// Write position in the tail.
     offset: u64,
+    /// The tail holds written zeros (not just fallocate's unwritten extents) up to here; see
+    /// [`Wal::zero_ahead`].
+    zeroed_to: u64,
     /// Whether the tail holds records after its header block.
     tail_has_payload: bool,
     /// Bytes written but not yet fdatasync'ed.
@@ -233,6 +236,7 @@ impl Wal {
             segments: vec![seg],
             tail: f,
             offset,
+            zeroed_to: offset,
             tail_has_payload: false,
             unsynced: false,
             poisoned: false,
@@ -328,6 +332,7 @@ impl Wal {
             segments,
             tail,
             offset: end.end as u64,
+            zeroed_to: end.end as u64,
             tail_has_payload: end.records > HEADER_RECORDS,
             unsynced: false,
             poisoned: false,
@@ -532,7 +537,48 @@ impl Wal {
         if sync {
             self.sync_tail()?;
         }
+        self.zero_ahead();
         Ok(())
+    }
+
+    /// Keeps written zeros ahead of the log end. A segment is preallocated with `fallocate`,
+    /// which on ext4 and XFS leaves *unwritten* extents: the first write into each block then
+    /// converts an extent, and the fdatasync after it has to commit that metadata to the
+    /// file system journal as well as flush the data (on this project's test VM: p50 0.15 ms
+    /// instead of 0.10 ms, p99 2.5 ms instead of 0.2 ms). So once the log end comes within
+    /// half of [`ZERO_AHEAD`] of the zeroed part, the next `ZERO_AHEAD` bytes get zeros
+    /// written and their write-back started without waiting: one conversion per MiB of log,
+    /// off the path of the appends' own syncs. The bytes past the log end are zero already
+    /// (the repair rule guarantees it), so this never changes what a replay reads; a crash
+    /// during it leaves zeros or unwritten extents, which read as zeros too. Failure only
+    /// costs speed: it is logged and zeroing stops for this segment.
+    fn zero_ahead(&mut self) {
+        let size = self.opts.segment_size;
+        if self.opts.unsafe_no_fsync
+            || self.zeroed_to >= size
+            || self.offset + ZERO_AHEAD / 2 <= self.zeroed_to
+        {
+            return;
+        }
+        // The block holding the log end is already written; start at the next one.
+        let from = self.zeroed_to.max(self.offset.next_multiple_of(4096));
+        let to = (from + ZERO_AHEAD).min(size);
+        if from >= to {
+            self.zeroed_to = size;
+            return;
+        }
+        let zeros = ZEROS.get_or_init(|| vec![0u8; ZERO_AHEAD as usize]);
+        let r = self
+            .tail
+            .write_all_at(&zeros[..(to - from) as usize], from)
+            .and_then(|()| start_writeback(&self.tail, from, to - from));
+        match r {
+            Ok(()) => self.zeroed_to = to,
+            Err(e) => {
+                tracing::warn!(file = %self.tail_path().display(), error = %e, "wal: cannot write zeros ahead of the log end");
+                self.zeroed_to = size;
+            }
+        }
     }
 
     fn sync_tail(&mut self) -> Result<(), WalError> {
@@ -593,10 +639,39 @@ impl Wal {
         self.segments.push(seg);
         self.tail = f;
         self.offset = header.len() as u64;
+        self.zeroed_to = self.offset;
         self.tail_has_payload = false;
         tracing::debug!(segment = %seg.file_name(), "wal: cut new segment");
         Ok(())
     }
+}
+
+/// How far ahead of the log end [`Wal::zero_ahead`] writes zeros.
+const ZERO_AHEAD: u64 = 1 << 20;
+
+static ZEROS: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// Starts write-back of `len` bytes at `offset` without waiting for it.
+fn start_writeback(f: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: sync_file_range on a valid, owned descriptor with in-range arguments.
+        let r = unsafe {
+            libc::sync_file_range(
+                f.as_raw_fd(),
+                offset as libc::off64_t,
+                len as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if r != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (f, offset, len);
+    Ok(())
 }
 
 /// Encodes the records every segment starts with.
