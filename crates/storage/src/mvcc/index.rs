@@ -32,9 +32,23 @@ impl Generation {
 }
 
 /// The history of one key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyIndex {
-    generations: Vec<Generation>,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyIndex(Repr);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Repr {
+    /// A live key put exactly once (created = modified, version 1) and never deleted: most
+    /// keys of a large store look like this, and this form needs no allocation of its own
+    /// (a `Vec` of one generation holding a `Vec` of one revision takes two, 64 bytes more
+    /// a key). The first put after it or a delete turns it into `Gens`.
+    Once(Revision),
+    Gens(Vec<Generation>),
+}
+
+impl Default for KeyIndex {
+    fn default() -> Self {
+        KeyIndex(Repr::Gens(Vec::new()))
+    }
 }
 
 /// The result of looking a key up at a revision.
@@ -46,26 +60,48 @@ pub struct KeyAt {
 }
 
 impl KeyIndex {
-    fn is_empty(&self) -> bool {
-        self.generations.len() == 1 && self.generations[0].is_empty()
+    /// Deleted and compacted away (or never written): nothing left to keep.
+    fn is_gone(&self) -> bool {
+        match &self.0 {
+            Repr::Once(_) => false,
+            Repr::Gens(gens) => gens.is_empty() || (gens.len() == 1 && gens[0].is_empty()),
+        }
     }
 
     fn modified(&self) -> Option<Revision> {
-        self.generations
-            .iter()
-            .rev()
-            .find_map(|g| g.revs.last().copied())
+        match &self.0 {
+            Repr::Once(r) => Some(*r),
+            Repr::Gens(gens) => gens.iter().rev().find_map(|g| g.revs.last().copied()),
+        }
     }
 
     /// Rebuilds a key's first generation from a stored revision whose earlier history was
     /// compacted away: `created` and `version` come from the stored KeyValue.
     fn restore(created: Revision, modified: Revision, version: i64) -> Self {
-        KeyIndex {
-            generations: vec![Generation {
-                ver: version,
-                created,
-                revs: vec![modified],
-            }],
+        if created == modified && version == 1 {
+            return KeyIndex(Repr::Once(modified));
+        }
+        KeyIndex(Repr::Gens(vec![Generation {
+            ver: version,
+            created,
+            revs: vec![modified],
+        }]))
+    }
+
+    /// The generations, written out (a `Once` key becomes one generation of one revision).
+    fn gens_mut(&mut self) -> &mut Vec<Generation> {
+        if let Repr::Once(r) = self.0 {
+            let mut revs = Vec::with_capacity(2);
+            revs.push(r);
+            self.0 = Repr::Gens(vec![Generation {
+                ver: 1,
+                created: r,
+                revs,
+            }]);
+        }
+        match &mut self.0 {
+            Repr::Gens(gens) => gens,
+            Repr::Once(_) => unreachable!("written out above"),
         }
     }
 
@@ -76,16 +112,15 @@ impl KeyIndex {
                 "mvcc index: put at {rev:?} not above modified {m:?}"
             );
         }
-        if self.generations.is_empty() {
-            self.generations = Vec::with_capacity(1);
-            self.generations.push(Generation::default());
+        if matches!(&self.0, Repr::Gens(gens) if gens.is_empty()) {
+            self.0 = Repr::Once(rev);
+            return;
         }
-        let g = self.generations.last_mut().expect("one generation");
+        let g = self.gens_mut().last_mut().expect("one generation");
         if g.revs.is_empty() {
             g.created = rev;
-            // Most keys are written once or a few times: a first allocation for one
-            // revision (a Vec's first push reserves four, and a key's first generation
-            // likewise) halves the index's memory at a million keys.
+            // A key re-created after a delete: room for one revision only (a Vec's first
+            // push reserves four).
             g.revs.reserve_exact(1);
         }
         g.revs.push(rev);
@@ -94,37 +129,31 @@ impl KeyIndex {
 
     /// Ends the current generation with a tombstone. False when the key is not live.
     fn tombstone(&mut self, rev: Revision) -> bool {
-        match self.generations.last() {
-            None => return false,
-            Some(g) if g.is_empty() => return false,
-            Some(_) => {}
+        if let Repr::Gens(gens) = &self.0 {
+            match gens.last() {
+                None => return false,
+                Some(g) if g.is_empty() => return false,
+                Some(_) => {}
+            }
         }
         self.put(rev);
-        self.generations.push(Generation::default());
+        self.gens_mut().push(Generation::default());
         true
-    }
-
-    /// The generation that holds `rev`, if the key was live at `rev`.
-    fn find_generation(&self, rev: i64) -> Option<&Generation> {
-        let last = self.generations.len().checked_sub(1)?;
-        for (i, g) in self.generations.iter().enumerate().rev() {
-            let (Some(first), Some(tomb)) = (g.revs.first(), g.revs.last()) else {
-                continue;
-            };
-            if i != last && tomb.main <= rev {
-                // The key was deleted at or before `rev` and not re-created since.
-                return None;
-            }
-            if first.main <= rev {
-                return Some(g);
-            }
-        }
-        None
     }
 
     /// The visible version of the key at main revision `at`.
     pub fn get(&self, at: i64) -> Option<KeyAt> {
-        let g = self.find_generation(at)?;
+        let gens = match &self.0 {
+            Repr::Once(r) => {
+                return (r.main <= at).then_some(KeyAt {
+                    modified: *r,
+                    created: *r,
+                    version: 1,
+                })
+            }
+            Repr::Gens(gens) => gens,
+        };
+        let g = find_generation(gens, at)?;
         let n = g.revs.iter().rposition(|r| r.main <= at)?;
         Some(KeyAt {
             modified: g.revs[n],
@@ -137,16 +166,25 @@ impl KeyIndex {
     /// revision (a key written twice in one txn yields one event).
     fn since(&self, since: i64, out: &mut Vec<Revision>) {
         let since = Revision::new(since, 0);
-        let mut gi = self.generations.len().saturating_sub(1);
+        let gens = match &self.0 {
+            Repr::Once(r) => {
+                if *r >= since {
+                    out.push(*r);
+                }
+                return;
+            }
+            Repr::Gens(gens) => gens,
+        };
+        let mut gi = gens.len().saturating_sub(1);
         while gi > 0 {
-            let g = &self.generations[gi];
+            let g = &gens[gi];
             if !g.is_empty() && since > g.created {
                 break;
             }
             gi -= 1;
         }
         let start = out.len();
-        for g in &self.generations[gi..] {
+        for g in &gens[gi..] {
             for &r in &g.revs {
                 if r < since {
                     continue;
@@ -160,31 +198,22 @@ impl KeyIndex {
         }
     }
 
-    /// Locates the generation and revision that compaction at `at` keeps, recording every
-    /// revision <= `at` that must stay in the backend in `keep`.
-    fn do_compact(&self, at: i64, keep: &mut HashSet<Revision>) -> (usize, Option<usize>) {
-        let mut gi = 0;
-        while gi < self.generations.len() - 1 {
-            let g = &self.generations[gi];
-            if g.revs.last().is_some_and(|t| t.main > at) {
-                break;
-            }
-            gi += 1;
-        }
-        let g = &self.generations[gi];
-        let ri = g.revs.iter().rposition(|r| r.main <= at);
-        if let Some(ri) = ri {
-            keep.insert(g.revs[ri]);
-        }
-        (gi, ri)
-    }
-
     /// Drops history below `at`: keeps the latest revision <= `at` of the generation live at
     /// `at`, unless that revision is a tombstone.
     fn compact(&mut self, at: i64, keep: &mut HashSet<Revision>) {
-        let (mut gi, ri) = self.do_compact(at, keep);
-        let last = self.generations.len() - 1;
-        let g = &mut self.generations[gi];
+        let gens = match &mut self.0 {
+            Repr::Once(r) => {
+                // The one live generation: its revision stays if it is at or below `at`.
+                if r.main <= at {
+                    keep.insert(*r);
+                }
+                return;
+            }
+            Repr::Gens(gens) => gens,
+        };
+        let (mut gi, ri) = do_compact(gens, at, keep);
+        let last = gens.len() - 1;
+        let g = &mut gens[gi];
         if !g.is_empty() {
             if let Some(ri) = ri {
                 g.revs.drain(..ri);
@@ -194,20 +223,70 @@ impl KeyIndex {
                 gi += 1;
             }
         }
-        self.generations.drain(..gi);
+        gens.drain(..gi);
     }
 
     /// Like `compact` but only computes what would be kept (for hashing at a revision).
     fn keep(&self, at: i64, keep: &mut HashSet<Revision>) {
-        if self.is_empty() {
+        let gens = match &self.0 {
+            Repr::Once(r) => {
+                if r.main <= at {
+                    keep.insert(*r);
+                }
+                return;
+            }
+            Repr::Gens(gens) => gens,
+        };
+        if gens.len() == 1 && gens[0].is_empty() {
             return;
         }
-        let (gi, ri) = self.do_compact(at, keep);
-        let g = &self.generations[gi];
-        if !g.is_empty() && ri == Some(g.revs.len() - 1) && gi != self.generations.len() - 1 {
+        let (gi, ri) = do_compact(gens, at, keep);
+        let g = &gens[gi];
+        if !g.is_empty() && ri == Some(g.revs.len() - 1) && gi != gens.len() - 1 {
             keep.remove(&g.revs[g.revs.len() - 1]);
         }
     }
+}
+
+/// The generation that holds `rev`, if the key was live at `rev`.
+fn find_generation(gens: &[Generation], rev: i64) -> Option<&Generation> {
+    let last = gens.len().checked_sub(1)?;
+    for (i, g) in gens.iter().enumerate().rev() {
+        let (Some(first), Some(tomb)) = (g.revs.first(), g.revs.last()) else {
+            continue;
+        };
+        if i != last && tomb.main <= rev {
+            // The key was deleted at or before `rev` and not re-created since.
+            return None;
+        }
+        if first.main <= rev {
+            return Some(g);
+        }
+    }
+    None
+}
+
+/// Locates the generation and revision that compaction at `at` keeps, recording every
+/// revision <= `at` that must stay in the backend in `keep`.
+fn do_compact(
+    gens: &[Generation],
+    at: i64,
+    keep: &mut HashSet<Revision>,
+) -> (usize, Option<usize>) {
+    let mut gi = 0;
+    while gi < gens.len() - 1 {
+        let g = &gens[gi];
+        if g.revs.last().is_some_and(|t| t.main > at) {
+            break;
+        }
+        gi += 1;
+    }
+    let g = &gens[gi];
+    let ri = g.revs.iter().rposition(|r| r.main <= at);
+    if let Some(ri) = ri {
+        keep.insert(g.revs[ri]);
+    }
+    (gi, ri)
 }
 
 /// Where a range ends: one key, every key from `key` on, or up to (excluding) `end`.
@@ -365,7 +444,7 @@ impl TreeIndex {
         let mut keep = HashSet::new();
         self.keys.retain(|_, ki| {
             ki.compact(at, &mut keep);
-            !ki.is_empty() && !ki.generations.is_empty()
+            !ki.is_gone()
         });
         keep
     }
@@ -494,7 +573,7 @@ mod tests {
             kept_mains.sort();
             assert_eq!(kept_mains, kept, "kept at {at}");
             let left: Vec<Vec<i64>> = ki
-                .generations
+                .gens_mut()
                 .iter()
                 .map(|g| g.revs.iter().map(|r| r.main).collect())
                 .collect();
@@ -504,6 +583,63 @@ mod tests {
             let mut predicted = HashSet::new();
             sample().keep(at, &mut predicted);
             assert_eq!(predicted, keep, "keep at {at}");
+        }
+    }
+
+    /// The allocation-free form answers exactly like the written-out generations: random
+    /// histories, each applied to a key left in its natural form and to one forced into
+    /// `Gens` after every step, must agree on every lookup and every compaction.
+    #[test]
+    fn once_form_agrees_with_generations() {
+        use rand::{Rng, SeedableRng};
+        assert!(std::mem::size_of::<KeyIndex>() <= 24);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for _ in 0..500 {
+            let mut natural = KeyIndex::default();
+            let mut written = KeyIndex::default();
+            let mut main = 0;
+            if rng.gen_bool(0.3) {
+                // Restored from a compacted store.
+                main = rng.gen_range(2..5);
+                let (created, version) = if rng.gen_bool(0.5) {
+                    (r(main), 1)
+                } else {
+                    (r(1), rng.gen_range(1..4))
+                };
+                natural = KeyIndex::restore(created, r(main), version);
+                written = natural.clone();
+                written.gens_mut();
+            }
+            for _ in 0..rng.gen_range(1..5) {
+                main += rng.gen_range(1..3);
+                let live = !natural.is_gone() && natural.get(main).is_some();
+                if live && rng.gen_bool(0.3) {
+                    assert!(natural.tombstone(r(main)));
+                    assert!(written.tombstone(r(main)));
+                } else {
+                    natural.put(r(main));
+                    written.put(r(main));
+                }
+                written.gens_mut();
+            }
+            for at in 0..=main + 1 {
+                assert_eq!(natural.get(at), written.get(at), "get {at}: {natural:?}");
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                natural.since(at, &mut a);
+                written.since(at, &mut b);
+                assert_eq!(a, b, "since {at}: {natural:?}");
+                let (mut a, mut b) = (HashSet::new(), HashSet::new());
+                natural.keep(at, &mut a);
+                written.keep(at, &mut b);
+                assert_eq!(a, b, "keep {at}: {natural:?}");
+                let (mut n, mut w) = (natural.clone(), written.clone());
+                let (mut a, mut b) = (HashSet::new(), HashSet::new());
+                n.compact(at, &mut a);
+                w.compact(at, &mut b);
+                assert_eq!(a, b, "compact {at}: {natural:?}");
+                assert_eq!(n.is_gone(), w.is_gone(), "compact {at}: {natural:?}");
+                assert_eq!(n.get(main), w.get(main), "compact {at}: {natural:?}");
+            }
         }
     }
 
