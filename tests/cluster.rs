@@ -170,6 +170,28 @@ async fn single_member_restarts_after_its_early_snapshots_are_purged() {
     assert_eq!(get(&c, "after-restart").await.as_deref(), Some("1"));
 }
 
+/// Three members; one follower is stopped while `n` keys `{prefix}{i:04}` (value `i`) are
+/// written through the leader, then started again and ready. Returns the cluster, a client
+/// of the leader, the follower's index and a client of it.
+async fn write_while_a_follower_is_down(
+    options: ClusterOptions,
+    n: usize,
+    prefix: &str,
+) -> (Cluster, Client, usize, Client) {
+    let mut cluster = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let leader = cluster.leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.stop(behind).await;
+    let client = cluster.member_client(leader).await;
+    for i in 0..n {
+        put(&client, &format!("{prefix}{i:04}"), &i.to_string()).await;
+    }
+    cluster.spawn(behind);
+    cluster.wait_ready(behind).await;
+    let follower = cluster.member_client(behind).await;
+    (cluster, client, behind, follower)
+}
+
 #[tokio::test]
 async fn lagging_follower_catches_up_from_a_snapshot() {
     let options = ClusterOptions {
@@ -177,17 +199,8 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
         extra_args: vec!["--experimental-snapshot-catchup-entries=10".into()],
         ..Default::default()
     };
-    let mut cluster = Cluster::start_with(ServerKind::Chorus, 3, options).await;
-    let leader = cluster.leader().await;
-    let behind = (leader + 1) % 3;
-    cluster.stop(behind).await;
-    let client = cluster.member_client(leader).await;
-    for i in 0..200 {
-        put(&client, &format!("s{i:03}"), &i.to_string()).await;
-    }
-    cluster.spawn(behind);
-    cluster.wait_ready(behind).await;
-    let follower = cluster.member_client(behind).await;
+    let (cluster, client, behind, follower) =
+        write_while_a_follower_is_down(options, 200, "s").await;
     // A linearizable read waits until the follower applied the leader's commit index.
     assert_eq!(dump(&follower, "s").await.len(), 200);
     assert!(
@@ -204,6 +217,26 @@ async fn lagging_follower_catches_up_from_a_snapshot() {
     // It keeps replicating after the snapshot.
     put(&client, "after-snapshot", "1").await;
     assert_eq!(get(&follower, "after-snapshot").await.as_deref(), Some("1"));
+}
+
+/// The leader trims its in-memory log as it goes (not only at snapshots), but never past
+/// what a follower has matched: a follower that was down for more than the catch-up
+/// entries and the trim batch, with no snapshot taken meanwhile, catches up from the log.
+#[tokio::test]
+async fn stopped_follower_catches_up_from_the_log_the_leader_kept() {
+    let options = ClusterOptions {
+        extra_args: vec!["--experimental-snapshot-catchup-entries=10".into()],
+        ..Default::default()
+    };
+    let (cluster, _, behind, follower) = write_while_a_follower_is_down(options, 1500, "t").await;
+    assert_eq!(dump(&follower, "t").await.len(), 1500);
+    assert!(
+        !cluster
+            .log(behind)
+            .contains("installed snapshot from the leader"),
+        "the follower should have caught up from the log:\n{}",
+        cluster.logs()
+    );
 }
 
 /// A single member's commit index advances only through its own appends, which raft-rs

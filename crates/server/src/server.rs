@@ -1103,6 +1103,7 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
     status
         .term
         .store(rec.storage.hard_state().term, Ordering::Release);
+    status.applied.store(ci, Ordering::Release);
     let (applied_tx, _) = watch::channel(ci);
     let (compacted_tx, _) = watch::channel(restored.compact_rev);
     let alarms = crate::alarm::Alarms::load(&rec.backend)?;

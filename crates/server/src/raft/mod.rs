@@ -38,6 +38,9 @@ use tokio::sync::{oneshot, watch};
 
 use self::storage::RaftStorage;
 
+/// In-memory log entries are dropped (see `Node::trim_log`) this many at a time at least.
+const TRIM_BATCH: u64 = 1024;
+
 /// What the loop is asked to do.
 pub enum RaftInput {
     /// A client proposal; `id` is reported back if raft drops it.
@@ -112,6 +115,8 @@ pub struct RaftStatus {
     pub leader: AtomicU64,
     pub commit: AtomicU64,
     pub last_index: AtomicU64,
+    /// The apply thread's applied index (the backend's state).
+    pub applied: AtomicU64,
     pub is_leader: AtomicBool,
     /// Times a new leader became known (etcd's `etcd_server_leader_changes_seen_total`).
     pub leader_changes: AtomicU64,
@@ -357,6 +362,39 @@ impl Node {
         Ok(())
     }
 
+    /// Drops in-memory log entries nobody can need any more, instead of holding every entry
+    /// since the last snapshot (up to `--snapshot-count`, 100,000 entries, tens of MiB) the
+    /// way etcd's `MemoryStorage` does. Kept: everything not yet applied (by the backend) or persisted here,
+    /// `snapshot_catchup_entries` below the applied index (what a snapshot leaves, for
+    /// followers slightly behind and for this member's own term as leader later), and, on a
+    /// leader, everything a follower or learner has not matched yet, so no follower is sent
+    /// a snapshot because of this (a follower that is down keeps the log growing until the
+    /// next snapshot, as before). Entries are dropped in runs of [`TRIM_BATCH`].
+    fn trim_log(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        // A snapshot sent to a follower is the backend as of the apply thread's index, and
+        // the follower then needs the entries after it.
+        let backend = self.status.applied.load(Ordering::Acquire);
+        let mut keep_from = log
+            .applied
+            .min(log.persisted)
+            .min(backend)
+            .saturating_sub(self.cfg.snapshot_catchup_entries)
+            + 1;
+        if self.raw.raft.state == StateRole::Leader {
+            let me = self.cfg.id;
+            for (id, pr) in self.raw.raft.prs().iter() {
+                if *id != me {
+                    keep_from = keep_from.min(pr.matched + 1);
+                }
+            }
+        }
+        let first = self.raw.raft.raft_log.first_index();
+        if keep_from >= first + TRIM_BATCH {
+            self.raw.mut_store().compact(keep_from - 1);
+        }
+    }
+
     fn send(&self, msgs: Vec<Message>) {
         if msgs.is_empty() {
             return;
@@ -500,6 +538,7 @@ impl Node {
         self.send(light.take_messages());
         self.apply(light.take_committed_entries())?;
         self.raw.advance_apply();
+        self.trim_log();
         let last = self.raw.raft.raft_log.last_index();
         self.status.last_index.store(last, Ordering::Release);
         let commit = self.raw.raft.raft_log.committed;

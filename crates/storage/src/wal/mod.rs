@@ -10,7 +10,8 @@
 //!   ...                                     (name: {seq:016x}-{first_index:016x}.wal)
 //!   <n>.tmp                                 next segment being preallocated (file pipeline)
 //!
-//! segment (preallocated to segment_size with fallocate):
+//! segment (preallocated to segment_size with fallocate; zeros are written about 1 MiB ahead
+//! of the log end so appends land in written blocks, see `Wal::zero_ahead`):
 //! +----------------+----------+----------+-----------+---------+-----+-----------+----------+
 //! | SEGMENT header | METADATA | SNAPSHOT | HARDSTATE | ENTRY.. | ... | HARDSTATE | 0 0 0 .. |
 //! | seq, first idx | opaque   | latest   | latest    |         |     |           | (unused) |
