@@ -10,7 +10,7 @@
 # the ratio chorus/etcd of every figure.
 #
 # Usage: scripts/bench-vs-etcd.sh [--quick] [--out DIR] [--only ROWS] [--tmpdir DIR]
-#                                 [--wait-idle PCT]
+#                                 [--wait-idle PCT] [--pin]
 #   --quick        small totals: a smoke check of a few minutes
 #   --out DIR      keep the report, every chorus-bench JSON report and every log in DIR
 #   --only ROWS    comma-separated row ids or globs (put-*,range-s-1m,keys-1m,fsync...);
@@ -20,6 +20,9 @@
 #   --wait-idle PCT before each run, wait (at most 10 minutes) until the CPUs were at
 #                  least PCT % idle over one second (other work on the machine); the idle
 #                  share seen before each run is in the report either way
+#   --pin          run every member on CPU 0 and chorus-bench on CPU 1 (taskset): the load
+#                  generator then takes no CPU from the server, as on separate machines,
+#                  and req/s measures the server (both servers get the same one core)
 # Binaries: $CHORUS_BIN (default target/release/chorus), $BENCH_BIN (default
 # target/release/chorus-bench), $ETCD_BIN, $ETCDCTL_BIN (default: etcd, etcdctl on PATH).
 # Needs bash, coreutils and python3 (JSON and the table). Build first:
@@ -37,6 +40,7 @@ OUT=""
 ONLY="*"
 LIST=0
 WAIT_IDLE=0
+PIN=0
 TMPBASE=${TMPDIR:-/tmp}
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
@@ -52,6 +56,7 @@ while (($#)); do
         --tmpdir=*) TMPBASE=${1#--tmpdir=} ;;
         --wait-idle) WAIT_IDLE=${2:?--wait-idle needs a percentage}; shift ;;
         --wait-idle=*) WAIT_IDLE=${1#--wait-idle=} ;;
+        --pin) PIN=1 ;;
         --list) LIST=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench-vs-etcd: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -242,6 +247,20 @@ for s in socks:
 EOF
 }
 
+# --pin: members on CPU 0, chorus-bench on CPU 1.
+SERVER_PIN=()
+BENCH_PIN=()
+PINNING="none (members and chorus-bench share every CPU)"
+if ((PIN)); then
+    if (($(nproc) < 2)) || ! command -v taskset >/dev/null; then
+        echo "bench-vs-etcd: --pin needs 2 CPUs and taskset" >&2
+        exit 2
+    fi
+    SERVER_PIN=(taskset -c 0)
+    BENCH_PIN=(taskset -c 1)
+    PINNING="every member on CPU 0, chorus-bench on CPU 1 (taskset)"
+fi
+
 # The environment of a server: no ETCD_* or ETCDCTL_* variable from ours.
 CLEAN_ENV=()
 while IFS= read -r var; do
@@ -255,7 +274,7 @@ spawn_member() {
     [[ $CUR_KIND == chorus ]] && bin=$CHORUS_BIN
     local -a args
     read -ra args <<<"${CUR_ARGS[$i]}"
-    env "${CLEAN_ENV[@]}" "$bin" "${args[@]}" >>"$OUT/logs/$CLUSTER_TAG.m$i.log" 2>&1 &
+    "${SERVER_PIN[@]}" env "${CLEAN_ENV[@]}" "$bin" "${args[@]}" >>"$OUT/logs/$CLUSTER_TAG.m$i.log" 2>&1 &
     CUR_PIDS[i]=$!
     ALL_PIDS+=("$!")
 }
@@ -403,7 +422,7 @@ bench_run() {
     local json=$OUT/json/$row.$server.json
     local -a extra=()
     ((members > 1)) && extra=(--target-leader)
-    timeout -k 10 "$BENCH_TIMEOUT" "$BENCH_BIN" --endpoints="$CUR_EPS" "${extra[@]}" \
+    timeout -k 10 "$BENCH_TIMEOUT" "${BENCH_PIN[@]}" "$BENCH_BIN" --endpoints="$CUR_EPS" "${extra[@]}" \
         -w json --no-progress "$@" >"$json" 2>"$OUT/logs/$row.$server.bench.err" &
     BENCH_PID=$!
     local rc=0
@@ -473,7 +492,7 @@ record kind=header date="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" nproc="$(nproc)" \
     cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" \
     kernel="$(uname -sr)" mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)" \
     fs="$FS" etcd="$VERSION_ETCD ($VERSION_ETCDCTL)" chorus="$VERSION_CHORUS (commit $CHORUS_COMMIT)" \
-    quick="$QUICK" load_start="$(loadavg)" flags="${COMMON_FLAGS[*]}"
+    quick="$QUICK" load_start="$(loadavg)" flags="${COMMON_FLAGS[*]}" pinning="$PINNING"
 
 if selected fsync || selected 'put-1x1-1m'; then
     log "fdatasync of $FS"
@@ -608,6 +627,7 @@ print(f"- data dirs: {head['fs']}")
 print(f"- etcd: {head['etcd']}")
 print(f"- chorus: {head['chorus']}")
 print(f"- flags on both: `{head['flags']}`")
+print(f"- CPU pinning: {head.get('pinning', 'none')}")
 print(f"- load average at start / end: {head['load_start']} / {foot['load_end']}; run took {foot['seconds']} s")
 print("- every run on a fresh cluster (etcd first, then chorus, row by row); 3-member runs with `--target-leader`")
 print("- RSS: VmHWM (peak) summed over members, MiB; latencies in ms; ratios are chorus/etcd")
