@@ -3,12 +3,14 @@
 //! port serves chorus's peer protocol. Both may be TLS.
 //!
 //! ```text
-//!  TcpListener ─accept─▶ [TLS handshake] ─▶ AuthorityFix ─▶ hyper auto (h1 | h2) ─▶ service
+//!  TcpListener ─accept─▶ [TLS handshake] ─▶ AuthorityFix ─▶ Coalesce ─▶ hyper auto (h1 | h2) ─▶ service
 //!                         └ client CN ────────────────────────────────▶ request extension
 //! ```
 //!
 //! `AuthorityFix` (`serve/authority.rs`) lets etcdctl's URL-shaped HTTP/2 `:authority`
 //! through h2; for every other client it steps aside after the first request's headers.
+//! `Coalesce` (`serve/coalesce.rs`) puts each flush's first write off by one scheduling
+//! turn so that responses finished together leave in one `writev`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,9 +26,11 @@ use crate::config::Url;
 use crate::server::Server;
 
 mod authority;
+mod coalesce;
 mod hpack;
 
 use authority::AuthorityFix;
+use coalesce::{Coalesce, InFlight};
 
 /// The common name of the client certificate a TLS connection was verified with: the
 /// request's user identity (used by auth).
@@ -155,10 +159,20 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = hyper::service::service_fn(move |req| service.clone().call(identity.clone(), req));
+    let in_flight = InFlight::default();
+    let counted = in_flight.clone();
+    let svc = hyper::service::service_fn(move |req| {
+        let guard = counted.enter();
+        let call = service.clone().call(identity.clone(), req);
+        async move {
+            let response = call.await;
+            drop(guard);
+            response
+        }
+    });
     // etcdctl's `endpoint status|hashkv` send `:authority: http://host:port`, which h2
     // refuses; the wrapper rewrites it (and is out of the way for every other client).
-    let io = TokioIo::new(AuthorityFix::new(io));
+    let io = TokioIo::new(Coalesce::new(AuthorityFix::new(io), in_flight));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     tokio::select! {
