@@ -165,9 +165,8 @@ async fn serve_connection<I>(
         let guard = counted.enter();
         let call = service.clone().call(identity.clone(), req);
         async move {
-            let response = call.await;
-            drop(guard);
-            response
+            let _counted = guard;
+            call.await
         }
     });
     // etcdctl's `endpoint status|hashkv` send `:authority: http://host:port`, which h2

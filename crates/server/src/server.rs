@@ -1103,7 +1103,6 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
     status
         .term
         .store(rec.storage.hard_state().term, Ordering::Release);
-    status.applied.store(ci, Ordering::Release);
     let (applied_tx, _) = watch::channel(ci);
     let (compacted_tx, _) = watch::channel(restored.compact_rev);
     let alarms = crate::alarm::Alarms::load(&rec.backend)?;
@@ -1198,6 +1197,7 @@ pub async fn start(cfg: &Config, tls: &crate::tls::MemberTls) -> Result<Running,
         status,
         server.clone(),
         leader_tx,
+        server.applied.subscribe(),
     )?;
     let raft_thread = std::thread::Builder::new()
         .name("raft".into())

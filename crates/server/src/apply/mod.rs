@@ -14,7 +14,6 @@
 pub mod kv;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -479,10 +478,6 @@ impl Applier {
         for (id, result) in results {
             self.server.waiters.trigger(id, result);
         }
-        self.server
-            .status
-            .applied
-            .store(self.consistent_index, Ordering::Release);
         self.server.applied.send_replace(self.consistent_index);
         self.maybe_snapshot()
     }
@@ -565,10 +560,6 @@ impl Applier {
         self.conf_state = meta.get_conf_state().clone();
         self.snapshot_index = meta.index;
         self.last_durable = Instant::now();
-        self.server
-            .status
-            .applied
-            .store(meta.index, Ordering::Release);
         self.server.applied.send_replace(meta.index);
         tracing::info!(index = meta.index, "installed snapshot from the leader");
         Ok(())

@@ -115,8 +115,6 @@ pub struct RaftStatus {
     pub leader: AtomicU64,
     pub commit: AtomicU64,
     pub last_index: AtomicU64,
-    /// The apply thread's applied index (the backend's state).
-    pub applied: AtomicU64,
     pub is_leader: AtomicBool,
     /// Times a new leader became known (etcd's `etcd_server_leader_changes_seen_total`).
     pub leader_changes: AtomicU64,
@@ -165,6 +163,8 @@ pub struct Node {
     status: Arc<RaftStatus>,
     dropped: Arc<dyn DroppedProposals>,
     leader_tx: watch::Sender<u64>,
+    /// The apply thread's applied index (the backend's state).
+    backend_applied: watch::Receiver<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +191,7 @@ impl Node {
         status: Arc<RaftStatus>,
         dropped: Arc<dyn DroppedProposals>,
         leader_tx: watch::Sender<u64>,
+        backend_applied: watch::Receiver<u64>,
     ) -> Result<Node, NodeError> {
         let rcfg = raft::Config {
             id: cfg.id,
@@ -224,6 +225,7 @@ impl Node {
             status,
             dropped,
             leader_tx,
+            backend_applied,
         })
     }
 
@@ -374,7 +376,8 @@ impl Node {
         let log = &self.raw.raft.raft_log;
         // A snapshot sent to a follower is the backend as of the apply thread's index, and
         // the follower then needs the entries after it.
-        let backend = self.status.applied.load(Ordering::Acquire);
+        let backend = *self.backend_applied.borrow();
+        let first = log.first_index();
         let mut keep_from = log
             .applied
             .min(log.persisted)
@@ -389,7 +392,6 @@ impl Node {
                 }
             }
         }
-        let first = self.raw.raft.raft_log.first_index();
         if keep_from >= first + TRIM_BATCH {
             self.raw.mut_store().compact(keep_from - 1);
         }
