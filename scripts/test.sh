@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite: what README's test command and CI (.ci/run) run.
+#   0. no import circle among the server's files (scripts/module-cycles.py);
 #   1. cargo test --workspace: unit tests, multi-process cluster tests and the e2e suites
 #      that drive chorus with the real etcdctl 3.4 and compare it with a real etcd 3.4;
 #   2. the robustness suite's CI profile: every fault scenario for a few seconds of
 #      traffic, against the server built with its crash points (`failpoints` feature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The server's layers import only downward (docs/adr/0006-server-layers.md).
+python3 scripts/module-cycles.py crates/server/src --max 1
 cargo test --workspace
 # Debug build: the dependencies are already built, only chorus-server and chorus are
 # rebuilt. This replaces target/debug/chorus with the crash-point build, so it runs last.

@@ -1,7 +1,7 @@
 //! `chorus`: an etcd-compatible key-value store member. Takes etcd's flags, `ETCD_*`
 //! environment variables and config file; see `chorus --help`.
 
-use chorus_server::config::{self, Command, NoticeLevel};
+use chorus_config::{self as config, Command, NoticeLevel};
 
 /// mimalloc (2.x) instead of glibc's malloc: a request allocates and frees many small
 /// objects across the runtime's threads (h2 frames, tonic messages, futures, index
@@ -11,6 +11,19 @@ use chorus_server::config::{self, Command, NoticeLevel};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // `chorus grpc-proxy ...` and `chorus gateway ...` run etcd's proxies, with flags of
+    // their own (parsed in chorus-proxy).
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some((sub, rest)) = config::proxy_subcommand(&args) {
+        let rest = rest.to_vec();
+        std::process::exit(match sub {
+            config::ProxySubcommand::GrpcProxy => chorus_proxy::main_grpc_proxy(rest),
+            config::ProxySubcommand::Gateway => chorus_proxy::main_gateway(rest),
+        });
+    }
     let mut notices = Vec::new();
     let cfg = match config::Config::from_process(&mut notices) {
         Ok(Command::Run(cfg)) => cfg,
@@ -28,8 +41,9 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // etcd checks its log outputs (files, the journal) while verifying flags.
     if let Err(e) = chorus_server::init_logging(&cfg) {
-        eprintln!("chorus: {e}");
+        eprintln!("error verifying flags, {e}. See 'chorus --help'.");
         std::process::exit(1);
     }
     for n in notices {

@@ -70,7 +70,10 @@ async fn one_member_serves_client_and_etcdctl() {
     assert_eq!(out.ok(), "v\n");
 
     let (code, body) = cluster.http_get(0, "/health").await;
-    assert_eq!((code, body.as_str()), (200, "{\"health\":\"true\"}"));
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "{\"health\":\"true\",\"reason\":\"\"}")
+    );
 }
 
 #[tokio::test]
@@ -264,7 +267,11 @@ async fn normalized_outputs_of_two_clusters_compare_equal() {
         outputs.push(text);
     }
     assert_eq!(outputs[0], outputs[1]);
-    assert!(outputs[0].contains("127.0.0.1:<port>, <member-0>, 3.4.23, <size>, true, false, <term>, <index>, <index>, \n"), "{}", outputs[0]);
+    let line = format!(
+        "127.0.0.1:<port>, <member-0>, {}, <size>, true, false, <term>, <index>, <index>, \n",
+        chorus_config::ETCD_COMPAT_VERSION
+    );
+    assert!(outputs[0].contains(&line), "{}", outputs[0]);
     assert!(outputs[0].contains("is healthy: successfully committed proposal: took = <duration>"));
 }
 

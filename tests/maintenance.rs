@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use chorus_client::{Client, DeleteOptions, GetOptions, PutOptions};
-use chorus_server::config::{Command, Config};
-use chorus_server::snapshot::{self, SnapshotError};
+use chorus_config::{Command, Config};
+use chorus_datadir::snapshot::{self, SnapshotError};
 use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};
 
 async fn dump(c: &Client) -> BTreeMap<String, String> {
@@ -96,7 +96,8 @@ async fn snapshot_save_restore_defragment_and_move_leader() {
     assert!(out.ok().starts_with("Snapshot saved at"), "{out:?}");
     let st = snapshot::status(&file).unwrap();
     assert_eq!(st.revision, rev);
-    assert_eq!(st.total_size, std::fs::metadata(&file).unwrap().len());
+    // etcd's format (ADR 0007): the bbolt size, without the 32-byte SHA-256 trailer.
+    assert_eq!(st.total_size + 32, std::fs::metadata(&file).unwrap().len());
     assert!(st.total_keys as usize > before.len());
 
     // A damaged copy is refused, by status and by restore, and restore leaves nothing.
@@ -165,7 +166,7 @@ async fn snapshot_save_restore_defragment_and_move_leader() {
     let cfg = config_of(&restored, 0);
     assert!(matches!(
         snapshot::restore(&damaged, &cfg, false),
-        Err(SnapshotError::Integrity(_))
+        Err(SnapshotError::HashMismatch(_))
     ));
     assert!(!cfg.data_dir.exists());
     for i in 0..3 {

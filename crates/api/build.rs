@@ -15,6 +15,15 @@ const JSON_PACKAGES: &[&str] = &[
     ".v3electionpb",
 ];
 
+/// Messages whose `Debug` must not show their secrets.
+const REDACTED: &[&str] = &[
+    ".etcdserverpb.AuthenticateRequest",
+    ".etcdserverpb.AuthenticateResponse",
+    ".etcdserverpb.AuthUserAddRequest",
+    ".etcdserverpb.AuthUserChangePasswordRequest",
+    ".internalpb.InternalAuthenticateRequest",
+];
+
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
@@ -40,6 +49,8 @@ fn main() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Messages that carry a password or a token get a redacting Debug (src/redact.rs).
+        .skip_debug(REDACTED)
         .compile_fds(fds)
         .expect("generate Rust from .proto");
     // The gateway (grpc-gateway v1 with its default JSONPb{OrigName: true}) writes proto field

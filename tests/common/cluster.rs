@@ -23,8 +23,11 @@ const POLL: Duration = Duration::from_millis(20);
 pub enum ServerKind {
     /// This package's `chorus` binary.
     Chorus,
-    /// The real etcd (`$CHORUS_TEST_ETCD` or `etcd` on `PATH`).
+    /// The real etcd chorus imitates (3.5.1: `$CHORUS_TEST_ETCD`, `target/etcd-v3.5.1`).
     Etcd,
+    /// etcd 3.4 (`$CHORUS_TEST_ETCD34`, Debian's `/usr/bin/etcd`): the reference for the
+    /// v2 API, which etcd 3.5 deprecated and 3.6 removed.
+    Etcd34,
 }
 
 impl ServerKind {
@@ -40,6 +43,9 @@ impl ServerKind {
         match self {
             ServerKind::Chorus => PathBuf::from(env!("CARGO_BIN_EXE_chorus")),
             ServerKind::Etcd => super::etcd_binary().expect("etcd binary (check require_etcd())"),
+            ServerKind::Etcd34 => {
+                super::etcd34_binary().expect("etcd 3.4 (check require_etcd34())")
+            }
         }
     }
 }
@@ -295,6 +301,11 @@ impl Cluster {
 
     pub fn member(&self, i: usize) -> &Member {
         &self.members[i]
+    }
+
+    /// Member `i`, to change its flags before the next start.
+    pub fn member_mut(&mut self, i: usize) -> &mut Member {
+        &mut self.members[i]
     }
 
     /// The temporary directory holding every member's data dir and log.

@@ -47,6 +47,8 @@ pub struct Etcdctl {
     binary: Option<std::path::PathBuf>,
     /// Keep standard input open after writing `stdin` (for `watch -i`).
     keep_stdin: bool,
+    /// The working directory (Unix socket endpoints are relative to it).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Etcdctl {
@@ -70,6 +72,7 @@ impl Etcdctl {
             timeout: Duration::from_secs(30),
             binary: None,
             keep_stdin: false,
+            dir: None,
         }
     }
 
@@ -107,6 +110,12 @@ impl Etcdctl {
         self
     }
 
+    /// Runs in `dir` (`unix://localhost:2379` names the socket file `dir/localhost:2379`).
+    pub fn current_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
     /// Leaves standard input open after writing the `stdin` text (until the process ends).
     pub fn keep_stdin_open(mut self) -> Self {
         self.keep_stdin = true;
@@ -136,6 +145,9 @@ impl Etcdctl {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if let Some(dir) = &self.dir {
+            cmd.current_dir(dir);
+        }
         cmd
     }
 

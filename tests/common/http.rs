@@ -57,10 +57,15 @@ impl HttpRequest {
     }
 
     fn bytes(&self, addr: &str) -> Vec<u8> {
-        let mut head = format!(
-            "{} {} HTTP/1.0\r\nHost: {addr}\r\n",
-            self.method, self.target
-        );
+        let mut head = format!("{} {} HTTP/1.0\r\n", self.method, self.target);
+        // `Host: addr` unless the request names its own.
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
+            head += &format!("Host: {addr}\r\n");
+        }
         for (name, value) in &self.headers {
             head += &format!("{name}: {value}\r\n");
         }

@@ -25,9 +25,11 @@
 
 pub mod cluster;
 pub mod etcdctl;
+pub mod fleet;
 pub mod http;
 pub mod normalize;
 pub mod pki;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ pub use etcdctl::{Background, Etcdctl, Output};
 pub use http::{HttpRequest, HttpResponse, HttpStream};
 pub use normalize::Normalizer;
 pub use pki::{ClusterTls, Pki};
+pub use proxy::{free_low_ports, metric, Proxy, ProxyKind};
 
 /// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
 ///
@@ -85,14 +88,67 @@ fn require(var: &str, name: &str) -> bool {
     false
 }
 
-/// The real etcd server: `$CHORUS_TEST_ETCD`, else `etcd` on `PATH` (Debian: /usr/bin/etcd).
+/// The real etcd server chorus is compared with: `$CHORUS_TEST_ETCD`, else etcd 3.5.1 from
+/// `scripts/install-etcd35.sh` (`target/etcd-v3.5.1/etcd`), else `etcd` on `PATH`.
 pub fn etcd_binary() -> Option<PathBuf> {
+    if std::env::var_os("CHORUS_TEST_ETCD").is_none() {
+        let v35 = workspace_root().join("target/etcd-v3.5.1/etcd");
+        if v35.is_file() {
+            return Some(v35);
+        }
+    }
     find_binary("CHORUS_TEST_ETCD", "etcd")
+}
+
+/// etcd 3.4: `$CHORUS_TEST_ETCD34`, else Debian's `/usr/bin/etcd`.
+pub fn etcd34_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHORUS_TEST_ETCD34") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    Some(PathBuf::from("/usr/bin/etcd")).filter(|p| p.is_file())
+}
+
+/// Whether etcd 3.4 is here (the v2 suites); see the module doc.
+pub fn require_etcd34() -> bool {
+    if etcd34_binary().is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!("etcd 3.4 is required under CI=true (apt-get install etcd-server)");
+    }
+    eprintln!("skipping: etcd 3.4 not found (set CHORUS_TEST_ETCD34)");
+    false
+}
+
+/// The workspace root (where `Cargo.lock` is).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The real etcdctl: `$CHORUS_TEST_ETCDCTL`, else `etcdctl` on `PATH`.
 pub fn etcdctl_binary() -> Option<PathBuf> {
     find_binary("CHORUS_TEST_ETCDCTL", "etcdctl")
+}
+
+/// etcdctl 3.5.1 from `scripts/install-etcd35.sh` (`target/etcd-v3.5.1/etcdctl`), or
+/// `$CHORUS_TEST_ETCDCTL35`.
+pub fn etcdctl35_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("CHORUS_TEST_ETCDCTL35") {
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
+    }
+    Some(workspace_root().join("target/etcd-v3.5.1/etcdctl")).filter(|p| p.is_file())
+}
+
+/// Whether etcdctl 3.5.1 is here; see the module doc.
+pub fn require_etcdctl35() -> bool {
+    if etcdctl35_binary().is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!("etcdctl 3.5.1 is required under CI=true (scripts/install-etcd35.sh)");
+    }
+    eprintln!("skipping: etcdctl 3.5.1 not found (run scripts/install-etcd35.sh)");
+    false
 }
 
 /// The chorusctl binary next to the chorus binary, built once (up to date) per test run.
@@ -118,6 +174,27 @@ pub fn chorusctl_binary() -> PathBuf {
         .clone()
 }
 
+/// etcd 3.5.1's server exactly (never another release from `PATH`): `$ETCD35_DIR/etcd`,
+/// else `target/etcd-v3.5.1/etcd` (`scripts/install-etcd35.sh` puts it there).
+pub fn etcd35_binary() -> Option<PathBuf> {
+    let dir = std::env::var_os("ETCD35_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/etcd-v3.5.1"));
+    Some(dir.join("etcd")).filter(|p| p.is_file())
+}
+
+/// Whether etcd 3.5.1 is installed (etcd and etcdctl); see the module doc.
+pub fn require_etcd35() -> bool {
+    if etcd35_binary().is_some() && etcdctl35_binary().is_some() {
+        return true;
+    }
+    if in_ci() {
+        panic!("etcd 3.5.1 is required under CI=true (scripts/install-etcd35.sh or ETCD35_DIR)");
+    }
+    eprintln!("skipping: etcd 3.5.1 not found (scripts/install-etcd35.sh)");
+    false
+}
+
 /// Whether the real etcd server is here (for comparison tests); see the module doc.
 pub fn require_etcd() -> bool {
     require("CHORUS_TEST_ETCD", "etcd")
@@ -131,6 +208,12 @@ pub fn require_etcdctl() -> bool {
 /// Whether `curl` is here (`$CHORUS_TEST_CURL`, else on `PATH`); see the module doc.
 pub fn require_curl() -> bool {
     require("CHORUS_TEST_CURL", "curl")
+}
+
+/// Whether `dig` (Debian's bind9-dnsutils) is here (`$CHORUS_TEST_DIG`, else on `PATH`);
+/// see the module doc.
+pub fn require_dig() -> bool {
+    require("CHORUS_TEST_DIG", "dig")
 }
 
 /// The last `lines` lines of a file, for failure reports.

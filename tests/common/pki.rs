@@ -1,9 +1,9 @@
-//! Test certificates on disk: a CA (`chorus_server::tls::pki`), certificates it issues
+//! Test certificates on disk: a CA (`chorus_server::net::tls::pki`), certificates it issues
 //! (`<name>.pem` + `<name>-key.pem`), and the files a TLS cluster is started with.
 
 use std::path::{Path, PathBuf};
 
-use chorus_server::tls::pki::{Ca, Issued};
+use chorus_server::net::tls::pki::{Ca, Issued, Usage};
 
 /// A CA whose certificate is `<dir>/ca.pem`, issuing into the same directory.
 pub struct Pki {
@@ -32,6 +32,33 @@ impl Pki {
     /// `expired` ended in 2001); returns the issued certificate.
     pub fn issue(&mut self, name: &str, hosts: &[&str], expired: bool) -> Issued {
         let c = self.ca.issue(name, hosts, expired).expect("issue");
+        std::fs::write(self.path(&format!("{name}.pem")), &c.cert_pem).expect("cert");
+        std::fs::write(self.path(&format!("{name}-key.pem")), &c.key_pem).expect("key");
+        c
+    }
+
+    /// Writes `<name>.pem` and `<name>-key.pem`: a self-signed certificate with `CA:TRUE`
+    /// valid for `hosts` (Go accepts it as server and client certificate when it is also
+    /// the trusted CA).
+    pub fn self_signed(&self, name: &str, hosts: &[&str]) {
+        let ca = Ca::with_hosts(name, hosts).expect("self-signed CA");
+        std::fs::write(self.path(&format!("{name}.pem")), ca.cert_pem()).expect("cert");
+        std::fs::write(self.path(&format!("{name}-key.pem")), ca.key_pem()).expect("key");
+    }
+
+    /// Writes `<file>`: a CRL revoking `serials`, in DER form (etcd reads PEM or DER).
+    pub fn crl_der(&self, file: &str, serials: &[u64]) -> String {
+        use rustls::pki_types::pem::PemObject;
+        let pem = self.ca.crl(serials).expect("crl");
+        let der = rustls::pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+            .expect("PEM CRL");
+        std::fs::write(self.path(file), der.as_ref()).expect("crl file");
+        self.path(file)
+    }
+
+    /// [`Pki::issue`] for servers or clients only (extended key usage).
+    pub fn issue_for(&mut self, name: &str, hosts: &[&str], usage: Usage) -> Issued {
+        let c = self.ca.issue_for(name, hosts, false, usage).expect("issue");
         std::fs::write(self.path(&format!("{name}.pem")), &c.cert_pem).expect("cert");
         std::fs::write(self.path(&format!("{name}-key.pem")), &c.key_pem).expect("key");
         c

@@ -50,3 +50,5 @@ pub mod internalpb {
 pub mod peerpb {
     tonic::include_proto!("peerpb");
 }
+
+mod redact;

@@ -90,6 +90,14 @@ pub struct Global {
     /// Skip server certificate verification (encryption without authentication).
     #[arg(long, global = true)]
     pub insecure_skip_tls_verify: bool,
+    /// Provide username[:password] and prompt if password is not supplied (etcd's
+    /// `--user`; the password is asked on the terminal as `Password: `).
+    #[arg(long, global = true, default_value = "")]
+    pub user: String,
+    /// Password for authentication, for passwords with a colon; with it `--user` is the
+    /// whole user name (not in etcd's tool; etcdctl's `--password`).
+    #[arg(long, global = true, default_value = "")]
+    pub password: String,
     /// Output format of the report.
     #[arg(short = 'w', long, global = true, value_enum, default_value = "simple")]
     pub write_out: WriteOut,

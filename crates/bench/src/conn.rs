@@ -19,6 +19,8 @@ use chorus_api::etcdserverpb::{
     maintenance_client::MaintenanceClient, watch_client::WatchClient, MemberListRequest,
     StatusRequest, StatusResponse,
 };
+use chorus_client::{AuthChannel, Credentials, TokenInterceptor, TokenSource};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::tls::{server_name, TlsConnect, TlsFlags};
@@ -38,40 +40,86 @@ pub struct ConnConfig {
     pub dial_timeout: Duration,
     pub target_leader: bool,
     pub tls: TlsFlags,
+    /// `--user`: each connection logs in on its own, as each of etcd's clients does.
+    pub credentials: Option<Credentials>,
 }
 
-/// One gRPC connection (an HTTP/2 connection, made on first use) to one endpoint.
+/// One gRPC connection (an HTTP/2 connection, made on first use) to one endpoint; its
+/// calls carry the connection's token when there are credentials.
 #[derive(Debug, Clone)]
 pub struct Conn {
-    channel: Channel,
+    channel: AuthChannel,
+    /// The same connection without the token, for Authenticate.
+    raw: Channel,
+    tokens: Option<TokenSource>,
     /// As dialled: `http://host:port` or `https://host:port`.
     endpoint: String,
 }
 
 impl Conn {
+    fn new(raw: Channel, endpoint: String, credentials: Option<&Credentials>) -> Conn {
+        let tokens = credentials.cloned().map(TokenSource::new);
+        let channel = match &tokens {
+            Some(t) => t.channel(raw.clone()),
+            None => InterceptedService::new(raw.clone(), TokenInterceptor::default()),
+        };
+        Conn {
+            channel,
+            raw,
+            tokens,
+            endpoint,
+        }
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    pub fn kv_client(&self) -> KvClient<Channel> {
+    pub fn kv_client(&self) -> KvClient<AuthChannel> {
         KvClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
     }
 
-    pub fn watch_client(&self) -> WatchClient<Channel> {
+    pub fn watch_client(&self) -> WatchClient<AuthChannel> {
         WatchClient::new(self.channel.clone()).max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
     }
 
-    pub fn lease_client(&self) -> LeaseClient<Channel> {
+    pub fn lease_client(&self) -> LeaseClient<AuthChannel> {
         LeaseClient::new(self.channel.clone())
     }
 
-    pub fn maintenance_client(&self) -> MaintenanceClient<Channel> {
+    pub fn maintenance_client(&self) -> MaintenanceClient<AuthChannel> {
         MaintenanceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_DECODING_MESSAGE_SIZE)
     }
 
-    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+    pub fn cluster_client(&self) -> ClusterClient<AuthChannel> {
         ClusterClient::new(self.channel.clone())
+    }
+
+    /// The number of tokens this connection had so far (`None`: no credentials): read
+    /// before a call, given to `refresh_token` after a refused token.
+    pub fn token_generation(&self) -> Option<u64> {
+        self.tokens.as_ref().map(TokenSource::generation)
+    }
+
+    /// A new token after the server refused the one of generation `seen` (one login for
+    /// all the workers of the connection).
+    pub async fn refresh_token(&self, seen: u64) -> Result<(), chorus_client::Error> {
+        match &self.tokens {
+            Some(t) => t.refresh(self.raw.clone(), seen).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Logs in (with credentials); a server without authentication is no error.
+    async fn authenticate(&self) -> Result<(), chorus_client::Error> {
+        let Some(tokens) = &self.tokens else {
+            return Ok(());
+        };
+        match tokens.authenticate(self.raw.clone()).await {
+            Err(e) if e.message() == Some(chorus_client::messages::AUTH_NOT_ENABLED) => Ok(()),
+            other => other,
+        }
     }
 
     /// Maintenance.Status of this endpoint.
@@ -147,11 +195,10 @@ impl ConnConfig {
             .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
             .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
             .tcp_nodelay(true);
+        let creds = self.credentials.as_ref();
         if !use_tls {
-            return Ok(Conn {
-                channel: ep.connect_lazy(),
-                endpoint: format!("http://{authority}"),
-            });
+            let endpoint = format!("http://{authority}");
+            return Ok(Conn::new(ep.connect_lazy(), endpoint, creds));
         }
         let config = match tls {
             Some(config) => config.clone(),
@@ -164,10 +211,11 @@ impl ConnConfig {
                 .with_context(|| format!("endpoint {endpoint}"))?,
         );
         let connector = TlsConnect::new(config, server_name(&authority)?);
-        Ok(Conn {
-            channel: ep.connect_with_connector_lazy(connector),
-            endpoint: origin,
-        })
+        Ok(Conn::new(
+            ep.connect_with_connector_lazy(connector),
+            origin,
+            creds,
+        ))
     }
 
     /// The client URLs of the leader.
@@ -224,6 +272,12 @@ impl ConnConfig {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => bail!("dial error: {endpoint}: {}", describe(&e)),
                 Err(_) => bail!("dial error: {endpoint}: no answer in time"),
+            }
+            match tokio::time::timeout(check_timeout(self.dial_timeout), conn.authenticate()).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("dial error: {endpoint}: {}", e.message().unwrap_or("")),
+                Err(_) => bail!("dial error: {endpoint}: no answer to Authenticate in time"),
             }
             clients.push(conn);
         }

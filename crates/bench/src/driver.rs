@@ -19,13 +19,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::conn::Conn;
 use crate::progress::Progress;
 use crate::rate::RateLimiter;
 use crate::report::{status_message, Recorder};
 
 /// One worker's request maker and sender.
 pub trait Op: Send + 'static {
-    type Req: Send;
+    type Req: Send + Clone;
+
+    /// The connection the worker sends on, for a new token when the server refuses its
+    /// token (clientv3's retry interceptor); `None`: no retry.
+    fn conn(&self) -> Option<&Conn> {
+        None
+    }
 
     /// Request number `i` and the report (class) it counts in; not timed.
     fn build(&mut self, i: u64) -> (usize, Self::Req);
@@ -75,7 +82,7 @@ pub async fn run<O: Op>(
                         limiter.acquire().await;
                     }
                     let t0 = Instant::now();
-                    let result = op.send(req).await;
+                    let result = send(&mut op, req).await;
                     let latency = t0.elapsed();
                     match result {
                         Ok(()) => recorders[class].ok(latency),
@@ -100,6 +107,25 @@ pub async fn run<O: Op>(
         wall: start.elapsed(),
         recorders,
         ops,
+    }
+}
+
+/// `op.send(req)`; with credentials, a refused token is replaced (one login per
+/// connection) and the request sent once more, the whole counted as one request.
+async fn send<O: Op>(op: &mut O, req: O::Req) -> Result<(), tonic::Status> {
+    let Some(seen) = op.conn().and_then(Conn::token_generation) else {
+        return op.send(req).await;
+    };
+    let again = req.clone();
+    match op.send(req).await {
+        Err(status) if chorus_client::is_token_refused(&status) => {
+            let conn = op.conn().expect("checked above").clone();
+            if conn.refresh_token(seen).await.is_err() {
+                return Err(status);
+            }
+            op.send(again).await
+        }
+        other => other,
     }
 }
 

@@ -1,7 +1,7 @@
 //! chorus-bench over TLS (`--cacert`, `--cert`, `--key`, `--insecure-skip-tls-verify`)
 //! against an in-process chorus member with client-certificate auth (`--cert-file`,
 //! `--key-file`, `--trusted-ca-file`, `--client-cert-auth`) and certificates from the test
-//! PKI (`chorus_server::tls::pki::Ca`); then the same against a real etcd when one is
+//! PKI (`chorus_server::net::tls::pki::Ca`); then the same against a real etcd when one is
 //! installed (skipped otherwise, failed under `CI=true`, as in `tests/etcd.rs`).
 
 mod common;
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use chorus_bench::conn::ConnConfig;
 use chorus_bench::tls::TlsFlags;
-use chorus_server::config::{Command, Config};
-use chorus_server::tls::pki::Ca;
+use chorus_config::{Command, Config};
+use chorus_server::net::tls::pki::Ca;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -110,6 +110,7 @@ async fn wait_ready(endpoint: &str, tls: TlsFlags, alive: &mut dyn FnMut() -> bo
         dial_timeout: Duration::from_secs(1),
         target_leader: false,
         tls,
+        credentials: None,
     };
     let deadline = Instant::now() + READY_TIMEOUT;
     let mut last = String::new();
@@ -293,31 +294,35 @@ async fn tls_against_chorus_with_client_cert_auth() {
         Command::Run(cfg) => cfg,
         _ => panic!("not a run command"),
     };
-    let tls = chorus_server::tls::MemberTls::from_config(&cfg).expect("member TLS");
-    let listeners = chorus_server::serve::bind_listeners(
+    let tls = chorus_server::net::tls::MemberTls::from_config(&cfg).expect("member TLS");
+    let listeners = chorus_server::net::bind_listeners(
         "--listen-client-urls",
         &cfg.listen_client_urls,
         tls.client.is_some(),
     )
     .await
     .expect("bind");
-    let running = chorus_server::server::start(&cfg, &tls)
+    let running = chorus_server::bootstrap::start(&cfg, &tls)
         .await
         .expect("start member");
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
     let tasks: Vec<_> = listeners
         .into_iter()
         .map(|(_, listener)| {
-            tokio::spawn(chorus_server::serve::serve_clients(
-                running.server.clone(),
+            tokio::spawn(chorus_server::api::serve_clients(
+                running.member.clone(),
                 listener,
-                tls.client.clone(),
-                shutdown_rx.clone(),
+                chorus_server::net::ListenerOptions {
+                    tls: tls.client.clone(),
+                    keepalive: None,
+                    shutdown: shutdown_rx.clone(),
+                    drain: chorus_server::net::CLIENT_DRAIN_TIMEOUT,
+                },
             ))
         })
         .collect();
-    tokio::spawn(chorus_server::server::publish_attributes(
-        running.server.clone(),
+    tokio::spawn(chorus_server::bootstrap::publish_attributes(
+        running.member.clone(),
         vec![format!("https://127.0.0.1:{}", ports[0])],
     ));
 
@@ -333,10 +338,7 @@ async fn tls_against_chorus_with_client_cert_auth() {
     for t in tasks {
         let _ = t.await;
     }
-    tokio::task::spawn_blocking(move || running.shutdown())
-        .await
-        .unwrap()
-        .expect("clean shutdown");
+    running.shutdown().await.expect("clean shutdown");
 }
 
 /// A child process killed and reaped on drop.

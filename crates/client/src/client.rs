@@ -12,7 +12,7 @@ use chorus_api::etcdserverpb::{
     LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseLeasesRequest,
     LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
     LeaseTimeToLiveResponse, MemberListRequest, MemberListResponse, PutResponse, RangeResponse,
-    StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchRequest,
 };
 use chorus_api::{
     v3electionpb::election_client::ElectionClient, v3lockpb::lock_client::LockClient,
@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
+use crate::auth::{AuthChannel, Credentials, TokenState};
 use crate::error::{is_connect_error, is_transport_error, Error, Result};
 use crate::kv::{txn_is_read_only, DeleteOptions, GetOptions, PutOptions};
 use crate::lease::{KeepAliveSender, KeepAliveStream};
@@ -47,6 +48,10 @@ pub struct ConnectOptions {
     /// use TLS anyway (these settings, or the system's CAs when `None`), `http://` ones
     /// never do, as etcd's clientv3 decides by scheme.
     pub tls: Option<TlsOptions>,
+    /// etcd authentication: a token is fetched on connect and sent with every call, and
+    /// fetched again when the server refuses it (see [`Credentials`]). As in clientv3, an
+    /// empty user name or password means no authentication. `None`: no token is sent.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for ConnectOptions {
@@ -58,13 +63,14 @@ impl Default for ConnectOptions {
             request_timeout: None,
             max_decoding_message_size: i32::MAX as usize,
             tls: None,
+            credentials: None,
         }
     }
 }
 
 /// Whether a call may be sent again to another member after a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     /// Reads: resend after `Unavailable` from a server (`etcdserver: no leader`, ...) or
     /// any transport failure (refused, reset, broken pipe), as clientv3 does for reads.
     Immutable,
@@ -83,13 +89,17 @@ impl Retry {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     endpoints: Vec<String>,
     channels: Vec<Channel>,
     /// Index of the endpoint that answered last; calls start there.
     current: AtomicUsize,
     request_timeout: Option<Duration>,
     max_decoding_message_size: usize,
+    /// Set when authenticating (both user name and password given).
+    pub(crate) credentials: Option<Credentials>,
+    /// The token every call carries; shared with the raw clients' interceptors.
+    pub(crate) tokens: Arc<TokenState>,
 }
 
 /// An etcd v3 client over one or more endpoints of the same cluster. Cheap to clone; all
@@ -101,7 +111,7 @@ struct Inner {
 /// not be made, so that a write is never applied twice.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     /// Set by `for_endpoint`: always this endpoint, no fail-over.
     pinned: Option<usize>,
 }
@@ -111,6 +121,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("endpoints", &self.inner.endpoints)
             .field("current", &self.current_endpoint())
+            .field("user", &self.user())
             .finish()
     }
 }
@@ -136,9 +147,25 @@ fn split_endpoint(endpoint: &str, tls: bool) -> Result<(bool, String)> {
 }
 
 impl Client {
-    /// Prepares one channel per endpoint. Connections are made on first use, so this
-    /// succeeds while members are down; the first call reports an unreachable cluster.
+    /// Prepares one channel per endpoint. Connections are made on first use, so without
+    /// credentials this succeeds while members are down and the first call reports an
+    /// unreachable cluster. With [`ConnectOptions::credentials`] it authenticates first, as
+    /// clientv3's `New` does: within `dial_timeout` ([`Error::Timeout`] if no member
+    /// answers), failing with the server's error for wrong credentials; a server without
+    /// authentication enabled is no error.
     pub async fn connect(endpoints: &[impl AsRef<str>], opts: ConnectOptions) -> Result<Client> {
+        let dial_timeout = opts.dial_timeout;
+        let client = Self::connect_lazy(endpoints, opts)?;
+        if client.inner.credentials.is_some() {
+            client.authenticate_within(dial_timeout).await?;
+        }
+        Ok(client)
+    }
+
+    /// [`Client::connect`] without any I/O: with credentials, no token is fetched yet.
+    /// Call [`Client::authenticate`], or let the first call find out: the server refuses
+    /// it (`etcdserver: user name is empty`), the client authenticates and sends it again.
+    pub fn connect_lazy(endpoints: &[impl AsRef<str>], opts: ConnectOptions) -> Result<Client> {
         if endpoints.is_empty() {
             return Err(Error::NoEndpoints);
         }
@@ -192,6 +219,8 @@ impl Client {
                 current: AtomicUsize::new(0),
                 request_timeout: opts.request_timeout,
                 max_decoding_message_size: opts.max_decoding_message_size,
+                credentials: opts.credentials.filter(Credentials::usable),
+                tokens: Arc::default(),
             }),
             pinned: None,
         })
@@ -233,90 +262,118 @@ impl Client {
             .unwrap_or_else(|| self.inner.current.load(Ordering::Relaxed))
     }
 
-    /// The channel to the current endpoint, for the raw clients.
-    pub fn channel(&self) -> Channel {
-        self.inner.channels[self.current_index()].clone()
+    /// The channel to the current endpoint, for the raw clients; its calls carry the
+    /// client's token.
+    pub fn channel(&self) -> AuthChannel {
+        self.authed(self.inner.channels[self.current_index()].clone())
     }
 
-    pub fn kv_client(&self) -> KvClient<Channel> {
+    // The raw tonic clients below send the token but are not retried on a refused token
+    // by themselves: wrap their calls in `with_token_retry` for that.
+
+    pub fn kv_client(&self) -> KvClient<AuthChannel> {
         KvClient::new(self.channel())
             .max_decoding_message_size(self.inner.max_decoding_message_size)
     }
 
-    pub fn watch_client(&self) -> WatchClient<Channel> {
+    pub fn watch_client(&self) -> WatchClient<AuthChannel> {
         WatchClient::new(self.channel())
             .max_decoding_message_size(self.inner.max_decoding_message_size)
     }
 
-    pub fn lease_client(&self) -> LeaseClient<Channel> {
+    pub fn lease_client(&self) -> LeaseClient<AuthChannel> {
         LeaseClient::new(self.channel())
     }
 
-    pub fn cluster_client(&self) -> ClusterClient<Channel> {
+    pub fn cluster_client(&self) -> ClusterClient<AuthChannel> {
         ClusterClient::new(self.channel())
     }
 
-    pub fn maintenance_client(&self) -> MaintenanceClient<Channel> {
+    pub fn maintenance_client(&self) -> MaintenanceClient<AuthChannel> {
         MaintenanceClient::new(self.channel())
             .max_decoding_message_size(self.inner.max_decoding_message_size)
     }
 
-    pub fn auth_client(&self) -> AuthClient<Channel> {
+    pub fn auth_client(&self) -> AuthClient<AuthChannel> {
         AuthClient::new(self.channel())
     }
 
-    pub fn lock_client(&self) -> LockClient<Channel> {
+    pub fn lock_client(&self) -> LockClient<AuthChannel> {
         LockClient::new(self.channel())
     }
 
-    pub fn election_client(&self) -> ElectionClient<Channel> {
+    pub fn election_client(&self) -> ElectionClient<AuthChannel> {
         ElectionClient::new(self.channel())
     }
 
-    /// Runs `call` against the current endpoint and, while `retry` allows, the others in
-    /// turn (each at most once). The endpoint that answers becomes current.
+    /// Runs `call` (see [`Client::attempts`]) under the request timeout; a refused token is
+    /// replaced and the call made once more.
     async fn call<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let attempts = async {
-            let (first, count) = match self.pinned {
-                Some(i) => (i, 1),
-                None => (self.current_index(), self.inner.channels.len()),
-            };
-            let mut attempt = 0;
-            loop {
-                let i = (first + attempt) % self.inner.channels.len();
-                match call(self.inner.channels[i].clone()).await {
-                    Ok(response) => {
-                        if self.pinned.is_none() && i != first {
-                            self.inner.current.store(i, Ordering::Relaxed);
-                        }
-                        return Ok(response.into_inner());
-                    }
-                    Err(status) if attempt + 1 < count && retry.allows(&status) => {
-                        tracing::debug!(
-                            endpoint = %self.inner.endpoints[i],
-                            error = %status.message(),
-                            "failing over to the next endpoint"
-                        );
-                        attempt += 1;
-                    }
-                    Err(status) => return Err(Error::from(status)),
+        self.with_timeout(async {
+            let seen = self.inner.tokens.generation();
+            match self.attempts(retry, &mut call).await {
+                Err(e) if self.is_token_error(&e) => {
+                    self.refresh_token(seen).await?;
+                    self.attempts(retry, &mut call).await
                 }
+                other => other,
             }
-        };
+        })
+        .await
+    }
+
+    /// `fut` bounded by `ConnectOptions::request_timeout`.
+    pub(crate) async fn with_timeout<T>(&self, fut: impl Future<Output = Result<T>>) -> Result<T> {
         match self.inner.request_timeout {
-            Some(limit) => tokio::time::timeout(limit, attempts)
+            Some(limit) => tokio::time::timeout(limit, fut)
                 .await
                 .map_err(|_| Error::Timeout(limit))?,
-            None => attempts.await,
+            None => fut.await,
         }
     }
 
-    fn kv(&self, channel: Channel) -> KvClient<Channel> {
-        KvClient::new(channel).max_decoding_message_size(self.inner.max_decoding_message_size)
+    /// Runs `call` against the current endpoint and, while `retry` allows, the others in
+    /// turn (each at most once). The endpoint that answers becomes current. `call` gets
+    /// the raw channel: wrap it with `authed` for calls that carry the token.
+    pub(crate) async fn attempts<T, F, Fut>(&self, retry: Retry, mut call: F) -> Result<T>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let (first, count) = match self.pinned {
+            Some(i) => (i, 1),
+            None => (self.current_index(), self.inner.channels.len()),
+        };
+        let mut attempt = 0;
+        loop {
+            let i = (first + attempt) % self.inner.channels.len();
+            match call(self.inner.channels[i].clone()).await {
+                Ok(response) => {
+                    if self.pinned.is_none() && i != first {
+                        self.inner.current.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(response.into_inner());
+                }
+                Err(status) if attempt + 1 < count && retry.allows(&status) => {
+                    tracing::debug!(
+                        endpoint = %self.inner.endpoints[i],
+                        error = %status.message(),
+                        "failing over to the next endpoint"
+                    );
+                    attempt += 1;
+                }
+                Err(status) => return Err(Error::from(status)),
+            }
+        }
+    }
+
+    fn kv(&self, channel: Channel) -> KvClient<AuthChannel> {
+        KvClient::new(self.authed(channel))
+            .max_decoding_message_size(self.inner.max_decoding_message_size)
     }
 
     /// Range read: `key` alone, or the range the options describe.
@@ -395,7 +452,9 @@ impl Client {
     /// Maintenance.Status of the member answering (use `for_endpoint` to pick one).
     pub async fn status(&self) -> Result<StatusResponse> {
         self.call(Retry::Immutable, |ch| async move {
-            MaintenanceClient::new(ch).status(StatusRequest {}).await
+            MaintenanceClient::new(self.authed(ch))
+                .status(StatusRequest {})
+                .await
         })
         .await
     }
@@ -403,7 +462,7 @@ impl Client {
     /// Hash of the MVCC key space up to `revision` (0 = current).
     pub async fn hash_kv(&self, revision: i64) -> Result<HashKvResponse> {
         self.call(Retry::Immutable, |ch| async move {
-            MaintenanceClient::new(ch)
+            MaintenanceClient::new(self.authed(ch))
                 .hash_kv(HashKvRequest { revision })
                 .await
         })
@@ -412,7 +471,7 @@ impl Client {
 
     pub async fn member_list(&self) -> Result<MemberListResponse> {
         self.call(Retry::Immutable, |ch| async move {
-            ClusterClient::new(ch)
+            ClusterClient::new(self.authed(ch))
                 .member_list(MemberListRequest::default())
                 .await
         })
@@ -423,7 +482,7 @@ impl Client {
     pub async fn lease_grant(&self, ttl: i64, id: i64) -> Result<LeaseGrantResponse> {
         let req = LeaseGrantRequest { ttl, id };
         self.call(Retry::Mutable, |ch| async move {
-            LeaseClient::new(ch).lease_grant(req).await
+            LeaseClient::new(self.authed(ch)).lease_grant(req).await
         })
         .await
     }
@@ -431,7 +490,7 @@ impl Client {
     /// Revokes a lease, deleting its keys.
     pub async fn lease_revoke(&self, id: i64) -> Result<LeaseRevokeResponse> {
         self.call(Retry::Mutable, |ch| async move {
-            LeaseClient::new(ch)
+            LeaseClient::new(self.authed(ch))
                 .lease_revoke(LeaseRevokeRequest { id })
                 .await
         })
@@ -441,7 +500,7 @@ impl Client {
     /// Remaining TTL of a lease (`ttl` -1 when it does not exist); `keys` lists its keys.
     pub async fn lease_time_to_live(&self, id: i64, keys: bool) -> Result<LeaseTimeToLiveResponse> {
         self.call(Retry::Immutable, |ch| async move {
-            LeaseClient::new(ch)
+            LeaseClient::new(self.authed(ch))
                 .lease_time_to_live(LeaseTimeToLiveRequest { id, keys })
                 .await
         })
@@ -451,7 +510,7 @@ impl Client {
     /// Every live lease.
     pub async fn leases(&self) -> Result<LeaseLeasesResponse> {
         self.call(Retry::Immutable, |ch| async move {
-            LeaseClient::new(ch)
+            LeaseClient::new(self.authed(ch))
                 .lease_leases(LeaseLeasesRequest {})
                 .await
         })
@@ -467,7 +526,7 @@ impl Client {
                 tx.send(LeaseKeepAliveRequest { id })
                     .await
                     .map_err(|_| Status::internal("keep-alive request channel closed"))?;
-                let response = LeaseClient::new(ch)
+                let response = LeaseClient::new(self.authed(ch))
                     .lease_keep_alive(ReceiverStream::new(rx))
                     .await?;
                 Ok(response.map(|stream| (tx, stream)))
@@ -483,8 +542,39 @@ impl Client {
     /// confirmed the watcher; events follow on the stream. The watch stays on the member
     /// it was created on: if that member goes away the stream ends with an error, and the
     /// caller watches again from the last revision it saw + 1.
+    ///
+    /// The server checks the token when the watcher is created and refuses a stale one by
+    /// cancelling it (`etcdserver: invalid auth token`; etcd 3.5 says `etcdserver:
+    /// permission denied` for that too): a client with credentials then gets a new token
+    /// and tries once more, where clientv3 fetches a new token for every stream.
     pub async fn watch(&self, key: impl Into<Vec<u8>>, opts: WatchOptions) -> Result<WatchStream> {
         let create = opts.to_request(key);
+        let seen = self.inner.tokens.generation();
+        match self.watch_once(&create).await {
+            Err(e) if self.is_watch_token_error(&e) => {
+                self.refresh_token(seen).await?;
+                self.watch_once(&create).await
+            }
+            other => other,
+        }
+    }
+
+    /// A watcher refused for its token. etcd words the reason as a gRPC error (`rpc error:
+    /// code = Unauthenticated desc = etcdserver: invalid auth token`).
+    fn is_watch_token_error(&self, err: &Error) -> bool {
+        let Error::WatchCanceled { reason, .. } = err else {
+            return false;
+        };
+        let message = reason
+            .strip_prefix("rpc error: code = ")
+            .and_then(|rest| rest.split_once(" desc = "))
+            .map_or(reason.as_str(), |(_, desc)| desc);
+        self.inner.credentials.is_some()
+            && (message == crate::messages::PERMISSION_DENIED
+                || crate::auth::is_token_refused(&Status::unauthenticated(message)))
+    }
+
+    async fn watch_once(&self, create: &WatchRequest) -> Result<WatchStream> {
         let max = self.inner.max_decoding_message_size;
         let (requests, responses, created) = self
             .call(Retry::Immutable, |ch| {
@@ -494,7 +584,7 @@ impl Client {
                     tx.send(create)
                         .await
                         .map_err(|_| Status::internal("watch request channel closed"))?;
-                    let mut stream = WatchClient::new(ch)
+                    let mut stream = WatchClient::new(self.authed(ch))
                         .max_decoding_message_size(max)
                         .watch(ReceiverStream::new(rx))
                         .await?

@@ -34,6 +34,12 @@ pub enum Error {
     /// The server ended a watch or keep-alive stream.
     #[error("stream closed by the server")]
     StreamClosed,
+    /// An authentication call without [`crate::Credentials`] in the options.
+    #[error("no credentials given")]
+    NoCredentials,
+    /// The server's token cannot be sent as gRPC metadata (not printable ASCII).
+    #[error("the server's authentication token is not a valid metadata value")]
+    InvalidToken,
     /// The server refused or cancelled a watch (for example a compacted start revision).
     #[error("watch canceled: {reason} (compact_revision {compact_revision})")]
     WatchCanceled {
@@ -125,4 +131,16 @@ pub mod messages {
     pub const NO_LEADER: &str = "etcdserver: no leader";
     /// `InvalidArgument`: the request has no key.
     pub const EMPTY_KEY: &str = "etcdserver: key is not provided";
+    /// `Unauthenticated`: the token expired, was revoked, or is unknown.
+    pub const INVALID_AUTH_TOKEN: &str = "etcdserver: invalid auth token";
+    /// `InvalidArgument`: the auth store changed since the token was issued.
+    pub const AUTH_OLD_REVISION: &str = "etcdserver: revision of auth store is old";
+    /// `InvalidArgument`: authentication is on and the call carried no token.
+    pub const USER_EMPTY: &str = "etcdserver: user name is empty";
+    /// `InvalidArgument`: wrong user name or password.
+    pub const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
+    /// `FailedPrecondition`: Authenticate on a server without authentication.
+    pub const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+    /// `PermissionDenied`: the user's roles do not allow the request.
+    pub const PERMISSION_DENIED: &str = "etcdserver: permission denied";
 }

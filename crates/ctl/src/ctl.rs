@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use chorus_client::{Client, ConnectOptions, Error as ClientError, TlsOptions};
+use chorus_client::{
+    messages, Client, ConnectOptions, Credentials, Error as ClientError, TlsOptions,
+};
 
 use crate::tls::TlsFiles;
 
@@ -20,6 +22,8 @@ pub struct Ctl {
     pub printer: Printer,
     pub command_timeout: Duration,
     client: Option<Client>,
+    /// `--user`/`--password`, read (and asked for) once: `Some(None)` without `--user`.
+    credentials: Option<Option<Credentials>>,
 }
 
 /// `ETCDCTL_<NAME>` for a flag name.
@@ -38,6 +42,7 @@ impl Ctl {
             printer,
             command_timeout,
             client: None,
+            credentials: None,
         }
     }
 
@@ -82,7 +87,8 @@ impl Ctl {
         self.command_timeout = self.flags.duration("command-timeout");
         if self.flags.bool("debug") {
             for name in &names {
-                eprintln!("{}={}", flag_to_env(name), self.flags.display(name));
+                let value = redact_secret(name, &self.flags.display(name));
+                eprintln!("{}={value}", flag_to_env(name));
             }
         }
     }
@@ -113,8 +119,8 @@ impl Ctl {
             .collect()
     }
 
-    /// Connection settings from the global flags.
-    pub fn connect_options(&self) -> ConnectOptions {
+    /// `secureCfgFromCmd`'s checks: `--cert`, `--key`, `--cacert` given empty.
+    fn check_tls_flags(&self) {
         for name in ["cert", "key", "cacert"] {
             if self.flags.changed(name) && self.flags.str(name).is_empty() {
                 exit::fail(
@@ -123,12 +129,27 @@ impl Ctl {
                 );
             }
         }
-        if !self.flags.str("user").is_empty() {
-            exit::fail(
-                ExitCode::BadArgs,
-                "--user/--password (authentication tokens) are not supported by chorusctl yet",
-            );
+    }
+
+    /// `authCfgFromCmd`: the credentials of `--user`/`--password`, asking for the password
+    /// on the terminal when `--user` has none (once per command).
+    pub fn credentials(&mut self) -> Option<Credentials> {
+        if let Some(c) = &self.credentials {
+            return c.clone();
         }
+        let c = credentials_from_flags(
+            &self.flags.str("user"),
+            &self.flags.str("password"),
+            chorus_client::prompt::ask_password,
+        )
+        .unwrap_or_else(|e| exit::fail(ExitCode::Error, &e));
+        self.credentials = Some(c.clone());
+        c
+    }
+
+    /// Connection settings from the global flags (credentials as read by `credentials`).
+    pub fn connect_options(&self) -> ConnectOptions {
+        self.check_tls_flags();
         let files = TlsFiles {
             ca: self.flags.str("cacert"),
             cert: self.flags.str("cert"),
@@ -148,6 +169,7 @@ impl Ctl {
             keep_alive_timeout: self.flags.duration("keepalive-timeout"),
             request_timeout: None,
             tls,
+            credentials: self.credentials.clone().flatten(),
             ..ConnectOptions::default()
         }
     }
@@ -161,10 +183,34 @@ impl Ctl {
 
     /// A client over `endpoints` with the global settings (exit 2 if it cannot be built).
     pub async fn client_for(&self, endpoints: &[String]) -> Client {
-        match Client::connect(endpoints, self.connect_options()).await {
-            Ok(c) => c,
-            Err(e) => exit::fail(ExitCode::BadConnection, &client_error_text(&e)),
+        self.try_client_for(endpoints)
+            .await
+            .unwrap_or_else(|e| exit::fail(ExitCode::BadConnection, &e))
+    }
+
+    /// `clientv3.New`: the client, authenticated (within `--dial-timeout`, with
+    /// clientv3's warning lines) when there are credentials. `Err`: etcdctl's text.
+    pub async fn try_client_for(&self, endpoints: &[String]) -> Result<Client, String> {
+        let opts = self.connect_options();
+        let dial_timeout = opts.dial_timeout;
+        let client = Client::connect_lazy(endpoints, opts).map_err(|e| client_error_text(&e))?;
+        if client.user().is_some() {
+            let deadline = Instant::now() + dial_timeout;
+            match unary_until(&client, deadline, || client.authenticate()).await {
+                Err(e) if e != messages::AUTH_NOT_ENABLED => return Err(e),
+                _ => {}
+            }
         }
+        Ok(client)
+    }
+
+    /// `clientConfigFromCmd` (environment, TLS flags, credentials, output format) before
+    /// the clients of commands that make their own (`endpoint health`, `snapshot save`).
+    pub fn prepare(&mut self) {
+        self.apply_env();
+        self.check_tls_flags();
+        self.credentials();
+        self.check_format();
     }
 
     /// `mustClientFromCmd`: environment, output format, then the client.
@@ -173,8 +219,10 @@ impl Ctl {
             return c.clone();
         }
         self.apply_env();
-        self.check_format();
         let endpoints = self.endpoints();
+        self.check_tls_flags();
+        self.credentials();
+        self.check_format();
         let client = self.client_for(&endpoints).await;
         self.client = Some(client.clone());
         client
@@ -196,7 +244,8 @@ impl Ctl {
 }
 
 /// Runs `f` until it answers or `deadline` passes; while no member can be reached it keeps
-/// trying, as gRPC does until the command's context ends.
+/// trying, as gRPC does until the command's context ends. A refused token is replaced and
+/// the call made once more, as clientv3's retry interceptor does (with its warning line).
 pub async fn unary_until<T, F, Fut>(
     client: &Client,
     deadline: Instant,
@@ -206,8 +255,10 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = chorus_client::Result<T>>,
 {
-    // Bounded: each round is one pass over the endpoints, and the deadline ends the loop.
+    // Bounded: each round is one pass over the endpoints, and the deadline ends the loop;
+    // a new token is fetched at most once.
     let mut failures = 0usize;
+    let mut reauthenticated = false;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let target = client.current_endpoint().to_owned();
@@ -231,10 +282,13 @@ where
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
+            Ok(Err(e)) if !reauthenticated && client.is_token_error(&e) => {
+                reauthenticated = true;
+                log_failure(&target, &e);
+                reauthenticate(client, &target).await?;
+            }
             Ok(Err(e)) => {
-                if let Some(status) = e.status() {
-                    exit::log_retry(&target, status.code(), status.message());
-                }
+                log_failure(&target, &e);
                 return Err(exit::error_text(&e));
             }
             Err(_) => {
@@ -245,6 +299,26 @@ where
                 );
                 return Err("context deadline exceeded".to_owned());
             }
+        }
+    }
+}
+
+fn log_failure(target: &str, e: &ClientError) {
+    if let Some(status) = e.status() {
+        exit::log_retry(target, status.code(), status.message());
+    }
+}
+
+/// clientv3's `refreshToken` after a refused token; on failure its warning lines and the
+/// authentication's error.
+async fn reauthenticate(client: &Client, target: &str) -> Result<(), String> {
+    match client.authenticate().await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            log_failure(target, &e);
+            let text = exit::error_text(&e);
+            exit::log_token_refresh_failed(target, &text);
+            Err(text)
         }
     }
 }
@@ -267,6 +341,39 @@ fn balancer_error(e: &ClientError, endpoint: &str) -> String {
             exit::strip_scheme(endpoint)
         ),
         _ => "latest balancer error: connection closed".to_owned(),
+    }
+}
+
+/// `--debug` prints every global flag as etcdctl does, except passwords.
+fn redact_secret(flag: &str, value: &str) -> String {
+    match flag {
+        "password" if !value.is_empty() => "<redacted>".to_owned(),
+        "user" => match value.split_once(':') {
+            Some((user, _)) => format!("{user}:<redacted>"),
+            None => value.to_owned(),
+        },
+        _ => value.to_owned(),
+    }
+}
+
+/// etcdctl's `authCfgFromCmd`: no `--user`, no credentials; `--password` given, `--user`
+/// is the whole user name (colons and all); else `--user` is `name:password`, split at
+/// the first colon, or a name alone, whose password is asked for (`ask("Password: ")`).
+/// An empty password means no authentication at all (clientv3's rule), not an error.
+pub fn credentials_from_flags(
+    user: &str,
+    password: &str,
+    ask: impl FnOnce(&str) -> Result<String, String>,
+) -> Result<Option<Credentials>, String> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    if !password.is_empty() {
+        return Ok(Some(Credentials::new(user, password)));
+    }
+    match user.split_once(':') {
+        Some((name, password)) => Ok(Some(Credentials::new(name, password))),
+        None => Ok(Some(Credentials::new(user, ask("Password: ")?))),
     }
 }
 
@@ -320,5 +427,70 @@ fn printer_from(flags: &Flags) -> Printer {
         format,
         hex: flags.bool("hex"),
         value_only: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn never(_: &str) -> Result<String, String> {
+        panic!("no prompt expected")
+    }
+
+    fn creds(user: &str, password: &str) -> Option<(String, String)> {
+        credentials_from_flags(user, password, never)
+            .unwrap()
+            .map(|c| (c.user().to_owned(), c.password().to_owned()))
+    }
+
+    #[test]
+    fn user_flag_forms_as_etcdctl_reads_them() {
+        let pair = |u: &str, p: &str| Some((u.to_owned(), p.to_owned()));
+        assert_eq!(creds("", ""), None);
+        assert_eq!(creds("", "pw"), None, "--password alone means nothing");
+        assert_eq!(creds("root:pw", ""), pair("root", "pw"));
+        assert_eq!(
+            creds("root:p:w", ""),
+            pair("root", "p:w"),
+            "split at the first colon"
+        );
+        assert_eq!(
+            creds("root:", ""),
+            pair("root", ""),
+            "no auth later (clientv3)"
+        );
+        assert_eq!(creds("root", "p:w"), pair("root", "p:w"));
+        // etcdctl 3.4 and 3.5 alike: with --password, --user is the whole name.
+        assert_eq!(creds("root:pw", "pw"), pair("root:pw", "pw"));
+    }
+
+    #[test]
+    fn a_user_without_password_is_asked_for_one() {
+        let mut asked = Vec::new();
+        let c = credentials_from_flags("root", "", |prompt| {
+            asked.push(prompt.to_owned());
+            Ok("typed".to_owned())
+        })
+        .unwrap()
+        .unwrap();
+        assert_eq!((c.user(), c.password()), ("root", "typed"));
+        assert_eq!(asked, ["Password: "]);
+        let failed =
+            credentials_from_flags(
+                "root",
+                "",
+                |_| Err("failed during password entry: x".into()),
+            );
+        assert_eq!(failed.unwrap_err(), "failed during password entry: x");
+    }
+
+    #[test]
+    fn debug_lines_hide_passwords() {
+        assert_eq!(redact_secret("user", "root:pw"), "root:<redacted>");
+        assert_eq!(redact_secret("user", "root"), "root");
+        assert_eq!(redact_secret("password", "pw"), "<redacted>");
+        assert_eq!(redact_secret("password", ""), "");
+        assert_eq!(redact_secret("endpoints", "[a:1]"), "[a:1]");
     }
 }

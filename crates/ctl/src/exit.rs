@@ -139,11 +139,10 @@ pub fn error_text(err: &ClientError) -> String {
     }
 }
 
-/// The warning clientv3's retry interceptor logs for every failed unary call (zap JSON on
-/// standard error). `target` is the endpoint the call went to.
-pub fn log_retry(target: &str, code: Code, message: &str) {
+/// How clientv3's log lines name the connection a call went through.
+fn log_target(target: &str) -> String {
     let passthrough = PASSTHROUGH.lock().ok().and_then(|p| p.clone());
-    let target = if let Some(ep) = passthrough {
+    if let Some(ep) = passthrough {
         format!("passthrough:///{ep}")
     } else {
         format!(
@@ -151,12 +150,30 @@ pub fn log_retry(target: &str, code: Code, message: &str) {
             crate::gofmt::uuid4(),
             strip_scheme(target)
         )
-    };
+    }
+}
+
+/// The warning clientv3's retry interceptor logs for every failed unary call (zap JSON on
+/// standard error). `target` is the endpoint the call went to.
+pub fn log_retry(target: &str, code: Code, message: &str) {
+    let target = log_target(target);
     let line = format!(
         "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:62\",\"msg\":\"retrying of unary invoker failed\",\"target\":{},\"attempt\":0,\"error\":{}}}",
         crate::gofmt::zap_timestamp(),
         crate::gofmt::json_str(&target),
         crate::gofmt::json_str(&rpc_error(code, message)),
+    );
+    eprintln!("{line}");
+}
+
+/// clientv3's warning when a new token could not be had after the server refused the old
+/// one (`retry_interceptor.go:79`).
+pub fn log_token_refresh_failed(target: &str, error: &str) {
+    let line = format!(
+        "{{\"level\":\"warn\",\"ts\":\"{}\",\"caller\":\"clientv3/retry_interceptor.go:79\",\"msg\":\"retrying of unary invoker failed to fetch new auth token\",\"target\":{},\"error\":{}}}",
+        crate::gofmt::zap_timestamp(),
+        crate::gofmt::json_str(&log_target(target)),
+        crate::gofmt::json_str(error),
     );
     eprintln!("{line}");
 }

@@ -77,7 +77,7 @@ pub fn split_url(endpoint: &str) -> (String, bool) {
 }
 
 /// One request to `endpoint` (`http://host:port` or `https://host:port`); `timeout`
-/// bounds the connection and, when `Some`, the whole exchange.
+/// bounds the connection and, when `Some`, the whole exchange. A body is a form.
 pub async fn request(
     endpoint: &str,
     method: &str,
@@ -87,55 +87,53 @@ pub async fn request(
     timeout: Option<Duration>,
     tls: &Tls,
 ) -> Result<Response, HttpError> {
+    let call = Call {
+        method,
+        path_and_query,
+        body,
+        content_type: FORM,
+        authorization: None,
+    };
+    request_as(endpoint, &call, connect_timeout, timeout, tls).await
+}
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A request's method, target, body and headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub body: Option<&'a str>,
+    /// The body's type (`application/json` for `/v2/auth`).
+    pub content_type: &'a str,
+    /// An `Authorization` header (the v2 client's basic auth).
+    pub authorization: Option<&'a str>,
+}
+
+/// Go's `SetBasicAuth`: the `Authorization` value for `user:password`.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let pair = format!("{user}:{password}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
+}
+
+/// `request` with the headers of `call`.
+pub async fn request_as(
+    endpoint: &str,
+    call: &Call<'_>,
+    connect_timeout: Duration,
+    timeout: Option<Duration>,
+    tls: &Tls,
+) -> Result<Response, HttpError> {
     let (addr, use_tls) = split_url(endpoint);
     let exchange = async {
-        let tcp = match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(&addr))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                    "connect: connection refused".to_owned()
-                } else {
-                    e.to_string()
-                };
-                return Err(HttpError::connection(format!("dial tcp {addr}: {reason}")));
-            }
-            Err(_) => {
-                return Err(HttpError::connection(format!(
-                    "dial tcp {addr}: i/o timeout"
-                )))
-            }
-        };
-        let mut stream: Box<dyn Stream> = if use_tls {
-            let config = match tls {
-                Some(c) => c.clone(),
-                None => default_tls()?,
-            };
-            let name = chorus_client::tls::server_name(&addr)
-                .map_err(|e| HttpError::other(e.to_string()))?;
-            let connector = tokio_rustls::TlsConnector::from(config);
-            Box::new(
-                connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| io_error(&e))?,
-            )
-        } else {
-            Box::new(tcp)
-        };
-        let body = body.unwrap_or("");
-        let mut req = format!(
-            "{method} {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: chorusctl\r\n"
-        );
-        if method != "GET" || !body.is_empty() {
-            req += "Content-Type: application/x-www-form-urlencoded\r\n";
-            req += &format!("Content-Length: {}\r\n", body.len());
-        }
-        req += "\r\n";
-        req += body;
+        let mut stream = connect(&addr, use_tls, connect_timeout, tls).await?;
         stream
-            .write_all(req.as_bytes())
+            .write_all(call.head_and_body(&addr).as_bytes())
             .await
             .map_err(|e| io_error(&e))?;
         let mut raw = Vec::new();
@@ -153,6 +151,65 @@ pub async fn request(
             .map_err(|_| HttpError::connection("context deadline exceeded"))?,
         None => exchange.await,
     }
+}
+
+impl Call<'_> {
+    /// The HTTP/1.0 request as sent to `addr`.
+    fn head_and_body(&self, addr: &str) -> String {
+        let (method, path) = (self.method, self.path_and_query);
+        let body = self.body.unwrap_or("");
+        let mut req =
+            format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: chorusctl\r\n");
+        if let Some(value) = self.authorization {
+            req += &format!("Authorization: {value}\r\n");
+        }
+        if method != "GET" || !body.is_empty() {
+            req += &format!("Content-Type: {}\r\n", self.content_type);
+            req += &format!("Content-Length: {}\r\n", body.len());
+        }
+        req + "\r\n" + body
+    }
+}
+
+/// A TCP connection to `addr`, in TLS when `use_tls`; failures in Go's words.
+async fn connect(
+    addr: &str,
+    use_tls: bool,
+    connect_timeout: Duration,
+    tls: &Tls,
+) -> Result<Box<dyn Stream>, HttpError> {
+    let tcp =
+        match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let reason = if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                    "connect: connection refused".to_owned()
+                } else {
+                    e.to_string()
+                };
+                return Err(HttpError::connection(format!("dial tcp {addr}: {reason}")));
+            }
+            Err(_) => {
+                return Err(HttpError::connection(format!(
+                    "dial tcp {addr}: i/o timeout"
+                )))
+            }
+        };
+    if !use_tls {
+        return Ok(Box::new(tcp));
+    }
+    let config = match tls {
+        Some(c) => c.clone(),
+        None => default_tls()?,
+    };
+    let name =
+        chorus_client::tls::server_name(addr).map_err(|e| HttpError::other(e.to_string()))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| io_error(&e))?;
+    Ok(Box::new(stream))
 }
 
 /// An I/O failure on an open connection; TLS ones in Go's words.
@@ -243,4 +300,13 @@ pub fn path_escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_auth_is_gos() {
+        // Go: req.SetBasicAuth("root", "p:w") -> "Basic cm9vdDpwOnc="
+        assert_eq!(super::basic_auth("root", "p:w"), "Basic cm9vdDpwOnc=");
+    }
 }

@@ -20,6 +20,7 @@ mod http;
 mod printer;
 mod tls;
 mod v2;
+mod v2auth;
 
 use cli::{flag, short, Command, Kind};
 

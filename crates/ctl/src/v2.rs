@@ -19,18 +19,20 @@ const EXIT_SERVER_ERROR: i32 = 4;
 const EXIT_CLUSTER_NOT_HEALTHY: i32 = 5;
 
 #[derive(Clone, Copy, PartialEq)]
-enum FKind {
+pub(crate) enum FKind {
     Bool,
     Value,
+    /// urfave/cli's `StringSliceFlag`: every occurrence adds a value (kept `\n`-joined).
+    Slice,
 }
 
 /// Parses Go `flag` style arguments against `(names, kind)`; returns the values and the
 /// rest of the arguments (from the first non-flag).
-fn go_flags(
+pub(crate) fn go_flags(
     specs: &[(&[&str], FKind)],
     args: &[String],
 ) -> Result<(std::collections::HashMap<String, String>, Vec<String>), String> {
-    let mut values = std::collections::HashMap::new();
+    let mut values: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut i = 0;
     while i < args.len() {
         let a = &args[i];
@@ -53,7 +55,7 @@ fn go_flags(
         let value = match (kind, inline) {
             (_, Some(v)) => v,
             (FKind::Bool, None) => "true".to_owned(),
-            (FKind::Value, None) => {
+            (FKind::Value | FKind::Slice, None) => {
                 i += 1;
                 match args.get(i) {
                     Some(v) => v.clone(),
@@ -61,7 +63,15 @@ fn go_flags(
                 }
             }
         };
-        values.insert(canonical, value);
+        match values.get_mut(&canonical) {
+            Some(all) if *kind == FKind::Slice => {
+                all.push('\n');
+                all.push_str(&value);
+            }
+            _ => {
+                values.insert(canonical, value);
+            }
+        }
         i += 1;
     }
     Ok((values, args[i..].to_vec()))
@@ -69,7 +79,7 @@ fn go_flags(
 
 /// urfave/cli's `reorderArgs`: the command's own flags (and what follows each) first, then
 /// the rest; anything that is not one of its flags stays an argument.
-fn reorder(args: &[String], specs: &[(&[&str], FKind)]) -> Vec<String> {
+pub(crate) fn reorder(args: &[String], specs: &[(&[&str], FKind)]) -> Vec<String> {
     let is_flag = |a: &str| {
         let name = a.trim_start_matches('-');
         let name = name.split('=').next().unwrap_or(name);
@@ -100,7 +110,7 @@ fn reorder(args: &[String], specs: &[(&[&str], FKind)]) -> Vec<String> {
     flags
 }
 
-struct Global {
+pub(crate) struct Global {
     output: String,
     no_sync: bool,
     endpoints: Vec<String>,
@@ -109,11 +119,50 @@ struct Global {
     /// `getTransport`'s TLS from `--ca-file/--cert-file/--key-file` (or its error, which
     /// each command reports its own way); `None`: Go's default (the system CAs).
     tls: Result<http::Tls, String>,
+    /// `--username` (or `ETCDCTL_USERNAME`): `user[:password]`.
+    username: String,
+    /// The basic-auth header, made (and the password asked for) on first need.
+    authorization: std::sync::OnceLock<Option<String>>,
 }
 
 impl Global {
+    /// `newClient`'s credentials: `--username user:password`, or `user` and the password
+    /// asked on the terminal (`Password: `); every request then carries basic auth.
+    pub(crate) fn authorization(&self) -> Option<&str> {
+        self.authorization
+            .get_or_init(|| {
+                if self.username.is_empty() {
+                    return None;
+                }
+                let (user, password) = match self.username.split_once(':') {
+                    Some((u, p)) => (u.to_owned(), p.to_owned()),
+                    None => {
+                        let password = chorus_client::prompt::ask_password("Password: ")
+                            .unwrap_or_else(|e| {
+                                eprintln!("{e}");
+                                exit_raw(1)
+                            });
+                        (self.username.clone(), password)
+                    }
+                };
+                Some(http::basic_auth(&user, &password))
+            })
+            .as_deref()
+    }
+
+    /// A request to the v2 API with this command's credentials.
+    pub(crate) fn call<'a>(&'a self, method: &'a str, path: &'a str) -> http::Call<'a> {
+        http::Call {
+            method,
+            path_and_query: path,
+            body: None,
+            content_type: "application/x-www-form-urlencoded",
+            authorization: self.authorization(),
+        }
+    }
+
     /// The TLS configuration; a bad one ends the command as `mustNewClient` does.
-    fn tls(&self) -> http::Tls {
+    pub(crate) fn tls(&self) -> http::Tls {
         match &self.tls {
             Ok(t) => t.clone(),
             Err(e) => {
@@ -124,13 +173,13 @@ impl Global {
     }
 }
 
-fn fail(code: i32, msg: &str) -> ! {
+pub(crate) fn fail(code: i32, msg: &str) -> ! {
     eprintln!("Error:  {msg}");
     exit_raw(code)
 }
 
 /// The v2 client's `ClusterError` text: why each endpoint failed.
-fn cluster_error_text(errors: &[String]) -> String {
+pub(crate) fn cluster_error_text(errors: &[String]) -> String {
     let mut s = "client: etcd cluster is unavailable or misconfigured".to_owned();
     for (i, e) in errors.iter().enumerate() {
         s += &format!("; error #{i}: {e}\n");
@@ -213,12 +262,12 @@ pub fn run(args: Vec<String>) {
     } else {
         Ok(None)
     };
-    if g.get("username").is_some_and(|v| !v.is_empty()) || env("ETCDCTL_USERNAME").is_some() {
-        fail(
-            1,
-            "--username: v2 authentication is not supported by chorusctl",
-        );
-    }
+    let username = g
+        .get("username")
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| env("ETCDCTL_USERNAME"))
+        .unwrap_or_default();
     if g.get("discovery-srv").is_some_and(|v| !v.is_empty())
         || env("ETCDCTL_DISCOVERY_SRV").is_some()
     {
@@ -269,6 +318,8 @@ pub fn run(args: Vec<String>) {
         timeout: duration(g.get("timeout"), Duration::from_secs(2)),
         total_timeout: duration(g.get("total-timeout"), Duration::from_secs(5)),
         tls,
+        username,
+        authorization: std::sync::OnceLock::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -315,7 +366,8 @@ fn command_specs(cmd: &str) -> Option<Vec<(&'static [&'static str], FKind)>> {
 async fn command(g: Global, cmd: &str, args: &[String]) {
     let Some(mut specs) = command_specs(cmd) else {
         match cmd {
-            "backup" | "setdir" | "updatedir" | "rmdir" | "user" | "role" | "auth" => fail(
+            "user" | "role" | "auth" => return crate::v2auth::run(&g, cmd, args).await,
+            "backup" | "setdir" | "updatedir" | "rmdir" => fail(
                 1,
                 &format!("the v2 command {cmd:?} is not supported by chorusctl"),
             ),
@@ -686,16 +738,20 @@ fn print_response(r: &Response, format: &str) {
 
 /// The v2 keys client: endpoints (synchronised from `/v2/members` unless `--no-sync`),
 /// tried in turn.
-struct V2Client {
-    endpoints: Vec<String>,
-    timeout: Duration,
-    total: Duration,
-    tls: http::Tls,
+pub(crate) struct V2Client<'g> {
+    pub(crate) g: &'g Global,
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) total: Duration,
+    pub(crate) tls: http::Tls,
 }
 
-impl V2Client {
-    async fn new(g: &Global) -> V2Client {
+impl<'g> V2Client<'g> {
+    /// `mustNewClient`: the credentials (asked for if need be), then the member sync.
+    pub(crate) async fn new(g: &'g Global) -> V2Client<'g> {
+        g.authorization();
         let mut c = V2Client {
+            g,
             endpoints: g.endpoints.clone(),
             timeout: g.timeout,
             total: g.total_timeout,
@@ -750,17 +806,11 @@ impl V2Client {
         for ep in self.endpoints.clone() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let per = left.min(self.timeout.max(Duration::from_millis(1)));
-            match http::request(
-                &ep,
-                method,
-                &path,
-                (method != "GET").then_some(body.as_str()),
-                per,
-                Some(left),
-                &self.tls,
-            )
-            .await
-            {
+            let call = http::Call {
+                body: (method != "GET").then_some(body.as_str()),
+                ..self.g.call(method, &path)
+            };
+            match http::request_as(&ep, &call, per, Some(left), &self.tls).await {
                 Ok(resp) => return decode(resp),
                 Err(e) => errors.push(e.text),
             }
@@ -779,7 +829,8 @@ impl V2Client {
         loop {
             let mut errors = Vec::new();
             for ep in self.endpoints.clone() {
-                match http::request(&ep, "GET", &path, None, self.timeout, None, &self.tls).await {
+                let call = self.g.call("GET", &path);
+                match http::request_as(&ep, &call, self.timeout, None, &self.tls).await {
                     Ok(resp) if resp.body.is_empty() => {
                         errors.clear();
                         break;
@@ -796,7 +847,7 @@ impl V2Client {
 }
 
 /// `path.Join("/", key)`.
-fn clean_key(key: &str) -> String {
+pub(crate) fn clean_key(key: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for p in key.split('/') {
         match p {
@@ -876,7 +927,8 @@ async fn try_get_any(g: &Global, path: &str) -> Result<(String, http::Response),
     let mut errors = Vec::new();
     for ep in &g.endpoints {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match http::request(ep, "GET", path, None, left.min(g.timeout), Some(left), &tls).await {
+        let call = g.call("GET", path);
+        match http::request_as(ep, &call, left.min(g.timeout), Some(left), &tls).await {
             Ok(r) => return Ok((ep.clone(), r)),
             Err(e) => errors.push(e),
         }
@@ -968,17 +1020,8 @@ async fn cluster_health(g: &Global, forever: bool) {
     let mut errors = Vec::new();
     for ep in &g.endpoints {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match http::request(
-            ep,
-            "GET",
-            "/v2/members",
-            None,
-            left.min(g.timeout),
-            Some(left),
-            &tls,
-        )
-        .await
-        {
+        let call = g.call("GET", "/v2/members");
+        match http::request_as(ep, &call, left.min(g.timeout), Some(left), &tls).await {
             Ok(r) => {
                 let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
                 list = Some(

@@ -4,7 +4,7 @@
 //!
 //! `cargo run -p chorus-server --example config_check -- --name n1 ...`
 
-use chorus_server::config::{
+use chorus_config::{
     flags_text, format_id, usage_text, version_text, Command, Config, NoticeLevel,
 };
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use chorus_server::v2::local::LocalBackend;
-use chorus_server::v2::{router, MemberInfo, V2Backend};
+use chorus_server::api::v2::local::LocalBackend;
+use chorus_server::api::v2::{router, MemberInfo, V2Backend};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::AutoCompaction;
 use crate::error::EtcdError;
+use chorus_config::AutoCompaction;
 
 /// What the compactor needs from the member.
 pub trait Compactable: Send + Sync {

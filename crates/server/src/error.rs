@@ -87,6 +87,9 @@ pub enum EtcdError {
     /// A failure of this member (backend I/O, a bug): reported as gRPC `Unknown`/`Internal`.
     #[error("{0}")]
     Internal(String),
+    /// Auth refused the request (etcd's messages and codes, from `chorus-auth`).
+    #[error(transparent)]
+    Auth(#[from] chorus_auth::AuthError),
 }
 
 impl EtcdError {
@@ -120,6 +123,7 @@ impl EtcdError {
             Corrupt => Code::DataLoss,
             Internal(_) | ProposalDropped => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
+            Auth(e) => e.code(),
         }
     }
 }
@@ -139,6 +143,8 @@ impl EtcdError {
             Timeout,
             TimeoutDueToLeaderFail,
             LeaderChanged,
+            Compacted,
+            FutureRev,
         ];
         known
             .into_iter()

@@ -127,6 +127,29 @@ impl Lessor {
         Ok(lessor)
     }
 
+    /// Replaces the leases with those of a backend that replaced the old one (a snapshot
+    /// from the leader), keeping the configuration; a primary lessor stays primary and
+    /// gives every lease a fresh clock extended by `extend`.
+    pub fn reload(
+        &mut self,
+        backend: &Backend,
+        key_leases: &[(Vec<u8>, i64)],
+        extend: Duration,
+    ) -> Result<(), BackendError> {
+        let mut fresh = Lessor::load(
+            backend,
+            key_leases,
+            self.min_ttl,
+            self.checkpoint_interval,
+            self.persist_checkpoints,
+        )?;
+        if self.primary {
+            fresh.promote(extend);
+        }
+        *self = fresh;
+        Ok(())
+    }
+
     pub fn exists(&self, id: i64) -> bool {
         self.leases.contains_key(&id)
     }
@@ -365,7 +388,7 @@ pub enum GrantError {
     Backend(BackendError),
 }
 
-impl crate::apply::kv::LeaseCheck for Lessor {
+impl crate::kv::LeaseCheck for Lessor {
     fn exists(&self, id: i64) -> bool {
         Lessor::exists(self, id)
     }

@@ -2,6 +2,11 @@
 //! consumer without spinning. (crossbeam's channels spin and `sched_yield` before they
 //! park; on a two-core machine that steals the CPU the request handlers need.) The
 //! consumer takes everything queued at once, which is what the group-commit loops want.
+//!
+//! A mailbox may have a capacity: producers that can wait (client proposals, messages
+//! from peers) use [`Sender::send_when_room`] and are held back while the queue is full;
+//! control messages from the threads themselves use [`Sender::send`], which never waits
+//! (a thread blocking on its own queue would deadlock).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +19,10 @@ struct Shared<T> {
     queue: Mutex<VecDeque<T>>,
     ready: Condvar,
     senders: AtomicUsize,
+    /// Queue length at which `send_when_room` waits.
+    capacity: usize,
+    /// Signalled when a full queue was drained.
+    room: tokio::sync::Notify,
 }
 
 pub struct Sender<T> {
@@ -36,11 +45,19 @@ pub enum RecvError {
     Disconnected,
 }
 
+/// An unbounded mailbox.
 pub fn mailbox<T>() -> (Sender<T>, Receiver<T>) {
+    bounded(usize::MAX)
+}
+
+/// A mailbox whose `send_when_room` producers wait while `capacity` values are queued.
+pub fn bounded<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         queue: Mutex::new(VecDeque::new()),
         ready: Condvar::new(),
         senders: AtomicUsize::new(1),
+        capacity,
+        room: tokio::sync::Notify::new(),
     });
     (
         Sender {
@@ -85,6 +102,31 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Sends once the queue has room (backpressure for producers that can wait).
+    pub async fn send_when_room(&self, value: T) -> Result<(), SendError<T>> {
+        loop {
+            let room = self.shared.room.notified();
+            tokio::pin!(room);
+            // Registered before the check, so a drain in between is not missed.
+            room.as_mut().enable();
+            if self.shared.queue.lock().len() < self.shared.capacity {
+                return self.send(value);
+            }
+            room.await;
+        }
+    }
+}
+
+impl<T> Shared<T> {
+    /// Wakes producers waiting for room if the queue was full before a drain.
+    fn drained(&self, was_full: bool) {
+        if was_full {
+            self.room.notify_waiters();
+        }
+    }
+}
+
 impl<T> Receiver<T> {
     /// Moves everything queued into `out`, waiting until something is queued or the
     /// deadline (if any) passes.
@@ -92,7 +134,10 @@ impl<T> Receiver<T> {
         let mut q = self.shared.queue.lock();
         loop {
             if !q.is_empty() {
+                let was_full = q.len() >= self.shared.capacity;
                 out.extend(q.drain(..));
+                drop(q);
+                self.shared.drained(was_full);
                 return Ok(());
             }
             if self.shared.senders.load(Ordering::Acquire) == 0 {
@@ -113,7 +158,10 @@ impl<T> Receiver<T> {
     pub fn recv(&self) -> Result<T, RecvError> {
         let mut q = self.shared.queue.lock();
         loop {
+            let was_full = q.len() >= self.shared.capacity;
             if let Some(v) = q.pop_front() {
+                drop(q);
+                self.shared.drained(was_full);
                 return Ok(v);
             }
             if self.shared.senders.load(Ordering::Acquire) == 0 {
@@ -125,7 +173,12 @@ impl<T> Receiver<T> {
 
     /// One value if one is queued.
     pub fn try_recv(&self) -> Option<T> {
-        self.shared.queue.lock().pop_front()
+        let mut q = self.shared.queue.lock();
+        let was_full = q.len() >= self.shared.capacity;
+        let v = q.pop_front();
+        drop(q);
+        self.shared.drained(was_full && v.is_some());
+        v
     }
 }
 
@@ -166,6 +219,25 @@ mod tests {
         let (first, second) = t.join().unwrap();
         assert_eq!(first, Ok(7));
         assert_eq!(second, Err(RecvError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn a_full_mailbox_holds_waiting_producers_back_until_drained() {
+        let (tx, rx) = bounded::<u32>(2);
+        tx.send_when_room(1).await.unwrap();
+        tx.send_when_room(2).await.unwrap();
+        let tx2 = tx.clone();
+        let waiting = tokio::spawn(async move { tx2.send_when_room(3).await });
+        // Control messages still go in while the queue is full.
+        tx.send(4).unwrap();
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a producer went past a full queue");
+        let mut out = Vec::new();
+        rx.recv_all(&mut out, None).unwrap();
+        assert_eq!(out, vec![1, 2, 4]);
+        waiting.await.unwrap().unwrap();
+        rx.recv_all(&mut out, None).unwrap();
+        assert_eq!(out, vec![1, 2, 4, 3]);
     }
 
     #[test]

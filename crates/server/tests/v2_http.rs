@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::Router;
-use chorus_server::v2::local::LocalBackend;
-use chorus_server::v2::{router, MemberInfo, V2Backend};
+use chorus_server::api::v2::local::LocalBackend;
+use chorus_server::api::v2::{router, MemberInfo, V2Backend};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;

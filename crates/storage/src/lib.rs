@@ -7,6 +7,7 @@
 //! ```
 
 pub mod backend;
+pub mod members;
 pub mod mvcc;
 pub mod snap;
 pub mod wal;

@@ -7,13 +7,14 @@ use std::time::Duration;
 use chorus_api::etcdserverpb::{
     lease_client::LeaseClient, LeaseGrantRequest, LeaseKeepAliveRequest,
 };
+use chorus_client::AuthChannel;
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::LeaseKeepaliveArgs;
+use crate::conn::Conn;
 use crate::driver::{self, Op};
 use crate::output::Output;
 use crate::report::Stats;
@@ -21,12 +22,17 @@ use crate::report::Stats;
 const LEASE_TTL: i64 = 100;
 
 struct KeepAliveOp {
-    lease: LeaseClient<Channel>,
+    conn: Conn,
+    lease: LeaseClient<AuthChannel>,
     id: i64,
 }
 
 impl Op for KeepAliveOp {
     type Req = ();
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, _: u64) -> (usize, ()) {
         (0, ())
@@ -72,6 +78,7 @@ pub async fn run(ctx: &Ctx, args: &LeaseKeepaliveArgs) -> anyhow::Result<Output>
         .map_err(|s| anyhow::anyhow!("lease grant: {}", s.message()))?
         .into_inner();
         ops.push(KeepAliveOp {
+            conn: ctx.conns.for_worker(i).clone(),
             lease,
             id: grant.id,
         });

@@ -13,6 +13,7 @@
 use std::io::IsTerminal;
 
 use anyhow::bail;
+use chorus_client::Credentials;
 
 use crate::cli::{Cli, Command};
 use crate::conn::{ConnConfig, Conns};
@@ -40,6 +41,25 @@ impl Ctx {
     }
 }
 
+/// etcd's benchmark `getUsernamePassword`: `--user name:password`, or `name` and the
+/// password asked on the terminal (`Password: `); `--password` (chorus's addition) makes
+/// `--user` the whole name. No `--user`: no authentication.
+pub fn credentials(user: &str, password: &str) -> anyhow::Result<Option<Credentials>> {
+    if user.is_empty() {
+        return Ok(None);
+    }
+    if !password.is_empty() {
+        return Ok(Some(Credentials::new(user, password)));
+    }
+    if let Some((name, password)) = user.split_once(':') {
+        return Ok(Some(Credentials::new(name, password)));
+    }
+    match chorus_client::prompt::ask_password("Password: ") {
+        Ok(password) => Ok(Some(Credentials::new(user, password))),
+        Err(e) => bail!("bad user information: {user} {e}"),
+    }
+}
+
 /// Connects and runs the command.
 pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
     let g = &cli.global;
@@ -57,6 +77,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
             key: g.key.clone(),
             insecure_skip_verify: g.insecure_skip_tls_verify,
         },
+        credentials: credentials(&g.user, &g.password)?,
     };
     // watch-latency puts on a connection of its own, as etcd's tool does.
     let extra = usize::from(matches!(cli.command, Command::WatchLatency(_)));

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_api::etcdserverpb::{kv_client::KvClient, CompactionRequest, PutRequest, RangeRequest};
+use chorus_client::AuthChannel;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::PutArgs;
+use crate::conn::Conn;
 use crate::driver::{self, Op};
 use crate::keys::{random_bytes, KeyGen};
 use crate::output::Output;
@@ -17,13 +18,18 @@ use crate::rate::RateLimiter;
 use crate::report::Stats;
 
 struct PutOp {
-    kv: KvClient<Channel>,
+    conn: Conn,
+    kv: KvClient<AuthChannel>,
     keys: KeyGen,
     value: Vec<u8>,
 }
 
 impl Op for PutOp {
     type Req = PutRequest;
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, i: u64) -> (usize, PutRequest) {
         let req = PutRequest {
@@ -40,7 +46,7 @@ impl Op for PutOp {
 }
 
 /// etcd's `compactKV`: compact at (current revision - delta), every `interval`.
-async fn compact_loop(mut kv: KvClient<Channel>, interval: Duration, delta: i64) {
+async fn compact_loop(mut kv: KvClient<AuthChannel>, interval: Duration, delta: i64) {
     loop {
         tokio::time::sleep(interval).await;
         let get = RangeRequest {
@@ -72,6 +78,7 @@ pub async fn run(ctx: &Ctx, args: &PutArgs) -> anyhow::Result<Output> {
     let value = random_bytes(args.val_size);
     let ops: Vec<PutOp> = (0..ctx.clients)
         .map(|i| PutOp {
+            conn: ctx.conns.for_worker(i).clone(),
             kv: ctx.conns.for_worker(i).kv_client(),
             keys: keys.fork(),
             value: value.clone(),

@@ -3,23 +3,29 @@
 use std::sync::Arc;
 
 use chorus_api::etcdserverpb::{kv_client::KvClient, RangeRequest};
+use chorus_client::AuthChannel;
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::RangeArgs;
+use crate::conn::Conn;
 use crate::driver::{self, Op};
 use crate::output::Output;
 use crate::rate::RateLimiter;
 use crate::report::Stats;
 
 struct RangeOp {
-    kv: KvClient<Channel>,
+    conn: Conn,
+    kv: KvClient<AuthChannel>,
     req: RangeRequest,
 }
 
 impl Op for RangeOp {
     type Req = RangeRequest;
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, _: u64) -> (usize, RangeRequest) {
         (0, self.req.clone())
@@ -40,6 +46,7 @@ pub async fn run(ctx: &Ctx, args: &RangeArgs) -> anyhow::Result<Output> {
     };
     let ops: Vec<RangeOp> = (0..ctx.clients)
         .map(|i| RangeOp {
+            conn: ctx.conns.for_worker(i).clone(),
             kv: ctx.conns.for_worker(i).kv_client(),
             req: req.clone(),
         })

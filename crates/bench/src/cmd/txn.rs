@@ -7,13 +7,14 @@ use std::sync::Arc;
 use chorus_api::etcdserverpb::{
     kv_client::KvClient, request_op::Request, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
+use chorus_client::AuthChannel;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::{TxnMixedArgs, TxnPutArgs};
+use crate::conn::Conn;
 use crate::driver::{self, Op};
 use crate::keys::{encode_key, random_bytes, KeyGen};
 use crate::output::Output;
@@ -31,7 +32,8 @@ fn put_op(key: Vec<u8>, value: Vec<u8>) -> RequestOp {
 }
 
 struct TxnPutOp {
-    kv: KvClient<Channel>,
+    conn: Conn,
+    kv: KvClient<AuthChannel>,
     ops_per_txn: u64,
     key_size: usize,
     key_space: u64,
@@ -40,6 +42,10 @@ struct TxnPutOp {
 
 impl Op for TxnPutOp {
     type Req = TxnRequest;
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, i: u64) -> (usize, TxnRequest) {
         let success = (0..self.ops_per_txn)
@@ -71,6 +77,7 @@ pub async fn run_put(ctx: &Ctx, args: &TxnPutArgs) -> anyhow::Result<Output> {
     let value = random_bytes(args.val_size);
     let ops: Vec<TxnPutOp> = (0..ctx.clients)
         .map(|i| TxnPutOp {
+            conn: ctx.conns.for_worker(i).clone(),
             kv: ctx.conns.for_worker(i).kv_client(),
             ops_per_txn: args.txn_ops,
             key_size: args.key_size,
@@ -98,7 +105,8 @@ const READ: usize = 0;
 const WRITE: usize = 1;
 
 struct MixedOp {
-    kv: KvClient<Channel>,
+    conn: Conn,
+    kv: KvClient<AuthChannel>,
     rng: StdRng,
     read_probability: f64,
     read: RangeRequest,
@@ -109,6 +117,10 @@ struct MixedOp {
 
 impl Op for MixedOp {
     type Req = TxnRequest;
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, i: u64) -> (usize, TxnRequest) {
         let (class, op) = if self.rng.gen::<f64>() < self.read_probability {
@@ -157,6 +169,7 @@ pub async fn run_mixed(ctx: &Ctx, args: &TxnMixedArgs) -> anyhow::Result<Output>
     let read_probability = args.rw_ratio / (1.0 + args.rw_ratio);
     let ops: Vec<MixedOp> = (0..ctx.clients)
         .map(|i| MixedOp {
+            conn: ctx.conns.for_worker(i).clone(),
             kv: ctx.conns.for_worker(i).kv_client(),
             rng: StdRng::from_entropy(),
             read_probability,

@@ -28,14 +28,15 @@ use chorus_api::etcdserverpb::{
     kv_client::KvClient, watch_client::WatchClient, watch_request::RequestUnion, PutRequest,
     WatchCreateRequest, WatchRequest, WatchResponse,
 };
+use chorus_client::AuthChannel;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::Streaming;
 
 use super::Ctx;
 use crate::cli::WatchArgs;
+use crate::conn::Conn;
 use crate::driver::{self, Op};
 use crate::keys::{random_bytes, KeyGen};
 use crate::output::Output;
@@ -109,7 +110,7 @@ struct Received {
 /// the go (the events' progress handle), then reads until `expected` events arrived, the
 /// stream fails, or `stop`.
 async fn stream_task(
-    mut client: WatchClient<Channel>,
+    mut client: WatchClient<AuthChannel>,
     keys: Vec<Vec<u8>>,
     expected: u64,
     create_timeout: Duration,
@@ -211,7 +212,8 @@ async fn stream_task(
 }
 
 struct WatchPutOp {
-    kv: KvClient<Channel>,
+    conn: Conn,
+    kv: KvClient<AuthChannel>,
     watched: Arc<Vec<Vec<u8>>>,
     value: Vec<u8>,
     /// (revision, send instant) of each successful put.
@@ -220,6 +222,10 @@ struct WatchPutOp {
 
 impl Op for WatchPutOp {
     type Req = PutRequest;
+
+    fn conn(&self) -> Option<&Conn> {
+        Some(&self.conn)
+    }
 
     fn build(&mut self, i: u64) -> (usize, PutRequest) {
         let key = self.watched[(i % self.watched.len() as u64) as usize].clone();
@@ -289,6 +295,7 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Output> {
     let value = random_bytes(args.val_size);
     let ops: Vec<WatchPutOp> = (0..ctx.clients)
         .map(|i| WatchPutOp {
+            conn: ctx.conns.for_worker(i).clone(),
             kv: ctx.conns.for_worker(i).kv_client(),
             watched: watched.clone(),
             value: value.clone(),

@@ -14,10 +14,10 @@ use chorus_api::etcdserverpb::{
     watch_client::WatchClient, watch_request::RequestUnion, PutRequest, WatchCreateRequest,
     WatchRequest,
 };
+use chorus_client::AuthChannel;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 use super::Ctx;
 use crate::cli::WatchLatencyArgs;
@@ -33,7 +33,7 @@ type Arrival = (usize, i64, Instant);
 /// arrival until the stream ends or `stop`.
 async fn open_watcher(
     index: usize,
-    mut client: WatchClient<Channel>,
+    mut client: WatchClient<AuthChannel>,
     key: Vec<u8>,
     timeout: Duration,
     arrivals: mpsc::UnboundedSender<Arrival>,

@@ -11,8 +11,8 @@ use chorus_client::Client;
 use prost::Message;
 use tokio::io::AsyncWriteExt;
 
-use chorus_server::config::{Command, Config};
-use chorus_server::snapshot::{self, SnapshotError};
+use chorus_config::{Command, Config};
+use chorus_datadir::snapshot::{self, SnapshotError, SnapshotFormat};
 
 use crate::ctl::{unary_until, Ctl};
 use crate::exit::{self, ExitCode};
@@ -53,7 +53,7 @@ pub async fn member_list(ctl: &mut Ctl) {
 /// and `MemberUpdate` (etcd's `types.NewURLs`), with Go's error text.
 fn member_urls(peer_urls: &str) -> Vec<String> {
     let urls: Vec<String> = peer_urls.split(',').map(str::to_owned).collect();
-    if let Err(e) = chorus_server::config::url::parse_url_list(&urls) {
+    if let Err(e) = chorus_config::parse_url_list(&urls) {
         exit::fail(ExitCode::Error, &e);
     }
     urls
@@ -212,53 +212,29 @@ async fn endpoints_from_cluster(ctl: &mut Ctl) -> Vec<String> {
 }
 
 pub async fn endpoint_health(ctl: &mut Ctl) {
-    ctl.apply_env();
-    ctl.check_format();
+    ctl.prepare();
     let endpoints = endpoints_from_cluster(ctl).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for ep in &endpoints {
-        let client = ctl.client_for(std::slice::from_ref(ep)).await;
         let deadline = ctl.deadline();
         let tx = tx.clone();
         let ep = ep.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let result = unary_until(&client, deadline, || {
-                let mut kv = client.kv_client();
-                async move {
-                    Ok(kv
-                        .range(RangeRequest {
-                            key: b"health".to_vec(),
-                            ..Default::default()
-                        })
-                        .await?
-                        .into_inner())
-                }
-            })
-            .await;
-            let took = gofmt::duration(start.elapsed());
-            let h = match result {
-                Ok(_) => EpHealth {
-                    ep,
-                    health: true,
-                    took,
-                    error: String::new(),
-                },
-                Err(e) if e == "etcdserver: permission denied" => EpHealth {
-                    ep,
-                    health: true,
-                    took,
-                    error: String::new(),
-                },
-                Err(e) => EpHealth {
+        // `clientv3.New` per endpoint: one that cannot authenticate is unhealthy.
+        match ctl.try_client_for(std::slice::from_ref(&ep)).await {
+            Ok(client) => {
+                tokio::spawn(async move {
+                    let _ = tx.send(check_health(client, ep, deadline).await);
+                });
+            }
+            Err(error) => {
+                let _ = tx.send(EpHealth {
                     ep,
                     health: false,
-                    took,
-                    error: e,
-                },
-            };
-            let _ = tx.send(h);
-        });
+                    took: String::new(),
+                    error,
+                });
+            }
+        }
     }
     drop(tx);
     let mut list = Vec::new();
@@ -269,6 +245,44 @@ pub async fn endpoint_health(ctl: &mut Ctl) {
     ctl.printer.endpoint_health(&list);
     if errs {
         exit::fail(ExitCode::Error, "unhealthy cluster");
+    }
+}
+
+/// etcdctl's health probe: a Get of `health`; `permission denied` is healthy too (the
+/// request went through consensus).
+async fn check_health(client: Client, ep: String, deadline: Instant) -> EpHealth {
+    let start = Instant::now();
+    let result = unary_until(&client, deadline, || {
+        let mut kv = client.kv_client();
+        async move {
+            let req = RangeRequest {
+                key: b"health".to_vec(),
+                ..Default::default()
+            };
+            Ok(kv.range(req).await?.into_inner())
+        }
+    })
+    .await;
+    let took = gofmt::duration(start.elapsed());
+    match result {
+        Ok(_) => EpHealth {
+            ep,
+            health: true,
+            took,
+            error: String::new(),
+        },
+        Err(e) if e == "etcdserver: permission denied" => EpHealth {
+            ep,
+            health: true,
+            took,
+            error: String::new(),
+        },
+        Err(e) => EpHealth {
+            ep,
+            health: false,
+            took,
+            error: e,
+        },
     }
 }
 
@@ -458,8 +472,7 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
     }
     let path = ctl.args[0].clone();
     let endpoints = {
-        ctl.apply_env();
-        ctl.check_format();
+        ctl.prepare();
         ctl.endpoints()
     };
     if endpoints.len() != 1 {
@@ -471,7 +484,10 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
             ),
         );
     }
-    let client = ctl.client_for(&endpoints).await;
+    let client = ctl
+        .try_client_for(&endpoints)
+        .await
+        .unwrap_or_else(|e| exit::fail(ExitCode::Interrupted, &e));
     let part = format!("{path}.part");
     let _ = std::fs::remove_file(&part);
     let mut file = match tokio::fs::OpenOptions::new()
@@ -598,8 +614,9 @@ pub async fn snapshot_save(ctl: &mut Ctl) {
     println!("Snapshot saved at {path}");
 }
 
-/// `snapshot status <file>` of a backup in chorus's format (what `snapshot save` gets
-/// from chorus); etcd's bbolt backups need etcdctl.
+/// `snapshot status <file>` of a backup in etcd's format (what `snapshot save` gets from
+/// etcd, and from chorus) or in chorus's older dump format, told apart by content. For
+/// etcd's files the numbers are `etcdutl snapshot status`'s.
 pub fn snapshot_status(ctl: &mut Ctl) {
     if ctl.args.len() != 1 {
         exit::fail(
@@ -615,19 +632,35 @@ pub fn snapshot_status(ctl: &mut Ctl) {
             &format!("stat {}: {}", path.display(), crate::ctl::io_text(&e)),
         );
     }
+    let format = snapshot::format_of(&path).unwrap_or_else(|e| fail_snapshot(e));
     match snapshot::status(&path) {
         Ok(st) => ctl
             .printer
             .db_status(st.hash, st.revision, st.total_keys, st.total_size),
-        Err(SnapshotError::Io(_, e)) => exit::fail(ExitCode::Error, &e.to_string()),
-        // A file that is not a chorus backup (an etcd one, say), or a damaged one.
+        Err(e @ (SnapshotError::Io(..) | SnapshotError::Open(..))) => fail_snapshot(e),
+        // A damaged etcd file: say what is wrong with it.
+        Err(e) if format == SnapshotFormat::Etcd => fail_snapshot(e),
+        // Not a backup at all, or a damaged dump.
         Err(_) => exit::fail(ExitCode::Error, "invalid database"),
     }
 }
 
-/// `snapshot restore <file>`: a new member's data directory from a backup in chorus's
-/// format, for the cluster the flags describe (chorus's own flag rules and defaults:
-/// `--data-dir` defaults to `<name>.chorus`).
+/// Exits with a snapshot error in etcd's words (Go's texts for I/O errors).
+fn fail_snapshot(e: SnapshotError) -> ! {
+    let text = match &e {
+        SnapshotError::Open(path, io) => {
+            format!("open {}: {}", path.display(), crate::ctl::io_text(io))
+        }
+        SnapshotError::Io(path, io) => format!("{}: {}", path.display(), crate::ctl::io_text(io)),
+        other => other.to_string(),
+    };
+    exit::fail(ExitCode::Error, &text)
+}
+
+/// `snapshot restore <file>`: a new member's data directory from a backup in etcd's
+/// format (checked as `etcdutl snapshot restore` checks it, with its error texts) or in
+/// chorus's dump format, for the cluster the flags describe (etcdctl 3.4's and etcdutl
+/// 3.5's flags; chorus's own defaults: `--data-dir` defaults to `<name>.chorus`).
 pub fn snapshot_restore(ctl: &mut Ctl) {
     if ctl.args.len() != 1 {
         exit::fail(
@@ -636,30 +669,7 @@ pub fn snapshot_restore(ctl: &mut Ctl) {
         );
     }
     let path = std::path::PathBuf::from(&ctl.args[0]);
-    let name = ctl.flags.str("name");
-    let mut args = vec![
-        format!("--name={name}"),
-        format!("--initial-cluster={}", ctl.flags.str("initial-cluster")),
-        format!(
-            "--initial-cluster-token={}",
-            ctl.flags.str("initial-cluster-token")
-        ),
-        format!(
-            "--initial-advertise-peer-urls={}",
-            ctl.flags.str("initial-advertise-peer-urls")
-        ),
-    ];
-    for dir in ["data-dir", "wal-dir"] {
-        let value = ctl.flags.str(dir);
-        if !value.is_empty() {
-            args.push(format!("--{dir}={value}"));
-        }
-    }
-    let cfg = match Config::parse(&args, &[], &mut Vec::new()) {
-        Ok(Command::Run(cfg)) => cfg,
-        Ok(_) => exit::fail(ExitCode::Error, "unexpected restore configuration"),
-        Err(e) => exit::fail(ExitCode::Error, &e.to_string()),
-    };
+    let cfg = restore_config(ctl);
     if cfg.data_dir.exists() {
         exit::fail(
             ExitCode::Error,
@@ -688,14 +698,47 @@ pub fn snapshot_restore(ctl: &mut Ctl) {
     );
     let skip = ctl.flags.bool("skip-hash-check");
     if let Err(e) = snapshot::restore(&path, &cfg, skip) {
-        let text = match e {
-            SnapshotError::Integrity(what) if what.starts_with("sha256 checksum not found") => {
-                "snapshot missing hash but --skip-hash-check=false".to_owned()
-            }
-            other => other.to_string(),
-        };
-        exit::fail(ExitCode::Error, &text);
+        fail_snapshot(e);
     }
+    log_added_members(&boot);
+    zap(
+        "info",
+        "snapshot/v3_snapshot.go:309",
+        "restored snapshot",
+        &dir_fields,
+    );
+}
+
+/// The new member's configuration from `snapshot restore`'s flags.
+fn restore_config(ctl: &Ctl) -> Config {
+    let name = ctl.flags.str("name");
+    let mut args = vec![
+        format!("--name={name}"),
+        format!("--initial-cluster={}", ctl.flags.str("initial-cluster")),
+        format!(
+            "--initial-cluster-token={}",
+            ctl.flags.str("initial-cluster-token")
+        ),
+        format!(
+            "--initial-advertise-peer-urls={}",
+            ctl.flags.str("initial-advertise-peer-urls")
+        ),
+    ];
+    for dir in ["data-dir", "wal-dir"] {
+        let value = ctl.flags.str(dir);
+        if !value.is_empty() {
+            args.push(format!("--{dir}={value}"));
+        }
+    }
+    match Config::parse(&args, &[], &mut Vec::new()) {
+        Ok(Command::Run(cfg)) => *cfg,
+        Ok(_) => exit::fail(ExitCode::Error, "unexpected restore configuration"),
+        Err(e) => exit::fail(ExitCode::Error, &e.to_string()),
+    }
+}
+
+/// etcd's "added member" lines for the new cluster's members.
+fn log_added_members(boot: &chorus_config::BootstrapCluster) {
     for m in &boot.members {
         let urls: Vec<String> = m.peer_urls.iter().map(|u| gofmt::json_str(u)).collect();
         zap(
@@ -713,10 +756,4 @@ pub fn snapshot_restore(ctl: &mut Ctl) {
             ],
         );
     }
-    zap(
-        "info",
-        "snapshot/v3_snapshot.go:309",
-        "restored snapshot",
-        &dir_fields,
-    );
 }

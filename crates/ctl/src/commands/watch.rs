@@ -327,14 +327,7 @@ async fn print_watch(
             reason,
             compact_revision,
         }) => {
-            let resp = WatchResponse {
-                header: Some(ResponseHeader::default()),
-                canceled: true,
-                compact_revision,
-                cancel_reason: reason,
-                ..Default::default()
-            };
-            handle(&resp, &printer, &exec_args);
+            refused(reason, compact_revision, &printer, &exec_args);
             return;
         }
         Err(e) => exit::fail(ExitCode::BadArgs, &exit::error_text(&e)),
@@ -381,14 +374,7 @@ async fn print_watch(
                         reason,
                         compact_revision,
                     }) => {
-                        let resp = WatchResponse {
-                            header: Some(ResponseHeader::default()),
-                            canceled: true,
-                            compact_revision,
-                            cancel_reason: reason,
-                            ..Default::default()
-                        };
-                        handle(&resp, &printer, &exec_args);
+                        refused(reason, compact_revision, &printer, &exec_args);
                         return;
                     }
                     Err(e) => exit::fail(ExitCode::BadArgs, &exit::error_text(&e)),
@@ -396,6 +382,24 @@ async fn print_watch(
             }
         }
     }
+}
+
+/// A watcher cancelled as it was created. With a reason (`permission denied`, say)
+/// clientv3 closes the watch with that reason as its error (`addSubstream`); without
+/// one it is an ordinary cancelled response.
+fn refused(reason: String, compact_revision: i64, printer: &Printer, exec_args: &[String]) {
+    if !reason.is_empty() {
+        let _ = std::io::stdout().flush();
+        eprintln!("watch was canceled ({reason})");
+        return;
+    }
+    let resp = WatchResponse {
+        header: Some(ResponseHeader::default()),
+        canceled: true,
+        compact_revision,
+        ..Default::default()
+    };
+    handle(&resp, printer, exec_args);
 }
 
 /// One response: the cancel note, the progress note, the events, the per-event command.

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::mailbox::{Receiver, RecvError, Sender};
+use chorus_storage::backend::BackendError;
 use chorus_storage::snap::Snapshotter;
 use chorus_storage::wal::{Wal, WalSnapshot};
 use parking_lot::Mutex;
@@ -98,9 +99,9 @@ pub enum ApplyTask {
     /// Raft wants to send a snapshot: the apply thread attaches its backend state.
     SendSnapshot(Message),
     /// A read transaction over everything applied so far (Maintenance.Snapshot).
-    ReadBackend(oneshot::Sender<Result<redb::ReadTransaction, String>>),
+    ReadBackend(oneshot::Sender<Result<redb::ReadTransaction, BackendError>>),
     /// Rewrite the backend file without its free pages (Maintenance.Defragment).
-    Defragment(oneshot::Sender<Result<(), String>>),
+    Defragment(oneshot::Sender<Result<(), BackendError>>),
 }
 
 /// Outgoing messages.

@@ -11,22 +11,24 @@
 //!      propose sync_request(now) ─► apply ─► store.delete_expired_keys(now) ─► expire events
 //! ```
 //!
+//! v2 auth (`auth/`) keeps its users, roles and switch in the same store under `/2`,
+//! written with the same requests; `request::apply` checks its invariants first.
+//!
 //! The store never reads the clock: the proposer turns `ttl=` into an absolute expiration
 //! and stamps the request with its `time`, so every member applies the same change and
 //! renders the same result. [`store::V2Store::save`] and [`store::V2Store::recover`] carry
 //! the tree, index and event history through snapshots.
 
+pub mod auth;
+pub mod deprecation;
 pub mod error;
 pub mod format;
-pub mod http;
-pub mod local;
-pub mod member;
+pub mod members;
 pub mod persist;
 pub mod request;
 pub mod stats;
 pub mod store;
 
 pub use error::{ecode, V2Error};
-pub use http::{router, MemberError, MemberInfo, V2Backend, V2Headers};
 pub use request::{apply, sync_request, Method, V2Request};
 pub use store::{Action, Event, NodeExtern, V2Store, Watcher, KEYS_PREFIX};

@@ -31,6 +31,7 @@ pub fn sync_request(now: SystemTime) -> V2Request {
 /// Applies one committed request to the store. `Ok(None)` for SYNC, which has no single
 /// result (its `expire` events go to watchers); `Ok(Some(event))` for everything else.
 pub fn apply(store: &mut V2Store, r: &V2Request) -> Result<Option<Event>, V2Error> {
+    super::auth::guard::check(store, r)?;
     let expire_time = (r.expiration != 0).then_some(r.expiration);
     let now = r.time;
     let cas = r.prev_index > 0 || !r.prev_value.is_empty();

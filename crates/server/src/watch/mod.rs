@@ -308,6 +308,17 @@ impl WatchHub {
         self.hub.lock().rev
     }
 
+    /// Answers a create request that may not be served (auth refused it) with a created
+    /// and canceled response, as etcd does.
+    pub fn refuse(&self, stream: &Arc<StreamHandle>, reason: String) {
+        let rev = self.hub.lock().rev;
+        stream.control(Outgoing::Refused {
+            watch_id: -1,
+            rev,
+            reason,
+        });
+    }
+
     /// Registers a watcher and queues its `created` response (or the refusal).
     pub fn watch(
         &self,

@@ -102,7 +102,21 @@ pub struct KvStore {
     /// Revisions applied since the last backend commit, one chunk per apply batch: readers
     /// find them here until the backend transaction holding them commits.
     pending: RwLock<Vec<Arc<Chunk>>>,
+    /// The hash of what each recent compaction kept (etcd's compaction hashes, for the
+    /// compaction hash check), newest last.
+    compaction_hashes: parking_lot::Mutex<std::collections::VecDeque<CompactionHash>>,
 }
+
+/// What a compaction at `revision` kept, hashed: equal on every member with the same
+/// history (the compaction hash check compares them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompactionHash {
+    pub revision: i64,
+    pub hash: u32,
+}
+
+/// Compaction hashes kept (etcd keeps 10).
+const COMPACTION_HASHES: usize = 10;
 
 /// The records one apply batch wrote, in revision order.
 pub type Chunk = Vec<((i64, i64), Arc<[u8]>)>;
@@ -222,6 +236,7 @@ impl KvStore {
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact_rev),
             pending: RwLock::new(Vec::new()),
+            compaction_hashes: Default::default(),
         };
         if let Some(rev) = restored.pending_compaction {
             // The index must not show revisions the compaction already deleted.
@@ -363,6 +378,8 @@ impl KvStore {
         let keep = self.index.write().compact(rev);
         let mut deleted = 0;
         let mut next = (0i64, 0i64);
+        // The kept records, hashed on the way (the compaction hash check compares them).
+        let mut crc = crc32c::crc32c(b"compaction");
         loop {
             let tx = self.backend.begin_write()?;
             let done = {
@@ -370,12 +387,16 @@ impl KvStore {
                 let mut doomed = Vec::with_capacity(chunk);
                 let mut scanned = 0;
                 for item in table.range(next..(rev + 1, 0))? {
-                    let (k, _) = item?;
+                    let (k, v) = item?;
                     let (main, sub) = k.value();
                     scanned += 1;
                     next = (main, sub + 1);
                     if !keep.contains(&Revision::new(main, sub)) {
                         doomed.push((main, sub));
+                    } else {
+                        crc = crc32c::crc32c_append(crc, &main.to_be_bytes());
+                        crc = crc32c::crc32c_append(crc, &sub.to_be_bytes());
+                        crc = crc32c::crc32c_append(crc, v.value());
                     }
                     if scanned >= chunk {
                         break;
@@ -396,9 +417,27 @@ impl KvStore {
             tx.commit().map_err(BackendError::from)?;
             fail::fail_point!("compactAfterCommitBatch");
             if done {
+                self.record_compaction_hash(CompactionHash {
+                    revision: rev,
+                    hash: crc,
+                });
                 return Ok(deleted);
             }
         }
+    }
+
+    fn record_compaction_hash(&self, h: CompactionHash) {
+        let mut hashes = self.compaction_hashes.lock();
+        hashes.retain(|old| old.revision != h.revision);
+        hashes.push_back(h);
+        while hashes.len() > COMPACTION_HASHES {
+            hashes.pop_front();
+        }
+    }
+
+    /// The recent compactions' hashes, oldest first.
+    pub fn compaction_hashes(&self) -> Vec<CompactionHash> {
+        self.compaction_hashes.lock().iter().copied().collect()
     }
 
     /// CRC32C over every revision <= `rev` that survives compaction at the current compact

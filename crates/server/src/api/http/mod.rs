@@ -1,0 +1,88 @@
+//! The HTTP/1.1 side of the client port: `/health`, `/version`, `/metrics`, `/v2/...` and
+//! the `/v3` JSON gateway. gRPC requests on the same port never reach here.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+
+pub mod gateway;
+pub mod health;
+pub mod metrics;
+
+use crate::member::Member;
+use crate::net::reply::{method_not_allowed, plain_error};
+use chorus_config::ETCD_COMPAT_VERSION;
+
+/// etcd answers every HTTP request with these CORS headers.
+async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("accept, content-type, authorization"),
+    );
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("POST, GET, OPTIONS, PUT, DELETE"),
+    );
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    resp
+}
+
+/// A 405 for a route that serves GET (and HEAD) only.
+async fn get_only() -> Response {
+    method_not_allowed("GET")
+}
+
+/// Go's `http.NotFound`.
+async fn not_found() -> Response {
+    plain_error(StatusCode::NOT_FOUND, "404 page not found")
+}
+
+async fn version(method: Method) -> Response {
+    if method != Method::GET {
+        return method_not_allowed("GET");
+    }
+    let body = format!(
+        r#"{{"etcdserver":"{ETCD_COMPAT_VERSION}","etcdcluster":"{}"}}"#,
+        chorus_config::ETCD_CLUSTER_VERSION
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The health endpoints (`health.rs`), on the client and the metrics URLs.
+fn health_routes(router: Router<Arc<Member>>) -> Router<Arc<Member>> {
+    router
+        .route("/health", any(health::health))
+        .route("/livez", any(health::livez))
+        .route("/readyz", any(health::readyz))
+        .route("/livez/{check}", any(health::one_livez))
+        .route("/readyz/{check}", any(health::one_readyz))
+}
+
+/// `--listen-metrics-urls`: `/metrics` and the health endpoints, as etcd serves there.
+pub fn metrics_router(member: Arc<Member>) -> Router {
+    health_routes(Router::new())
+        .route("/metrics", get(metrics::metrics).fallback(get_only))
+        .fallback(not_found)
+        .with_state(member)
+}
+
+pub fn router(member: Arc<Member>, gateway: bool) -> Router {
+    let mut router = health_routes(Router::new())
+        .route("/version", any(version))
+        .route("/metrics", get(metrics::metrics).fallback(get_only))
+        .fallback(not_found)
+        .with_state(member.clone());
+    if gateway {
+        router = router.merge(gateway::router(member.clone()));
+    }
+    if member.limits.enable_v2 {
+        let backend = Arc::new(crate::api::v2::member::MemberBackend { member });
+        router = router.merge(crate::api::v2::router(backend));
+    }
+    router.layer(axum::middleware::from_fn(cors))
+}

@@ -1,0 +1,264 @@
+//! The apply thread's work on the backend file itself: durable commits, snapshots for
+//! raft (taken, sent to a follower, installed from the leader) and defragmentation, and
+//! the background compactor.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chorus_storage::backend::{self, Backend};
+use chorus_storage::mvcc::KvStore;
+use raft::eraftpb::SnapshotMetadata;
+
+use super::applier::Applier;
+use super::error::ApplyError;
+use crate::membership::Cluster;
+use crate::raft::{ApplyTask, RaftInput};
+
+impl Applier {
+    pub(super) fn handle_other(&mut self, task: ApplyTask) -> Result<(), ApplyError> {
+        // Snapshots read or replace the backend: it must hold everything applied.
+        self.commit()?;
+        match task {
+            ApplyTask::Entries(entries) => self.apply_entries(entries),
+            ApplyTask::SendSnapshot(msg) => self.send_snapshot(msg),
+            ApplyTask::InstallSnapshot(meta) => self.install_snapshot(meta),
+            ApplyTask::ReadBackend(reply) => {
+                let _ = reply.send(self.backend.begin_read());
+                Ok(())
+            }
+            ApplyTask::Defragment(reply) => {
+                // A failed defragment leaves the old file in place: the caller hears why.
+                let _ = reply.send(self.defragment().map_err(ApplyError::into_backend));
+                Ok(())
+            }
+        }
+    }
+
+    /// Commits the open backend transaction durably, if there is one.
+    pub(super) fn commit(&mut self) -> Result<(), ApplyError> {
+        let Some(mut tx) = self.tx.take() else {
+            return Ok(());
+        };
+        if std::mem::take(&mut self.v2_dirty) {
+            // The v2 store lives in memory; it is saved with the consistent index it
+            // reflects, so a restart resumes it exactly where the backend stands.
+            let blob = self.ctx.v2.read().save();
+            let mut meta = tx.open_table(backend::META)?;
+            meta.insert(crate::v2::persist::META_V2_STORE, blob.as_slice())?;
+        }
+        tx.set_durability(redb::Durability::Immediate)
+            .map_err(|e| ApplyError::Commit(e.to_string()))?;
+        fail::fail_point!("backendBeforeCommit");
+        tx.commit()?;
+        fail::fail_point!("backendAfterCommit");
+        self.kv.committed();
+        self.backend.refresh_size();
+        self.last_durable = Instant::now();
+        self.since_durable = 0;
+        Ok(())
+    }
+
+    /// When the open transaction must commit even if no batch arrives.
+    pub(super) fn commit_deadline(&self) -> Option<Instant> {
+        self.tx
+            .as_ref()
+            .map(|_| self.last_durable + self.limits.batch_interval)
+    }
+
+    /// Every `snapshot_count` entries: make the backend durable at the applied index and
+    /// let raft snapshot its log there.
+    pub(super) fn maybe_snapshot(&mut self) -> Result<(), ApplyError> {
+        if self.at.consistent_index < self.at.snapshot_index + self.limits.snapshot_count {
+            return Ok(());
+        }
+        // Every commit is durable, so after this the backend holds the snapshot's state.
+        self.commit()?;
+        self.at.snapshot_index = self.at.consistent_index;
+        let meta = self.applied_snapshot_meta();
+        let _ = self.ctx.raft.send(RaftInput::Snapshotted { meta });
+        Ok(())
+    }
+
+    /// Snapshot metadata describing the backend as it is now (everything applied).
+    fn applied_snapshot_meta(&self) -> SnapshotMetadata {
+        SnapshotMetadata {
+            index: self.at.consistent_index,
+            term: self.at.term,
+            conf_state: Some(self.at.conf_state.clone()).into(),
+            ..Default::default()
+        }
+    }
+
+    /// The leader sends the backend as of the applied index (etcd's merged snapshot).
+    fn send_snapshot(&mut self, mut msg: raft::eraftpb::Message) -> Result<(), ApplyError> {
+        msg.mut_snapshot()
+            .set_metadata(self.applied_snapshot_meta());
+        let tx = self.backend.begin_read()?;
+        self.ctx.peers.send_snapshot(msg, tx);
+        Ok(())
+    }
+
+    /// A follower switches to the backend file received with the leader's snapshot.
+    fn install_snapshot(&mut self, meta: SnapshotMetadata) -> Result<(), ApplyError> {
+        if meta.index <= self.at.consistent_index {
+            return Ok(());
+        }
+        let received =
+            chorus_datadir::layout::received_snapshot_path(&self.limits.snap_dir, meta.index);
+        fail::fail_point!("applyBeforeInstallSnapshot");
+        self.switch_backend(&received, false)?;
+        self.at.consistent_index = meta.index;
+        self.at.term = meta.term;
+        self.at.conf_state = meta.get_conf_state().clone();
+        self.at.snapshot_index = meta.index;
+        self.last_durable = Instant::now();
+        self.ctx.progress.applied.send_replace(meta.index);
+        tracing::info!(index = meta.index, "installed snapshot from the leader");
+        Ok(())
+    }
+
+    /// Copies the backend into a new file (which holds no free pages) and switches to it.
+    /// Everything applied is committed first; applying waits meanwhile, as in etcd.
+    fn defragment(&mut self) -> Result<(), ApplyError> {
+        let started = Instant::now();
+        let before = self.backend.refresh_size();
+        let tmp = self.limits.snap_dir.join("defrag.db.tmp");
+        copy_backend(&self.backend, &tmp, &self.limits.backend_opts)?;
+        self.switch_backend(&tmp, true)?;
+        let after = self.backend.refresh_size();
+        tracing::info!(
+            before,
+            after,
+            took = ?started.elapsed(),
+            "defragmented the backend"
+        );
+        Ok(())
+    }
+
+    /// Replaces the backend file with `file` (same filesystem) and reopens the key index
+    /// on it. Unless `same_content` (a defragmented copy), every piece of state derived
+    /// from the backend is reloaded too: leases, members, alarms, the v2 store, watchers.
+    fn switch_backend(&mut self, file: &Path, same_content: bool) -> Result<(), ApplyError> {
+        let db = self.backend.path().to_owned();
+        std::fs::rename(file, &db).map_err(|source| ApplyError::SwitchBackend {
+            path: file.to_owned(),
+            source,
+        })?;
+        if !same_content {
+            // A snapshot install: the leader's database is in place, nothing opened yet.
+            fail::fail_point!("applyAfterInstallSnapshot");
+        }
+        for dir in [Some(self.limits.snap_dir.as_path()), db.parent()]
+            .into_iter()
+            .flatten()
+        {
+            if let Ok(dir) = std::fs::File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        let backend = Arc::new(Backend::open(&db, &self.limits.backend_opts)?);
+        let (kv, restored) = KvStore::open(backend.clone())?;
+        let kv = Arc::new(kv);
+        self.backend = backend;
+        self.kv = kv.clone();
+        let rev = kv.current_rev();
+        self.ctx.kv.set(kv);
+        if same_content {
+            return Ok(());
+        }
+        self.reload_stores(&restored.key_leases, rev)
+    }
+
+    /// After a snapshot install: every store derived from the backend starts over.
+    fn reload_stores(&mut self, key_leases: &[(Vec<u8>, i64)], rev: i64) -> Result<(), ApplyError> {
+        let extend = self.ctx.election_timeout;
+        self.ctx
+            .lessor
+            .lock()
+            .reload(&self.backend, key_leases, extend)?;
+        self.ctx.watch_hub.restore(rev);
+        let cluster = Cluster::load(&self.backend, self.ctx.cluster_id)?;
+        *self.ctx.alarms.write() = crate::alarm::Alarms::load(&self.backend)?;
+        crate::v2::persist::load_into(&self.backend, &mut self.ctx.v2.write())?;
+        self.ctx
+            .auth
+            .recover(&self.backend)
+            .map_err(|e| ApplyError::Request(e.to_string()))?;
+        for m in cluster.members.values() {
+            if m.id != self.ctx.member_id {
+                self.ctx.peers.add_peer(m.id, &m.peer_urls);
+            }
+        }
+        self.ctx.cluster.set(cluster);
+        Ok(())
+    }
+}
+
+/// Copies `source` into a new file at `to` through the dump format, on two threads.
+fn copy_backend(
+    source: &Arc<Backend>,
+    to: &Path,
+    opts: &backend::BackendOptions,
+) -> Result<(), ApplyError> {
+    let source = source.clone();
+    let (chunks, rx) = std::sync::mpsc::sync_channel(8);
+    let dumper = std::thread::spawn(move || -> Result<(), backend::BackendError> {
+        let tx = source.begin_read()?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, ChunkSender(chunks));
+        Backend::dump(&tx, &mut out)?;
+        std::io::Write::flush(&mut out)?;
+        Ok(())
+    });
+    let mut reader = ChunkReader {
+        rx,
+        chunk: Vec::new(),
+        at: 0,
+    };
+    let restored = Backend::restore(&mut reader, to, opts);
+    drop(reader);
+    let dumped = dumper
+        .join()
+        .map_err(|_| ApplyError::Defragment("the copying thread panicked".into()))?;
+    let copy = restored.map_err(|e| ApplyError::Defragment(e.to_string()))?;
+    dumped.map_err(|e| ApplyError::Defragment(e.to_string()))?;
+    drop(copy);
+    Ok(())
+}
+
+/// The writing half of an in-process pipe (defragment copies between two threads).
+struct ChunkSender(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(b.to_vec())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The reading half: end of file when the writer is gone.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => (self.chunk, self.at) = (chunk, 0),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}

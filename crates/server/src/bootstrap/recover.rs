@@ -1,0 +1,258 @@
+//! What a member starts from: a new member of a new cluster (`bootstrap`), a member that
+//! restarts from its data dir (`restart`), or a new member of a running cluster (`join`).
+//! A data dir a stopped etcd member left is converted first (`chorus_datadir::takeover`),
+//! then restarted like any other.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_api::peerpb::{raft_client::RaftClient, MembersRequest, MembersResponse};
+use chorus_config::Config;
+use chorus_datadir::layout::{backend_path, received_snapshot_path};
+use chorus_datadir::member::wal_options;
+use chorus_datadir::takeover::{take_over, TakeoverOptions};
+use chorus_datadir::WalMetadata;
+use chorus_storage::backend::{consistent_index, Backend, BackendOptions};
+use chorus_storage::members;
+use chorus_storage::snap::Snapshotter;
+use chorus_storage::wal::{Wal, WalSnapshot};
+use raft::eraftpb::{ConfState, HardState, SnapshotMetadata};
+
+use super::error::StartError;
+use crate::peer::PeerDialer;
+use crate::raft::storage::RaftStorage;
+
+/// State recovered from (or created on) disk before the threads start.
+pub struct Recovered {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub storage: RaftStorage,
+    pub wal: Wal,
+    pub backend: Arc<Backend>,
+    pub snapshot: SnapshotMetadata,
+}
+
+/// Converts an etcd member's data dir in place, or finishes a conversion an earlier
+/// start did not finish; `true` when the data dir is now a chorus member's to restart.
+fn take_over_etcd(cfg: &Config, backend_opts: &BackendOptions) -> Result<bool, StartError> {
+    let opts = TakeoverOptions {
+        wal: wal_options(cfg),
+        backend: backend_opts.clone(),
+    };
+    Ok(take_over(cfg, &opts)?.is_some())
+}
+
+/// A new member of a new cluster (`--initial-cluster-state new`).
+pub fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, StartError> {
+    if take_over_etcd(cfg, backend_opts)? {
+        return restart(cfg, &Snapshotter::new(cfg.snap_dir()), backend_opts);
+    }
+    let boot = cfg.bootstrap_cluster()?;
+    let snap_dir = cfg.snap_dir();
+    let _ = std::fs::remove_file(backend_path(&snap_dir));
+    let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
+    let m = chorus_datadir::init_member(cfg, &boot, backend, &Snapshotter::new(snap_dir))?;
+    crate::v2::persist::seed_members(&m.backend)?;
+    Ok(Recovered {
+        member_id: m.member_id,
+        cluster_id: m.cluster_id,
+        storage: RaftStorage::new(m.snapshot.clone(), m.hard_state, Vec::new()),
+        wal: m.wal,
+        backend: Arc::new(m.backend),
+        snapshot: m.snapshot,
+    })
+}
+
+/// `--initial-cluster-state existing`: asks the other members of `--initial-cluster` for
+/// the cluster, finds this member in it (added beforehand with `member add`) by its peer
+/// URLs, and starts with an empty log: the leader sends a snapshot with the data and the
+/// membership.
+pub async fn join(
+    cfg: &Config,
+    backend_opts: &BackendOptions,
+    dialer: &PeerDialer,
+) -> Result<Recovered, StartError> {
+    if take_over_etcd(cfg, backend_opts)? {
+        return restart(cfg, &Snapshotter::new(cfg.snap_dir()), backend_opts);
+    }
+    let remote = ask_members(cfg, dialer).await?;
+    let mut ours: Vec<String> = cfg
+        .initial_advertise_peer_urls
+        .iter()
+        .map(|u| u.to_string())
+        .collect();
+    ours.sort();
+    let me = remote.members.iter().find(|m| {
+        let mut urls = m.peer_urls.clone();
+        urls.sort();
+        urls == ours
+    });
+    let Some(me) = me else {
+        return Err(StartError::NotAMember {
+            cluster_id: remote.cluster_id,
+            peer_urls: ours.join(","),
+        });
+    };
+    if remote.removed.contains(&me.id) {
+        return Err(StartError::Removed);
+    }
+    let snap_dir = cfg.snap_dir();
+    let _ = std::fs::remove_file(backend_path(&snap_dir));
+    let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
+    {
+        let tx = backend.begin_durable_write()?;
+        for m in &remote.members {
+            members::save(&tx, m)?;
+        }
+        members::set_cluster_id(&tx, remote.cluster_id)?;
+        tx.commit()
+            .map_err(chorus_storage::backend::BackendError::from)?;
+    }
+    let metadata = WalMetadata {
+        member_id: me.id,
+        cluster_id: remote.cluster_id,
+        conf_state: ConfState::default(),
+    };
+    let wal = Wal::create(&cfg.wal_dir(), &metadata.encode(), wal_options(cfg))?;
+    tracing::info!(
+        member = %format!("{:x}", me.id),
+        cluster = %format!("{:x}", remote.cluster_id),
+        members = remote.members.len(),
+        "joining an existing cluster"
+    );
+    let meta = SnapshotMetadata::default();
+    Ok(Recovered {
+        member_id: me.id,
+        cluster_id: remote.cluster_id,
+        storage: RaftStorage::new(meta.clone(), HardState::default(), Vec::new()),
+        wal,
+        backend: Arc::new(backend),
+        snapshot: meta,
+    })
+}
+
+/// The cluster as the first other member of `--initial-cluster` that answers sees it.
+async fn ask_members(cfg: &Config, dialer: &PeerDialer) -> Result<MembersResponse, StartError> {
+    let boot = cfg.bootstrap_cluster()?;
+    let mut failures = Vec::new();
+    for m in boot.members.iter().filter(|m| m.name != cfg.name) {
+        for url in &m.peer_urls {
+            let asked = async {
+                let channel = dialer.lazy(url).map_err(|e| e.to_string())?;
+                RaftClient::new(channel)
+                    .members(MembersRequest {})
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(|s| s.message().to_string())
+            };
+            match tokio::time::timeout(Duration::from_secs(5), asked).await {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(e)) => failures.push(format!("{url}: {e}")),
+                Err(_) => failures.push(format!("{url}: timed out")),
+            }
+        }
+    }
+    Err(StartError::NoClusterInfo(failures.join("; ")))
+}
+
+/// A member that restarts from its data dir: the newest snapshot the WAL knows, the
+/// backend (finishing the move of one received from the leader), the WAL after it.
+pub fn restart(
+    cfg: &Config,
+    snapshotter: &Snapshotter,
+    backend_opts: &BackendOptions,
+) -> Result<Recovered, StartError> {
+    take_over_etcd(cfg, backend_opts)?;
+    let wal_dir = cfg.wal_dir();
+    let markers = Wal::valid_snapshot_markers(&wal_dir)?;
+    let snap = snapshotter.load_newest_available(&markers)?;
+    let snapshot_meta = snap.map(|s| s.get_metadata().clone());
+    let mut meta = snapshot_meta.clone().unwrap_or_default();
+    let backend = open_backend(cfg, backend_opts, meta.index)?;
+    let (mut wal, mut replay) = Wal::open(
+        &wal_dir,
+        WalSnapshot {
+            index: meta.index,
+            term: meta.term,
+        },
+        wal_options(cfg),
+    )?;
+    let wal_meta = WalMetadata::decode(&replay.metadata).ok_or(StartError::NotChorusWal)?;
+    if snapshot_meta.is_none() {
+        meta.set_conf_state(wal_meta.conf_state);
+    }
+    if cfg.force_new_cluster {
+        let me = this_member(cfg, &backend, wal_meta.member_id)?;
+        let ci = consistent_index(&backend)?;
+        super::force::force_new_cluster(&mut wal, &mut replay, meta.get_conf_state(), me, ci)?;
+    }
+    tracing::info!(
+        member = %format!("{:x}", wal_meta.member_id),
+        cluster = %format!("{:x}", wal_meta.cluster_id),
+        snapshot_index = meta.index,
+        entries = replay.entries.len(),
+        commit = replay.hard_state.commit,
+        "restarting member"
+    );
+    Ok(Recovered {
+        member_id: wal_meta.member_id,
+        cluster_id: wal_meta.cluster_id,
+        storage: RaftStorage::new(meta.clone(), replay.hard_state, replay.entries),
+        wal,
+        backend: Arc::new(backend),
+        snapshot: meta,
+    })
+}
+
+/// This member as the backend records it (as `--initial-advertise-peer-urls` says if it
+/// does not).
+fn this_member(
+    cfg: &Config,
+    backend: &Backend,
+    id: u64,
+) -> Result<chorus_api::internalpb::Member, StartError> {
+    Ok(match members::load(backend)?.remove(&id) {
+        Some(m) => m,
+        None => chorus_api::internalpb::Member {
+            id,
+            name: cfg.name.clone(),
+            peer_urls: cfg
+                .initial_advertise_peer_urls
+                .iter()
+                .map(|u| u.to_string())
+                .collect(),
+            ..Default::default()
+        },
+    })
+}
+
+/// The backend at or past the snapshot at `index`. A snapshot from the leader may have
+/// been recorded before its backend file was moved into place: finish the move.
+fn open_backend(
+    cfg: &Config,
+    backend_opts: &BackendOptions,
+    index: u64,
+) -> Result<Backend, StartError> {
+    let snap_dir = cfg.snap_dir();
+    let db = backend_path(&snap_dir);
+    let received = received_snapshot_path(&snap_dir, index);
+    if index > 0 && received.exists() {
+        let backend = Backend::open(&db, backend_opts)?;
+        let ci = consistent_index(&backend)?;
+        drop(backend);
+        if ci < index {
+            std::fs::rename(&received, &db).map_err(|source| StartError::Io {
+                path: received.clone(),
+                source,
+            })?;
+        } else {
+            let _ = std::fs::remove_file(&received);
+        }
+    }
+    let backend = Backend::open(&db, backend_opts)?;
+    let ci = consistent_index(&backend)?;
+    if ci < index {
+        return Err(StartError::BackendBehind { ci, index });
+    }
+    Ok(backend)
+}
