@@ -637,3 +637,51 @@ async fn a_jwt_from_one_member_is_accepted_by_every_member() {
         assert_eq!(s.message(), "etcdserver: permission denied");
     }
 }
+
+/// A login right after `user add` or a password change finds the new password: auth
+/// changes are committed before they are answered (password checks read the committed
+/// backend). Before that, a login within the backend's batch interval (100 ms) failed
+/// with `authentication failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_right_after_user_add_or_password_change_succeeds() {
+    use chorus_api::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthUserAddRequest, AuthUserChangePasswordRequest,
+        AuthUserGrantRoleRequest,
+    };
+    let cluster = Cluster::start(ServerKind::Chorus, 1).await;
+    let ep = cluster.client_url(0);
+    let mut auth = AuthClient::connect(ep.clone()).await.unwrap();
+    let user = |name: &str, password: &str| AuthUserAddRequest {
+        name: name.into(),
+        password: password.into(),
+        ..Default::default()
+    };
+    auth.user_add(user("root", "rootpw")).await.unwrap();
+    auth.role_add(AuthRoleAddRequest {
+        name: "root".into(),
+    })
+    .await
+    .unwrap();
+    let grant = AuthUserGrantRoleRequest {
+        user: "root".into(),
+        role: "root".into(),
+    };
+    auth.user_grant_role(grant).await.unwrap();
+    auth.auth_enable(AuthEnableRequest {}).await.unwrap();
+    let root = token(&ep, "root", "rootpw").await;
+    for i in 0..10 {
+        let name = format!("u{i}");
+        let add = with_token(user(&name, "first"), &root);
+        auth.user_add(add).await.unwrap();
+        assert!(!token(&ep, &name, "first").await.is_empty(), "{name}");
+        let change = AuthUserChangePasswordRequest {
+            name: name.clone(),
+            password: "second".into(),
+            ..Default::default()
+        };
+        auth.user_change_password(with_token(change, &root))
+            .await
+            .unwrap();
+        assert!(!token(&ep, &name, "second").await.is_empty(), "{name}");
+    }
+}

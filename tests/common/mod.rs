@@ -31,7 +31,6 @@ pub mod normalize;
 pub mod pki;
 pub mod proxy;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 pub use cluster::{Cluster, ClusterOptions, Member, ServerKind};
@@ -41,25 +40,7 @@ pub use normalize::Normalizer;
 pub use pki::{ClusterTls, Pki};
 pub use proxy::{free_low_ports, metric, Proxy, ProxyKind};
 
-/// A free TCP port on 127.0.0.1: bind port 0, read the port, release it.
-///
-/// Race: between the release and the server's own bind, another process may take the
-/// port; the member then fails to start and `wait_ready` reports its log. It is rare on a
-/// test machine, and `free_ports` at least never hands out the same port twice.
-pub fn free_port() -> u16 {
-    free_ports(1)[0]
-}
-
-/// `n` distinct free ports on 127.0.0.1 (all held at once while choosing, then released).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
+pub use chorus_testports::{free_port, free_ports};
 
 /// Whether `CI=true`: then a missing binary is an error, not a skip.
 fn in_ci() -> bool {

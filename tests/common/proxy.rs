@@ -14,35 +14,9 @@ use super::tail;
 /// Interval between two polls of another process (there is no event to await).
 const POLL: Duration = Duration::from_millis(20);
 
-/// `n` distinct ports below 32768 free for both TCP and UDP on 127.0.0.1 (the kernel's
-/// ephemeral range starts at 32768, so outgoing connections never take them).
+/// `n` distinct ports below 32768 free for both TCP and UDP (see [`super::free_ports`]).
 pub fn free_low_ports(n: usize) -> Vec<u16> {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    if NEXT.load(Ordering::Relaxed) == 0 {
-        // Spread test binaries running at once over the range.
-        let seed = 20_000 + (std::process::id() % 600) as u16 * 20;
-        let _ = NEXT.compare_exchange(0, seed, Ordering::Relaxed, Ordering::Relaxed);
-    }
-    let mut out = Vec::new();
-    // Bounded: the range holds 12,000 ports.
-    for _ in 0..12_000 {
-        if out.len() == n {
-            break;
-        }
-        let mut port = NEXT.fetch_add(1, Ordering::Relaxed);
-        if port >= 32_000 {
-            NEXT.store(20_000, Ordering::Relaxed);
-            port = 20_000;
-        }
-        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
-        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
-        if tcp.is_ok() && udp.is_ok() {
-            out.push(port);
-        }
-    }
-    assert_eq!(out.len(), n, "no free ports below 32768");
-    out
+    super::free_ports(n)
 }
 
 /// Which proxy binary.

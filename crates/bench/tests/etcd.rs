@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,14 +44,7 @@ impl Server {
             .prefix("chorus-bench-test-")
             .tempdir()
             .expect("temp dir");
-        let listeners: Vec<TcpListener> = (0..2)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-            .collect();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        drop(listeners);
+        let ports = chorus_testports::free_ports(2);
         let client_url = format!("http://127.0.0.1:{}", ports[0]);
         let peer_url = format!("http://127.0.0.1:{}", ports[1]);
         let log = dir.path().join("server.log");
@@ -358,11 +350,7 @@ fn text_report_has_etcds_layout() {
 #[test]
 fn unreachable_endpoint_and_missing_ca_fail_cleanly() {
     // No server needed: a port nobody listens on, and TLS flags.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = chorus_testports::free_port();
     let endpoint = format!("127.0.0.1:{port}");
     let (status, out, err) = run_bench(&[
         "--endpoints",

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -23,15 +22,7 @@ const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bound on a member becoming ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().port())
-        .collect()
-}
+use chorus_testports::free_ports;
 
 /// A CA, a server/client certificate from it for 127.0.0.1, and a CA nobody trusts.
 struct Pki {

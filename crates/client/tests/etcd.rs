@@ -2,7 +2,6 @@
 //! server per test, on free 127.0.0.1 ports in a temporary directory. Without etcd the
 //! tests print a skip note and pass, except under `CI=true`, where etcd is required.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,14 +34,7 @@ fn etcd_bin() -> Option<PathBuf> {
     None
 }
 
-/// A free port on 127.0.0.1: bound, read, released. Another process could take it before
-/// etcd binds it; on this test's scale that race is rare and shows as a start-up failure.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
-}
+use chorus_testports::free_port;
 
 /// One etcd member; killed (and reaped) on drop.
 struct Etcd {

@@ -13,11 +13,6 @@ use super::gates::{self, FeatureGates};
 /// of them with [`ConfigError::NotImplemented`]. Remove a name here when the
 /// feature lands (for a renamed flag, remove both names).
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    // peer connections
-    "raft-read-timeout",
-    "raft-write-timeout",
-    // membership
-    "max-learners",
     // discovery (v2, DNS SRV, v3)
     "discovery",
     "discovery-fallback",
@@ -61,18 +56,10 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-distributed-tracing-service-name",
     "experimental-distributed-tracing-instance-id",
     "experimental-distributed-tracing-sampling-rate",
-    // compaction, defragmentation, memory, downgrades, slow requests
-    "compaction-sleep-interval",
-    "experimental-compaction-sleep-interval",
-    "bootstrap-defrag-threshold-megabytes",
-    "experimental-bootstrap-defrag-threshold-megabytes",
+    // defragmentation, downgrades, slow requests
     "experimental-stop-grpc-service-on-defrag",
-    "memory-mlock",
-    "experimental-memory-mlock",
     "downgrade-check-time",
     "experimental-downgrade-check-time",
-    "warning-unary-request-duration",
-    "experimental-warning-unary-request-duration",
 ];
 
 /// Feature gates chorus accepts but does not implement yet: refused when

@@ -175,8 +175,22 @@ impl LogConfig {
 /// `log` crate are bridged in.
 pub fn init(cfg: &LogConfig) -> Result<(), LogError> {
     let layer = cfg.layer()?;
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    if tracing_subscriber::registry()
+        .with(layer)
+        .try_init()
+        .is_ok()
+    {
+        let _ = ACTIVE_FORMAT.set(cfg.format);
+    }
     Ok(())
+}
+
+static ACTIVE_FORMAT: std::sync::OnceLock<Format> = std::sync::OnceLock::new();
+
+/// The line layout [`init`] installed (zap JSON before that, or without it): for the few
+/// lines etcd 3.4 and 3.5 word differently, not only lay out differently.
+pub fn active_format() -> Format {
+    ACTIVE_FORMAT.get().copied().unwrap_or(Format::Json)
 }
 
 #[cfg(test)]

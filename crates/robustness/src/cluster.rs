@@ -69,10 +69,9 @@ pub struct Cluster {
     dir: PathBuf,
 }
 
+/// A port below the kernel's ephemeral range (chorus_testports).
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(chorus_testports::free_port())
 }
 
 impl Cluster {
@@ -87,8 +86,8 @@ impl Cluster {
         let mut real_ports = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..n {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-            let proxy_port = l.local_addr()?.port();
+            let proxy_port = free_port()?;
+            let l = std::net::TcpListener::bind(("127.0.0.1", proxy_port))?;
             proxy_listeners.push(l);
             let client_port = free_port()?;
             let peer_port = free_port()?;

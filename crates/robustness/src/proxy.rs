@@ -334,11 +334,14 @@ mod tests {
 
     #[tokio::test]
     async fn forwards_identifies_and_blackholes() {
-        let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let backend =
+            std::net::TcpListener::bind(("127.0.0.1", chorus_testports::free_port())).unwrap();
         let real = backend.local_addr().unwrap().port();
-        let front = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let front =
+            std::net::TcpListener::bind(("127.0.0.1", chorus_testports::free_port())).unwrap();
         let port = front.local_addr().unwrap().port();
-        let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let unused =
+            std::net::TcpListener::bind(("127.0.0.1", chorus_testports::free_port())).unwrap();
         let proxy = Proxy::start(vec![front, unused], vec![real, 1]);
         // Our own process plays member 1 dialing member 0's proxy.
         proxy.set_pid(1, Some(std::process::id()));

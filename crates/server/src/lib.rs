@@ -261,10 +261,12 @@ fn log_starting(cfg: &chorus_config::Config, policy: &chorus_config::AutoCompact
 /// The lines etcd writes once it serves clients, which scripts and test harnesses wait
 /// for (etcd's embed/serve.go, one group per listener; both lines for an address serving
 /// http and https), then the cluster version's capabilities (etcd's api/capability.go).
+/// The `traffic` field is only on the lines of split listeners (`--listen-client-http-urls`,
+/// etcd 3.5.8+), so the default lines carry etcd 3.5.1's fields.
 fn log_serving(listeners: &[(String, bool, bool, net::Traffic)]) {
     for (address, secure, insecure, traffic) in listeners {
         tracing::info!("ready to serve client requests");
-        let traffic = traffic.as_str();
+        let traffic = (*traffic != net::Traffic::Both).then(|| traffic.as_str());
         if *insecure {
             tracing::info!(
                 address = %address,

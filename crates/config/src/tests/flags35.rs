@@ -126,17 +126,15 @@ fn warning_unary_request_duration_pair() {
         ])),
         ConfigError::Invalid("both --experimental-warning-unary-request-duration and --warning-unary-request-duration flags are set. Use only --warning-unary-request-duration".into())
     );
-    // Not implemented yet; etcd's warning comes first.
+    // The old name sets the new field, with etcd's warning.
     let (r, n) = parse_full(
         &with_p(&["--experimental-warning-unary-request-duration=1s"]),
         &[],
     );
-    assert_eq!(
-        r,
-        Err(ConfigError::not_implemented(
-            "--experimental-warning-unary-request-duration"
-        ))
-    );
+    let Ok(Command::Run(c)) = r else {
+        panic!("refused: {r:?}")
+    };
+    assert_eq!(c.warning_unary_request_duration, Duration::from_secs(1));
     assert!(msgs(&n).contains(&"--experimental-warning-unary-request-duration is deprecated, and will be decommissioned in v3.7. Use --warning-unary-request-duration instead."));
 }
 
@@ -231,10 +229,8 @@ fn etcd_version_variable_and_raft_timeouts() {
     assert!(!m
         .iter()
         .any(|m| m.contains("unrecognized environment variable ETCD_VERSION")));
-    assert_eq!(
-        err(&with_p(&["--raft-write-timeout=6s"])),
-        ConfigError::not_implemented("--raft-write-timeout")
-    );
+    let c = run(&with_p(&["--raft-write-timeout=6s"]));
+    assert_eq!(c.raft_write_timeout, Duration::from_secs(6));
 }
 
 #[test]
@@ -281,8 +277,6 @@ fn accepted_with_a_notice() {
 #[test]
 fn unimplemented_flags_name_what_was_given() {
     for (flag, what) in [
-        ("--experimental-memory-mlock", "--experimental-memory-mlock"),
-        ("--memory-mlock", "--memory-mlock"),
         (
             "--feature-gates=StopGRPCServiceOnDefrag=true",
             "--feature-gates=StopGRPCServiceOnDefrag=true",
@@ -302,6 +296,8 @@ fn unimplemented_flags_name_what_was_given() {
             "{flag}"
         );
     }
+    // The 3.5 name of an implemented flag sets the 3.6 field.
+    assert!(run(&with_p(&["--experimental-memory-mlock"])).memory_mlock);
     // Allowed CNs are implemented, several too (etcd 3.5.x's comma-separated list);
     // so are the listener and HTTP policy flags.
     let c = run(&with_p(&["--peer-cert-allowed-cn=member"]));

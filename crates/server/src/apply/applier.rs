@@ -30,6 +30,8 @@ pub struct ApplyLimits {
     pub batch_limit: i64,
     /// Revisions deleted per compaction transaction (`--experimental-compaction-batch-limit`).
     pub compaction_batch_limit: usize,
+    /// Pause between compaction transactions (`--compaction-sleep-interval`; 10 ms).
+    pub compaction_sleep_interval: Duration,
     /// Requests applying slower than this are logged (`--experimental-warning-apply-duration`).
     pub warning_apply_duration: Duration,
     /// Entries between raft snapshots (`--snapshot-count`).
@@ -89,6 +91,7 @@ impl Applier {
         };
         let compactor = compaction::spawn_compactor(
             limits.compaction_batch_limit.max(1),
+            limits.compaction_sleep_interval,
             ctx.progress.compacted.clone(),
         );
         // The layers, outermost first (chain.rs).
@@ -196,7 +199,11 @@ impl Applier {
         self.kv.publish(rev, chunk);
         let due = self.last_durable.elapsed() >= self.limits.batch_interval
             || self.since_durable >= self.limits.batch_limit as u64;
-        if due || effects.cluster.is_some() || !effects.compactions.is_empty() {
+        if due
+            || effects.cluster.is_some()
+            || effects.auth_changed
+            || !effects.compactions.is_empty()
+        {
             self.commit()?;
         }
         self.ctx.watch_hub.notify(rev, &events);

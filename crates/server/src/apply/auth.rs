@@ -56,8 +56,13 @@ impl<A: Apply> Apply for Guarded<A> {
         if let Err(e) = self.auth.check_request(&ai, &req, &leases) {
             return Ok(Err(EtcdError::Auth(e)));
         }
+        let login = matches!(req, Request::Authenticate(_));
         match self.auth.apply_request(b.tx, &req, origin.index) {
-            Some(result) => Ok(result.map(Applied::Auth).map_err(EtcdError::Auth)),
+            Some(result) => {
+                // Password checks read the committed backend: commit before answering.
+                b.effects.auth_changed |= result.is_ok() && !login;
+                Ok(result.map(Applied::Auth).map_err(EtcdError::Auth))
+            }
             None => self.inner.apply(b, origin, req),
         }
     }

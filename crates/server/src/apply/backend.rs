@@ -113,8 +113,9 @@ impl Applier {
         self.at.conf_state = meta.get_conf_state().clone();
         self.at.snapshot_index = meta.index;
         self.last_durable = Instant::now();
-        self.ctx.progress.applied.send_replace(meta.index);
+        // Logged before readers waiting for the index are woken (tests key on the line).
         tracing::info!(index = meta.index, "installed snapshot from the leader");
+        self.ctx.progress.applied.send_replace(meta.index);
         Ok(())
     }
 

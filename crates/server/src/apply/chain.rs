@@ -37,6 +37,10 @@ pub struct Effects {
     pub removed_self: bool,
     /// The v2 store changed (saved with the next commit).
     pub v2_changed: bool,
+    /// Users, roles or the auth switch changed: the batch commits before it answers, so
+    /// that a login right after `user add` finds the user (password checks read the
+    /// committed backend, outside the apply thread).
+    pub auth_changed: bool,
 }
 
 impl Effects {

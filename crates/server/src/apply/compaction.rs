@@ -2,20 +2,26 @@
 //! transaction) and run here once committed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chorus_storage::mvcc::KvStore;
 use crossbeam_channel::Sender;
 use tokio::sync::watch;
 
-/// The compactor thread: runs each scheduled compaction in chunks, so apply is never
-/// blocked for long, and publishes the last revision it finished.
-pub fn spawn_compactor(chunk: usize, done: watch::Sender<i64>) -> Sender<(Arc<KvStore>, i64)> {
+/// The compactor thread: runs each scheduled compaction in chunks of `chunk` deletions
+/// with `pause` between them (`--compaction-batch-limit`, `--compaction-sleep-interval`),
+/// so apply is never blocked for long, and publishes the last revision it finished.
+pub fn spawn_compactor(
+    chunk: usize,
+    pause: Duration,
+    done: watch::Sender<i64>,
+) -> Sender<(Arc<KvStore>, i64)> {
     let (compactor, jobs) = crossbeam_channel::unbounded::<(Arc<KvStore>, i64)>();
     std::thread::Builder::new()
         .name("compactor".into())
         .spawn(move || {
             for (kv, rev) in jobs {
-                match kv.compact(rev, chunk) {
+                match kv.compact_paced(rev, chunk, pause) {
                     Ok(n) => tracing::info!(revision = rev, deleted = n, "finished compaction"),
                     Err(e) => tracing::error!(revision = rev, "compaction failed: {e}"),
                 }

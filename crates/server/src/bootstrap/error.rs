@@ -27,6 +27,8 @@ pub enum StartError {
     AuthOptions(#[from] chorus_auth::AuthOptionsError),
     #[error(transparent)]
     Auth(#[from] chorus_auth::AuthError),
+    #[error("--memory-mlock: cannot lock the process's memory: {0}")]
+    Mlock(std::io::Error),
     #[error("the member has been permanently removed from the cluster")]
     Removed,
     #[error("wal: metadata is not a chorus member record")]

@@ -11,6 +11,7 @@
 
 mod error;
 mod force;
+mod host;
 mod recover;
 
 pub use error::StartError;
@@ -116,7 +117,12 @@ async fn recover(
     } else if cfg.is_new_cluster() {
         recover::bootstrap(cfg, backend_opts)?
     } else {
-        recover::join(cfg, backend_opts, &PeerDialer::new(tls.peer_client.clone())).await?
+        recover::join(
+            cfg,
+            backend_opts,
+            &PeerDialer::new(tls.peer_client.clone(), cfg.raft_write_timeout),
+        )
+        .await?
     };
     if chorus_storage::members::is_removed(&rec.backend, rec.member_id)? {
         return Err(StartError::Removed);
@@ -138,6 +144,8 @@ fn limits(cfg: &Config) -> Limits {
         enable_v2: cfg.effective_enable_v2(),
         quota: cfg.effective_quota_backend_bytes(),
         client_cert_auth: cfg.client_tls.client_cert_auth,
+        max_learners: cfg.max_learners.max(0) as usize,
+        warning_unary_request_duration: cfg.warning_unary_request_duration,
     }
 }
 
@@ -231,6 +239,7 @@ impl Channels {
 /// Starts the member: recovers or bootstraps its state and runs the raft and apply
 /// threads and the peer service. Client listeners are started by the caller.
 pub async fn start(cfg: &Config, tls: &MemberTls) -> Result<Running, StartError> {
+    host::lock_memory(cfg)?;
     let peer_listeners = crate::net::bind_listeners_with(
         "--listen-peer-urls",
         &cfg.listen_peer_urls,
@@ -242,7 +251,7 @@ pub async fn start(cfg: &Config, tls: &MemberTls) -> Result<Running, StartError>
     let rec = recover(cfg, tls, &backend_opts).await?;
     let stores = load_stores(cfg, &rec)?;
     let ch = Channels::new(&rec, &stores)?;
-    let dialer = PeerDialer::new(tls.peer_client.clone());
+    let dialer = PeerDialer::new(tls.peer_client.clone(), cfg.raft_write_timeout);
     let transport = PeerTransport::new(rec.member_id, rec.cluster_id, dialer, ch.raft_tx.clone());
     for m in stores.cluster.get().members.values() {
         if m.id != rec.member_id {
@@ -309,6 +318,7 @@ pub async fn start(cfg: &Config, tls: &MemberTls) -> Result<Running, StartError>
         peer_listeners,
         PeerService::new(peer_cfg, member.clone()),
         tls,
+        cfg.raft_read_timeout,
     );
     member.spawn_loops(&loop_intervals(cfg));
     Ok(Running {
@@ -352,16 +362,18 @@ fn member_parts(
 }
 
 /// Serves the peer protocol with the member answering; returns the stop switch and the
-/// listener tasks.
+/// listener tasks. A peer connection that stays silent (no frame, no ping answer) for
+/// `read_timeout` (`--raft-read-timeout`) is closed.
 fn serve_peers(
     listeners: Vec<(chorus_config::Url, crate::net::Listener)>,
     service: PeerService<Member>,
     tls: &MemberTls,
+    read_timeout: Duration,
 ) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
     let (stop, stopped) = watch::channel(false);
     let opts = ListenerOptions {
         tls: tls.peer_server.clone(),
-        keepalive: None,
+        keepalive: Some((crate::peer::PING_INTERVAL, read_timeout)),
         shutdown: stopped,
         // Peer streams never end on their own; raft is stopped by now.
         drain: Duration::ZERO,
@@ -414,6 +426,7 @@ fn apply_limits(cfg: &Config, backend_opts: BackendOptions) -> ApplyLimits {
         batch_interval: cfg.backend_batch_interval,
         batch_limit: cfg.backend_batch_limit,
         compaction_batch_limit: cfg.effective_compaction_batch_limit() as usize,
+        compaction_sleep_interval: cfg.effective_compaction_sleep_interval(),
         warning_apply_duration: cfg.experimental_warning_apply_duration,
         snapshot_count: cfg.effective_snapshot_count(),
         snap_dir: cfg.snap_dir(),

@@ -168,7 +168,8 @@ pub fn restart(
     let snap = snapshotter.load_newest_available(&markers)?;
     let snapshot_meta = snap.map(|s| s.get_metadata().clone());
     let mut meta = snapshot_meta.clone().unwrap_or_default();
-    let backend = open_backend(cfg, backend_opts, meta.index)?;
+    let mut backend = open_backend(cfg, backend_opts, meta.index)?;
+    super::host::defrag_if_fragmented(cfg, &mut backend)?;
     let (mut wal, mut replay) = Wal::open(
         &wal_dir,
         WalSnapshot {

@@ -85,6 +85,10 @@ pub struct Limits {
     pub quota: Option<u64>,
     /// `--client-cert-auth`: a verified client certificate's CN names the user.
     pub client_cert_auth: bool,
+    /// `--max-learners` (etcd 3.6; 1): learners the membership may hold.
+    pub max_learners: usize,
+    /// `--warning-unary-request-duration` (300 ms): reads slower than this are logged.
+    pub warning_unary_request_duration: Duration,
 }
 
 /// How often the member's loops run (zero: never).

@@ -4,7 +4,9 @@
 //! flight joins the next one.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use prost::Message;
 
 use tokio::sync::watch;
 
@@ -20,6 +22,26 @@ impl Member {
     /// learner may do), then the caller's read permission, the read at one revision, and
     /// a check that the auth store did not change meanwhile (etcd's doSerialize).
     pub async fn range(&self, who: Who<'_>, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+        let started = Instant::now();
+        let result = self.range_timed(who, r).await;
+        if let Ok(resp) = &result {
+            let summary = || {
+                format!(
+                    "range_response_count:{} size:{}",
+                    resp.kvs.len(),
+                    resp.encoded_len()
+                )
+            };
+            self.warn_if_slow(started, "read-only range ", summary);
+        }
+        result
+    }
+
+    async fn range_timed(
+        &self,
+        who: Who<'_>,
+        r: &RangeRequest,
+    ) -> Result<RangeResponse, EtcdError> {
         if !r.serializable {
             if self.is_learner() {
                 return Err(EtcdError::NotSupportedForLearner);
@@ -37,6 +59,16 @@ impl Member {
     /// A txn that only reads, served here (ReadIndex first unless every range in it is
     /// serializable); the caller must be allowed every compare and range in it.
     pub async fn read_txn(&self, who: Who<'_>, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+        let started = Instant::now();
+        let result = self.read_txn_timed(who, r).await;
+        if let Ok(resp) = &result {
+            let summary = || format!("size:{}", resp.encoded_len());
+            self.warn_if_slow(started, "read-only txn ", summary);
+        }
+        result
+    }
+
+    async fn read_txn_timed(&self, who: Who<'_>, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
         if !kv::is_txn_serializable(r) {
             self.linearizable_read().await?;
         }
@@ -46,6 +78,22 @@ impl Member {
         self.auth.check_revision_unchanged(who)?;
         self.fill_header(&mut resp.header);
         Ok(resp)
+    }
+
+    /// etcd's warnOfExpensiveReadOnlyRangeRequest: a read slower than
+    /// `--warning-unary-request-duration` is logged with etcd's message.
+    fn warn_if_slow(&self, started: Instant, prefix: &str, response: impl FnOnce() -> String) {
+        let took = started.elapsed();
+        let expected = self.limits.warning_unary_request_duration;
+        if took > expected {
+            tracing::warn!(
+                took = %chorus_log::GoDuration(took),
+                expected_duration = %chorus_log::GoDuration(expected),
+                prefix,
+                response = %response(),
+                "apply request took too long"
+            );
+        }
     }
 
     /// Waits until this member has applied everything the leader had committed when the

@@ -4,7 +4,7 @@
 //! their context; new peer URLs go as a normal entry (raft-rs has no "update node", and
 //! peer URLs do not concern raft). The checks etcd makes before proposing are made here:
 //! URLs valid and unused, the member known, `--strict-reconfig-check`'s quorum rules, at
-//! most one learner, a learner promoted only once it has caught up with the leader.
+//! at most `--max-learners` learners, a learner promoted only once it has caught up with the leader.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,9 +15,6 @@ use super::{Member, Who};
 use crate::apply::reply;
 use crate::error::EtcdError;
 use crate::raft::RaftInput;
-
-/// etcd 3.4 allows one learner at a time.
-const MAX_LEARNERS: usize = 1;
 
 /// A learner may be promoted once its log matches at least this share of the leader's.
 const LEARNER_READY: f64 = 0.9;
@@ -95,7 +92,8 @@ impl Member {
             return Err(EtcdError::PeerUrlExist);
         }
         if is_learner {
-            if cluster.members.values().filter(|m| m.is_learner).count() >= MAX_LEARNERS {
+            if cluster.members.values().filter(|m| m.is_learner).count() >= self.limits.max_learners
+            {
                 return Err(EtcdError::TooManyLearners);
             }
         } else if self.limits.strict_reconfig_check {

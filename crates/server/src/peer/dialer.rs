@@ -24,9 +24,12 @@ pub enum DialError {
 }
 
 /// How this member dials its peers: plain TCP, or TLS with the peer certificate.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PeerDialer {
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// How long a ping may go unanswered before the connection is dropped
+    /// (`--raft-write-timeout`; etcd's rafthttp write deadline, 5 s).
+    write_timeout: Duration,
 }
 
 /// The byte stream under a peer connection: TCP or a Unix socket, maybe TLS.
@@ -41,9 +44,16 @@ fn is_unix(url: &str) -> bool {
     url.starts_with("unix://") || url.starts_with("unixs://")
 }
 
+impl Default for PeerDialer {
+    /// Plain TCP with etcd's default write timeout.
+    fn default() -> Self {
+        PeerDialer::new(None, super::PING_INTERVAL)
+    }
+}
+
 impl PeerDialer {
-    pub fn new(tls: Option<Arc<rustls::ClientConfig>>) -> Self {
-        PeerDialer { tls }
+    pub fn new(tls: Option<Arc<rustls::ClientConfig>>, write_timeout: Duration) -> Self {
+        PeerDialer { tls, write_timeout }
     }
 
     fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, DialError> {
@@ -59,8 +69,8 @@ impl PeerDialer {
             })?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5)))
+            .http2_keep_alive_interval(super::PING_INTERVAL)
+            .keep_alive_timeout(self.write_timeout))
     }
 
     /// Dials the endpoint's `host:port` (a TCP address, or for a Unix URL the socket

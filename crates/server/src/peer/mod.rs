@@ -45,6 +45,10 @@ use crate::v2::stats::AppendTraffic;
 /// Messages queued per peer before raft hears the peer is unreachable.
 const QUEUE: usize = 4096;
 
+/// How often an idle peer connection is pinged (HTTP/2 PING), from both ends; the
+/// default for how long an answer may take (etcd's rafthttp deadlines, 5 s).
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
 struct Peer {
     urls: Vec<String>,
     tx: mpsc::Sender<Message>,
@@ -272,7 +276,7 @@ pub fn serve<H: PeerHandler>(
         .prepare()
         .into_axum_router();
     let opts = ListenerOptions {
-        keepalive: Some((Duration::from_secs(5), Duration::from_secs(5))),
+        keepalive: opts.keepalive.or(Some((PING_INTERVAL, PING_INTERVAL))),
         ..opts
     };
     listeners

@@ -19,6 +19,7 @@ pub mod index;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chorus_api::mvccpb::{event::EventType, Event, KeyValue};
 use parking_lot::RwLock;
@@ -375,6 +376,13 @@ impl KvStore {
     /// Compacts history at `rev`: first the index, then the backend in chunks of
     /// `chunk` deletions per write transaction, so apply is never blocked for long.
     pub fn compact(&self, rev: i64, chunk: usize) -> Result<usize> {
+        self.compact_paced(rev, chunk, Duration::ZERO)
+    }
+
+    /// [`KvStore::compact`], sleeping `pause` between chunks (etcd's
+    /// `--compaction-sleep-interval`), so a long compaction leaves the backend's write
+    /// lock to apply between its transactions. Blocks the calling thread.
+    pub fn compact_paced(&self, rev: i64, chunk: usize, pause: Duration) -> Result<usize> {
         let keep = self.index.write().compact(rev);
         let mut deleted = 0;
         let mut next = (0i64, 0i64);
@@ -422,6 +430,9 @@ impl KvStore {
                     hash: crc,
                 });
                 return Ok(deleted);
+            }
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
             }
         }
     }

@@ -47,31 +47,64 @@ where
     }
 }
 
-/// etcd's line, then chorus's own with rustls's reason (which Go's text may not carry).
+/// etcd's line (3.4's text with `--logger=capnslog`, 3.5's fields with zap), then
+/// chorus's own with rustls's reason (which Go's text may not carry).
 fn log_rejected(peer: &str, server_name: &str, e: &std::io::Error) {
-    let q = |s: &str| format!("{s:?}");
     let revoked = rustls_error(e).and_then(|r| match r {
         rustls::Error::InvalidCertificate(CertificateError::Other(o)) => {
             o.0.downcast_ref::<Revoked>().cloned()
         }
         _ => None,
     });
-    let error = q(&go_text(e));
+    let error = go_text(e);
+    if chorus_log::active_format() == chorus_log::Format::Capnslog {
+        log_rejected_34(peer, server_name, &error, revoked.as_ref());
+    } else {
+        log_rejected_35(peer, server_name, &error, revoked.as_ref());
+    }
+    tracing::info!(%peer, "TLS handshake refused: {e}");
+}
+
+/// etcd 3.4's capnslog line: `rejected connection from "a:p" (error "...", ServerName "")`.
+fn log_rejected_34(peer: &str, server_name: &str, error: &str, revoked: Option<&Revoked>) {
+    let q = |s: &str| format!("{s:?}");
     match revoked {
         Some(r) => tracing::warn!(
-            "rejected connection from {} (error {error}, ServerName {}, IPAddresses {}, DNSNames {})",
+            "rejected connection from {} (error {}, ServerName {}, IPAddresses {}, DNSNames {})",
             q(peer),
+            q(error),
             q(server_name),
             go_list(&r.ip_addresses),
             go_list(&r.dns_names),
         ),
         None => tracing::warn!(
-            "rejected connection from {} (error {error}, ServerName {})",
+            "rejected connection from {} (error {}, ServerName {})",
             q(peer),
+            q(error),
             q(server_name)
         ),
     }
-    tracing::info!(%peer, "TLS handshake refused: {e}");
+}
+
+/// etcd 3.5's zap line: `rejected connection` with `remote-addr`, `server-name`, the
+/// certificate's `ip-addresses` and `dns-names` when there was one, and `error`.
+fn log_rejected_35(peer: &str, server_name: &str, error: &str, revoked: Option<&Revoked>) {
+    match revoked {
+        Some(r) => tracing::warn!(
+            remote_addr = peer,
+            server_name,
+            ip_addresses = ?chorus_log::Strings(&r.ip_addresses),
+            dns_names = ?chorus_log::Strings(&r.dns_names),
+            error,
+            "rejected connection"
+        ),
+        None => tracing::warn!(
+            remote_addr = peer,
+            server_name,
+            error,
+            "rejected connection"
+        ),
+    }
 }
 
 /// Go's `%q` of a `[]string`: `["a" "b"]`.
