@@ -13,7 +13,7 @@ use chorus_api::v3electionpb::{CampaignRequest, LeaderRequest, ProclaimRequest, 
 use chorus_api::v3lockpb::{LockRequest, UnlockRequest};
 use chorus_client::pb::{AlarmRequest, AuthStatusRequest, SnapshotRequest};
 use chorus_client::{Client, ConnectOptions, GetOptions, PutOptions, WatchOptions};
-use common::{metric, Cluster, Etcdctl, Proxy, ProxyKind, ServerKind};
+use common::{metric, Cluster, ClusterOptions, Etcdctl, Proxy, ProxyKind, ServerKind};
 use tokio_stream::StreamExt;
 
 /// Bound on waiting for another process to reflect a change (polled: no event to await).
@@ -1174,4 +1174,57 @@ async fn recipe_proxy_on_every_machine() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// `--dns-listen-addr` on a member: the member answers DNS from its own keys, following
+/// them as they change; a bad address is refused at start-up with the flag's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_serves_dns_from_its_own_keys() {
+    if !common::require_dig() {
+        return;
+    }
+    let port = common::free_low_ports(1)[0];
+    let options = ClusterOptions {
+        extra_args: vec![
+            format!("--dns-listen-addr=127.0.0.1:{port}"),
+            "--dns-domain=chorus.local".into(),
+        ],
+        ..Default::default()
+    };
+    let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
+    let c = cluster.client().await;
+    let value = r#"{"host":"10.0.0.7","port":8080}"#;
+    c.put("/skydns/local/chorus/db/m1", value, PutOptions::default())
+        .await
+        .unwrap();
+    let a = eventually("the member's A record", || async {
+        let out = dig(port, &["+short", "db.chorus.local", "A"]).await;
+        (out.trim() == "10.0.0.7").then_some(())
+    });
+    a.await;
+    c.delete("/skydns/local/chorus/db/m1", Default::default())
+        .await
+        .unwrap();
+    eventually("the deleted record gone", || async {
+        let out = dig(port, &["db.chorus.local", "A"]).await;
+        out.contains("status: NXDOMAIN").then_some(())
+    })
+    .await;
+
+    let mut bad = Cluster::create(
+        ServerKind::Chorus,
+        1,
+        ClusterOptions {
+            extra_args: vec!["--dns-listen-addr=localhost".into()],
+            ..Default::default()
+        },
+    );
+    bad.spawn(0);
+    assert!(!bad.wait_exit(0).await.success());
+    let log = bad.log(0);
+    assert!(
+        log.contains(r#"--dns-listen-addr "localhost" must be \"ip:port\""#)
+            || log.contains(r#"--dns-listen-addr "localhost" must be "ip:port""#),
+        "{log}"
+    );
 }

@@ -580,6 +580,11 @@ pub struct Config {
     /// `--experimental-lease-checkpoint-interval` (a chorus flag, not etcd's;
     /// 5s): how often the leader checkpoints remaining lease TTLs.
     pub experimental_lease_checkpoint_interval: Duration,
+    /// `--dns-listen-addr` (chorus's own; empty: off): serve DNS (UDP and TCP) from the
+    /// SkyDNS layout under `/skydns`, as CoreDNS's etcd plugin reads it.
+    pub dns_listen_addr: String,
+    /// `--dns-domain` (chorus's own; `skydns.local.`): the zone the DNS server answers.
+    pub dns_domain: String,
 
     // --- Unsafe / hidden ---
     /// `--force-new-cluster`.

@@ -149,6 +149,8 @@ impl Config {
             experimental_enable_lease_checkpoint: gates.lease_checkpoint,
             experimental_enable_lease_checkpoint_persist: gates.lease_checkpoint_persist,
             experimental_lease_checkpoint_interval: Duration::from_secs(5),
+            dns_listen_addr: String::new(),
+            dns_domain: "skydns.local.".to_string(),
             force_new_cluster: false,
             unsafe_no_fsync: false,
             next_cluster_version_compatible: false,

@@ -367,6 +367,9 @@ pub(crate) static FLAGS: &[FlagSpec] = &[
     flag!("experimental-enable-lease-checkpoint-persist", K::Bool, V3456, Y::Key, |c| c.experimental_enable_lease_checkpoint_persist),
     // chorus's own: how often the leader checkpoints remaining lease TTLs.
     flag!("experimental-lease-checkpoint-interval", K::Duration, 0, Y::Key, |c| c.experimental_lease_checkpoint_interval),
+    // chorus's own: DNS service discovery from the keys under /skydns (as the proxy's).
+    flag!("dns-listen-addr", K::Str, 0, Y::Key, |c| c.dns_listen_addr),
+    flag!("dns-domain", K::Str, 0, Y::Key, |c| c.dns_domain),
     // Unsafe
     flag!("force-new-cluster", K::Bool, ALL, Y::Key, |c| c.force_new_cluster),
     flag!("next-cluster-version-compatible", K::Bool, R34, Y::Key, |c| c.next_cluster_version_compatible),

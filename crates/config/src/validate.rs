@@ -260,6 +260,7 @@ impl Config {
                 self.v2_deprecation
             )));
         }
+        self.check_dns_listen_addr()?;
         if self.max_request_bytes > RECOMMENDED_MAX_REQUEST_BYTES {
             notices.push(Notice::warn(format!(
                 "MaxRequestBytes {} exceeds maximum recommended size {}",
@@ -273,6 +274,21 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// `--dns-listen-addr`: empty, or `ip:port` (optionally `udp://` or `dns://` first).
+    fn check_dns_listen_addr(&self) -> Result<(), ConfigError> {
+        let given = self.dns_listen_addr.as_str();
+        let addr = given
+            .trim_start_matches("udp://")
+            .trim_start_matches("dns://");
+        if given.is_empty() || addr.parse::<std::net::SocketAddr>().is_ok() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid(format!(
+            "--dns-listen-addr {} must be \"ip:port\"",
+            go_quote(given)
+        )))
     }
 
     /// The auto-compaction policy (etcd's `parseCompactionRetention` +

@@ -41,6 +41,8 @@ pub enum DnsError {
     },
     #[error("DNS: {0}")]
     Client(#[from] chorus_client::Error),
+    #[error("DNS: client TLS files: {0}")]
+    Tls(String),
 }
 
 /// Where and what to serve.

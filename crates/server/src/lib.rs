@@ -59,6 +59,8 @@ pub enum RunError {
     Config(#[from] chorus_config::ConfigError),
     #[error(transparent)]
     Corruption(#[from] member::corruption::CorruptionError),
+    #[error(transparent)]
+    Dns(#[from] chorus_dns::DnsError),
 }
 
 /// The client-side listeners, bound before anything is written.
@@ -145,6 +147,7 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     // before anything is written.
     let tls = net::tls::MemberTls::from_config(&cfg)?;
     let listeners = bind_clients(&cfg, &tls).await?;
+    let dns = api::dns::bind(&cfg).await?;
     let policy = cfg.auto_compaction()?;
     log_starting(&cfg, &policy);
     let running = bootstrap::start(&cfg, &tls).await?;
@@ -163,7 +166,8 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
         .iter()
         .map(|(a, _)| (a.addr.clone(), a.secure, a.insecure, a.traffic))
         .collect();
-    let tasks = serve_clients(&cfg, &tls, listeners, &member, shutdown_rx);
+    let mut tasks = serve_clients(&cfg, &tls, listeners, &member, shutdown_rx.clone());
+    tasks.extend(dns.map(|server| api::dns::spawn(server, &cfg, shutdown_rx)));
     let client_urls = cfg
         .advertise_client_urls
         .iter()

@@ -74,6 +74,11 @@ const CHORUS_NOTES: &[(&str, &str)] = &[
         "chorus's own flag (default 5s)",
     ),
     (
+        "dns-listen-addr",
+        "chorus's own flag: DNS from `/skydns` (docs/proxy.md)",
+    ),
+    ("dns-domain", "chorus's own flag (default `skydns.local.`)"),
+    (
         "discovery-fallback",
         "default `proxy` as in 3.5 (3.6: `exit`, `proxy` refused)",
     ),

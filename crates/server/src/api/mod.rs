@@ -11,6 +11,7 @@
 //!   (a gRPC-only or HTTP-only listener of --listen-client-http-urls skips the choice)
 //! ```
 
+pub mod dns;
 pub mod grpc;
 pub mod http;
 pub mod v2;
