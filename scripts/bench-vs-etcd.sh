@@ -89,6 +89,8 @@ ROWS=(
     "range-s-1m|1|--conns=100 --clients=1000 range foo --consistency=s --total=$RANGE"
     "range-l-3m|3|--conns=100 --clients=1000 range foo --consistency=l --total=$RANGE"
     "range-s-3m|3|--conns=100 --clients=1000 range foo --consistency=s --total=$RANGE"
+    "put-auth-10x100-1m|1|--user=root:benchpw --conns=10 --clients=100 $PUT_ARGS --total=$PUT_100 --key-space-size=$PUT_100"
+    "range-l-auth-1m|1|--user=root:benchpw --conns=100 --clients=1000 range foo --consistency=l --total=$RANGE"
     "txn-put-1m|1|--conns=100 --clients=1000 txn-put --key-size=8 --val-size=256 --total=$TXN --key-space-size=$TXN"
     "txn-put-3m|3|--conns=100 --clients=1000 txn-put --key-size=8 --val-size=256 --total=$TXN --key-space-size=$TXN"
     "watch-1m|1|--conns=10 --clients=10 watch --streams=10 --watch-per-stream=100 --watched-key-total=1 --put-total=$WATCH_PUTS --event-timeout=60s"
@@ -500,6 +502,17 @@ if selected fsync || selected 'put-1x1-1m'; then
     record kind=fsync p50="$FS_P50" p99="$FS_P99"
 fi
 
+# enable_auth: user root (password benchpw) with the root role, authentication on, on the
+# current cluster (the *-auth-* rows: every request then carries a token and is checked).
+enable_auth() {
+    local -a ctl=(env "${CLEAN_ENV[@]}" ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="$CUR_EPS"
+        --command-timeout=30s)
+    "${ctl[@]}" user add root:benchpw >/dev/null
+    "${ctl[@]}" role add root >/dev/null 2>&1 || true
+    "${ctl[@]}" user grant-role root root >/dev/null
+    "${ctl[@]}" auth enable >/dev/null
+}
+
 VALUE256=$(printf 'v%.0s' {1..256})
 for spec in "${ROWS[@]}"; do
     IFS='|' read -r row members args <<<"$spec"
@@ -513,6 +526,7 @@ for spec in "${ROWS[@]}"; do
             env "${CLEAN_ENV[@]}" ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="$CUR_EPS" \
                 --command-timeout=10s put foo "$VALUE256" >/dev/null
         fi
+        [[ $row == *-auth-* ]] && enable_auth
         read -r _ _ cpu0 <<<"$(rss_kb)"
         bench_run "$row" "$server" "$members" "${argv[@]}"
         read -r rss hwm cpu1 <<<"$(rss_kb)"
