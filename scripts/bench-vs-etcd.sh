@@ -89,8 +89,8 @@ ROWS=(
     "range-s-1m|1|--conns=100 --clients=1000 range foo --consistency=s --total=$RANGE"
     "range-l-3m|3|--conns=100 --clients=1000 range foo --consistency=l --total=$RANGE"
     "range-s-3m|3|--conns=100 --clients=1000 range foo --consistency=s --total=$RANGE"
-    "put-auth-10x100-1m|1|--user=root:benchpw --conns=10 --clients=100 $PUT_ARGS --total=$PUT_100 --key-space-size=$PUT_100"
-    "range-l-auth-1m|1|--user=root:benchpw --conns=100 --clients=1000 range foo --consistency=l --total=$RANGE"
+    "put-auth-10x100-1m|1|--user=bench:benchpw --conns=10 --clients=100 $PUT_ARGS --total=$PUT_100 --key-space-size=$PUT_100"
+    "range-l-auth-1m|1|--user=bench:benchpw --conns=100 --clients=1000 range foo --consistency=l --total=$RANGE"
     "txn-put-1m|1|--conns=100 --clients=1000 txn-put --key-size=8 --val-size=256 --total=$TXN --key-space-size=$TXN"
     "txn-put-3m|3|--conns=100 --clients=1000 txn-put --key-size=8 --val-size=256 --total=$TXN --key-space-size=$TXN"
     "watch-1m|1|--conns=10 --clients=10 watch --streams=10 --watch-per-stream=100 --watched-key-total=1 --put-total=$WATCH_PUTS --event-timeout=60s"
@@ -502,14 +502,19 @@ if selected fsync || selected 'put-1x1-1m'; then
     record kind=fsync p50="$FS_P50" p99="$FS_P99"
 fi
 
-# enable_auth: user root (password benchpw) with the root role, authentication on, on the
-# current cluster (the *-auth-* rows: every request then carries a token and is checked).
+# enable_auth: the root user, and user `bench` (password benchpw) whose role may read and
+# write every key through a prefix permission (root would skip the permission check);
+# then authentication on (the *-auth-* rows: every request carries a token and is checked).
 enable_auth() {
     local -a ctl=(env "${CLEAN_ENV[@]}" ETCDCTL_API=3 "$ETCDCTL_BIN" --endpoints="$CUR_EPS"
         --command-timeout=30s)
-    "${ctl[@]}" user add root:benchpw >/dev/null
+    "${ctl[@]}" user add root:rootpw >/dev/null
     "${ctl[@]}" role add root >/dev/null 2>&1 || true
     "${ctl[@]}" user grant-role root root >/dev/null
+    "${ctl[@]}" user add bench:benchpw >/dev/null
+    "${ctl[@]}" role add bench >/dev/null
+    "${ctl[@]}" role grant-permission --prefix=true bench readwrite '' >/dev/null
+    "${ctl[@]}" user grant-role bench bench >/dev/null
     "${ctl[@]}" auth enable >/dev/null
 }
 
