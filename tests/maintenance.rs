@@ -1,15 +1,23 @@
 //! Maintenance operations operators run against a live cluster, with the real etcdctl:
 //! `snapshot save` (then chorus's `status` and `restore` of that file into a new cluster),
-//! `defrag` and `move-leader`.
+//! `defrag` and `move-leader`; the gRPC health service and its NOT_SERVING during a
+//! defragmentation.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use chorus_api::etcdserverpb::maintenance_client::MaintenanceClient;
+use chorus_api::etcdserverpb::DefragmentRequest;
 use chorus_client::{Client, DeleteOptions, GetOptions, PutOptions};
 use chorus_config::{Command, Config};
 use chorus_datadir::snapshot::{self, SnapshotError};
 use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 async fn dump(c: &Client) -> BTreeMap<String, String> {
     let opts = GetOptions {
@@ -200,5 +208,93 @@ async fn snapshot_save_restore_defragment_and_move_leader() {
             dump(&restored.member_client(i).await).await.len(),
             before.len() + 1
         );
+    }
+}
+
+async fn channel(cluster: &Cluster, i: usize) -> Channel {
+    Channel::from_shared(cluster.client_url(i))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn health_request(service: &str) -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: service.into(),
+    }
+}
+
+type HealthWatch = tonic::Streaming<tonic_health::pb::HealthCheckResponse>;
+
+async fn next_status(watch: &mut HealthWatch) -> ServingStatus {
+    let msg = watch.message().await.unwrap().expect("a status");
+    ServingStatus::try_from(msg.status).unwrap()
+}
+
+/// grpc.health.v1.Health as etcd registers grpc-go's: "" is SERVING, another name is
+/// unknown to Check (NOT_FOUND) and Watch (SERVICE_UNKNOWN, the call stays open).
+#[tokio::test]
+async fn grpc_health_service_answers_as_etcd() {
+    let mut kinds = vec![ServerKind::Chorus];
+    if common::require_etcd() {
+        kinds.push(ServerKind::Etcd);
+    }
+    for kind in kinds {
+        let cluster = Cluster::start(kind, 1).await;
+        let mut health = HealthClient::new(channel(&cluster, 0).await);
+        let status = health.check(health_request("")).await.unwrap().into_inner();
+        assert_eq!(status.status, ServingStatus::Serving as i32, "{kind:?}");
+        let e = health
+            .check(health_request("etcdserverpb.KV"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::NotFound, "unknown service"),
+            "{kind:?}"
+        );
+        let mut watch = health
+            .watch(health_request("x"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            next_status(&mut watch).await,
+            ServingStatus::ServiceUnknown,
+            "{kind:?}"
+        );
+        let mut watch = health.watch(health_request("")).await.unwrap().into_inner();
+        assert_eq!(
+            next_status(&mut watch).await,
+            ServingStatus::Serving,
+            "{kind:?}"
+        );
+    }
+}
+
+/// With `--experimental-stop-grpc-service-on-defrag` (etcd 3.5.14+; 3.6's gate), a Watch
+/// opened before Defragment sees NOT_SERVING then SERVING; without it, nothing changes.
+#[tokio::test]
+async fn defragment_reports_not_serving_with_the_flag() {
+    for stop in [false, true] {
+        let options = ClusterOptions {
+            extra_args: vec![format!("--experimental-stop-grpc-service-on-defrag={stop}")],
+            ..ClusterOptions::default()
+        };
+        let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
+        let mut health = HealthClient::new(channel(&cluster, 0).await);
+        let mut watch = health.watch(health_request("")).await.unwrap().into_inner();
+        assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
+        let mut maintenance = MaintenanceClient::new(channel(&cluster, 0).await);
+        maintenance.defragment(DefragmentRequest {}).await.unwrap();
+        if stop {
+            assert_eq!(next_status(&mut watch).await, ServingStatus::NotServing);
+            assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
+        } else {
+            assert!(!cluster.log(0).contains("defrag is active"));
+        }
+        let status = health.check(health_request("")).await.unwrap().into_inner();
+        assert_eq!(status.status, ServingStatus::Serving as i32);
     }
 }

@@ -66,7 +66,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-compaction-sleep-interval",
     "bootstrap-defrag-threshold-megabytes",
     "experimental-bootstrap-defrag-threshold-megabytes",
-    "experimental-stop-grpc-service-on-defrag",
     "memory-mlock",
     "experimental-memory-mlock",
     "downgrade-check-time",
@@ -78,7 +77,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
 /// Feature gates chorus accepts but does not implement yet: refused when
 /// set to anything but chorus's default.
 pub const NOT_IMPLEMENTED_GATES: &[&str] = &[
-    "StopGRPCServiceOnDefrag",
     "SetMemberLocalAddr",
     // chorus's leader renews without waiting for the applied index (the gate's
     // default); waiting first is not implemented

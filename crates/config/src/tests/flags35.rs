@@ -284,8 +284,8 @@ fn unimplemented_flags_name_what_was_given() {
         ("--experimental-memory-mlock", "--experimental-memory-mlock"),
         ("--memory-mlock", "--memory-mlock"),
         (
-            "--feature-gates=StopGRPCServiceOnDefrag=true",
-            "--feature-gates=StopGRPCServiceOnDefrag=true",
+            "--feature-gates=SetMemberLocalAddr=true",
+            "--feature-gates=SetMemberLocalAddr=true",
         ),
         (
             "--feature-gates=FastLeaseKeepAlive=false",

@@ -138,6 +138,7 @@ fn limits(cfg: &Config) -> Limits {
         enable_v2: cfg.effective_enable_v2(),
         quota: cfg.effective_quota_backend_bytes(),
         client_cert_auth: cfg.client_tls.client_cert_auth,
+        stop_grpc_service_on_defrag: cfg.feature_gates.stop_grpc_service_on_defrag,
     }
 }
 

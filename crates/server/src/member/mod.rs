@@ -85,6 +85,9 @@ pub struct Limits {
     pub quota: Option<u64>,
     /// `--client-cert-auth`: a verified client certificate's CN names the user.
     pub client_cert_auth: bool,
+    /// `--experimental-stop-grpc-service-on-defrag` (3.6: the `StopGRPCServiceOnDefrag`
+    /// gate): the gRPC health service reports NOT_SERVING while defragmenting.
+    pub stop_grpc_service_on_defrag: bool,
 }
 
 /// How often the member's loops run (zero: never).

@@ -17,22 +17,27 @@ use chorus_api::etcdserverpb::{
 use tonic::{Request, Response, Status};
 
 use super::caller::who;
+use super::health::HealthNotifier;
 use crate::error::EtcdError;
 use crate::member::Member;
 use chorus_config::ETCD_COMPAT_VERSION;
 use chorus_datadir::snapshot::CrcWriter;
 
-pub fn service(member: Arc<Member>) -> MaintenanceServer<MaintenanceService> {
-    MaintenanceServer::new(MaintenanceService { member })
+pub fn service(
+    member: Arc<Member>,
+    health: HealthNotifier,
+) -> MaintenanceServer<MaintenanceService> {
+    MaintenanceServer::new(MaintenanceService::new(member, health))
 }
 
 pub struct MaintenanceService {
     member: Arc<Member>,
+    health: HealthNotifier,
 }
 
 impl MaintenanceService {
-    pub fn new(member: Arc<Member>) -> Self {
-        MaintenanceService { member }
+    pub fn new(member: Arc<Member>, health: HealthNotifier) -> Self {
+        MaintenanceService { member, health }
     }
 }
 
@@ -150,6 +155,7 @@ impl Maintenance for MaintenanceService {
         req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         self.admin(&req).await?;
+        let _not_serving = self.health.defragmenting();
         self.member.defragment().await?;
         Ok(Response::new(DefragmentResponse {
             header: Some(self.member.current_header()),
