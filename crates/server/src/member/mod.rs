@@ -14,6 +14,7 @@
 mod auth;
 pub mod corruption;
 mod credentials;
+mod downgrade;
 mod lease;
 mod maintenance;
 mod peer;
