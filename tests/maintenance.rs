@@ -233,15 +233,20 @@ async fn next_status(watch: &mut HealthWatch) -> ServingStatus {
     ServingStatus::try_from(msg.status).unwrap()
 }
 
-/// grpc.health.v1.Health as etcd registers grpc-go's: "" is SERVING, another name is
-/// unknown to Check (NOT_FOUND) and Watch (SERVICE_UNKNOWN, the call stays open).
-#[tokio::test]
-async fn grpc_health_service_answers_as_etcd() {
+/// chorus, and etcd 3.5.1 when it is here (see `common::require_etcd`).
+fn chorus_and_etcd() -> Vec<ServerKind> {
     let mut kinds = vec![ServerKind::Chorus];
     if common::require_etcd() {
         kinds.push(ServerKind::Etcd);
     }
-    for kind in kinds {
+    kinds
+}
+
+/// grpc.health.v1.Health as etcd registers grpc-go's: "" is SERVING, another name is
+/// unknown to Check (NOT_FOUND) and Watch (SERVICE_UNKNOWN, the call stays open).
+#[tokio::test]
+async fn grpc_health_service_answers_as_etcd() {
+    for kind in chorus_and_etcd() {
         let cluster = Cluster::start(kind, 1).await;
         let mut health = HealthClient::new(channel(&cluster, 0).await);
         let status = health.check(health_request("")).await.unwrap().into_inner();
@@ -355,11 +360,7 @@ fn idle_answers() -> Vec<(i32, &'static str, Result<String, (Code, String)>)> {
 
 #[tokio::test]
 async fn downgrade_answers_as_etcd_without_a_job() {
-    let mut kinds = vec![ServerKind::Chorus];
-    if common::require_etcd() {
-        kinds.push(ServerKind::Etcd);
-    }
-    for kind in kinds {
+    for kind in chorus_and_etcd() {
         let cluster = Cluster::start(kind, 1).await;
         let mut m = MaintenanceClient::new(channel(&cluster, 0).await);
         for (action, version, want) in idle_answers() {
@@ -376,6 +377,12 @@ async fn downgrade_info(cluster: &Cluster, i: usize) -> Option<(bool, String)> {
     c.get("fence", GetOptions::default()).await.unwrap();
     let status = cluster.status(i).await.unwrap();
     status.downgrade_info.map(|d| (d.enabled, d.target_version))
+}
+
+async fn every_member_shows(cluster: &Cluster, job: &Option<(bool, String)>) {
+    for i in 0..cluster.len() {
+        assert_eq!(&downgrade_info(cluster, i).await, job, "member {i}");
+    }
 }
 
 /// Enable and cancel go through raft: every member refuses a second job, Status shows
@@ -395,9 +402,7 @@ async fn downgrade_job_is_replicated_and_persisted() {
     assert_eq!(downgrade(&mut m2, VALIDATE, "3.4").await, busy);
     assert_eq!(downgrade(&mut m2, ENABLE, "3.4").await, busy);
     let job = Some((true, "3.4.0".to_string()));
-    for i in 0..3 {
-        assert_eq!(downgrade_info(&cluster, i).await, job, "member {i}");
-    }
+    every_member_shows(&cluster, &job).await;
     cluster.restart(1).await;
     assert_eq!(downgrade_info(&cluster, 1).await, job);
     assert_eq!(downgrade(&mut m2, CANCEL, "").await, Ok("3.5.0".into()));
@@ -406,10 +411,7 @@ async fn downgrade_job_is_replicated_and_persisted() {
         "etcdserver: no inflight downgrade job",
     );
     assert_eq!(downgrade(&mut m0, CANCEL, "").await, none);
-    let cancelled = Some((false, String::new()));
-    for i in 0..3 {
-        assert_eq!(downgrade_info(&cluster, i).await, cancelled, "member {i}");
-    }
+    every_member_shows(&cluster, &Some((false, String::new()))).await;
     assert_eq!(
         downgrade(&mut m0, VALIDATE, "3.4").await,
         Ok("3.5.0".into())
