@@ -1,15 +1,24 @@
 //! Maintenance operations operators run against a live cluster, with the real etcdctl:
 //! `snapshot save` (then chorus's `status` and `restore` of that file into a new cluster),
-//! `defrag` and `move-leader`.
+//! `defrag` and `move-leader`; the gRPC health service and its NOT_SERVING during a
+//! defragmentation; Downgrade validate/enable/cancel, whose answers are etcd 3.5.1's.
 
 mod common;
 
 use std::collections::BTreeMap;
 
+use chorus_api::etcdserverpb::downgrade_request::DowngradeAction;
+use chorus_api::etcdserverpb::maintenance_client::MaintenanceClient;
+use chorus_api::etcdserverpb::{DefragmentRequest, DowngradeRequest};
 use chorus_client::{Client, DeleteOptions, GetOptions, PutOptions};
 use chorus_config::{Command, Config};
 use chorus_datadir::snapshot::{self, SnapshotError};
 use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};
+use tonic::transport::Channel;
+use tonic::Code;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 async fn dump(c: &Client) -> BTreeMap<String, String> {
     let opts = GetOptions {
@@ -201,4 +210,210 @@ async fn snapshot_save_restore_defragment_and_move_leader() {
             before.len() + 1
         );
     }
+}
+
+async fn channel(cluster: &Cluster, i: usize) -> Channel {
+    Channel::from_shared(cluster.client_url(i))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn health_request(service: &str) -> HealthCheckRequest {
+    HealthCheckRequest {
+        service: service.into(),
+    }
+}
+
+type HealthWatch = tonic::Streaming<tonic_health::pb::HealthCheckResponse>;
+
+async fn next_status(watch: &mut HealthWatch) -> ServingStatus {
+    let msg = watch.message().await.unwrap().expect("a status");
+    ServingStatus::try_from(msg.status).unwrap()
+}
+
+/// chorus, and etcd 3.5.1 when it is here (see `common::require_etcd`).
+fn chorus_and_etcd() -> Vec<ServerKind> {
+    let mut kinds = vec![ServerKind::Chorus];
+    if common::require_etcd() {
+        kinds.push(ServerKind::Etcd);
+    }
+    kinds
+}
+
+/// grpc.health.v1.Health as etcd registers grpc-go's: "" is SERVING, another name is
+/// unknown to Check (NOT_FOUND) and Watch (SERVICE_UNKNOWN, the call stays open).
+#[tokio::test]
+async fn grpc_health_service_answers_as_etcd() {
+    for kind in chorus_and_etcd() {
+        let cluster = Cluster::start(kind, 1).await;
+        let mut health = HealthClient::new(channel(&cluster, 0).await);
+        let status = health.check(health_request("")).await.unwrap().into_inner();
+        assert_eq!(status.status, ServingStatus::Serving as i32, "{kind:?}");
+        let e = health
+            .check(health_request("etcdserverpb.KV"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.code(), e.message()),
+            (Code::NotFound, "unknown service"),
+            "{kind:?}"
+        );
+        let mut watch = health
+            .watch(health_request("x"))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            next_status(&mut watch).await,
+            ServingStatus::ServiceUnknown,
+            "{kind:?}"
+        );
+        let mut watch = health.watch(health_request("")).await.unwrap().into_inner();
+        assert_eq!(
+            next_status(&mut watch).await,
+            ServingStatus::Serving,
+            "{kind:?}"
+        );
+    }
+}
+
+/// With `--experimental-stop-grpc-service-on-defrag` (etcd 3.5.14+; 3.6's gate), a Watch
+/// opened before Defragment sees NOT_SERVING then SERVING; without it, nothing changes.
+#[tokio::test]
+async fn defragment_reports_not_serving_with_the_flag() {
+    for stop in [false, true] {
+        let options = ClusterOptions {
+            extra_args: vec![format!("--experimental-stop-grpc-service-on-defrag={stop}")],
+            ..ClusterOptions::default()
+        };
+        let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
+        let mut health = HealthClient::new(channel(&cluster, 0).await);
+        let mut watch = health.watch(health_request("")).await.unwrap().into_inner();
+        assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
+        let mut maintenance = MaintenanceClient::new(channel(&cluster, 0).await);
+        maintenance.defragment(DefragmentRequest {}).await.unwrap();
+        if stop {
+            assert_eq!(next_status(&mut watch).await, ServingStatus::NotServing);
+            assert_eq!(next_status(&mut watch).await, ServingStatus::Serving);
+        } else {
+            assert!(!cluster.log(0).contains("defrag is active"));
+        }
+        let status = health.check(health_request("")).await.unwrap().into_inner();
+        assert_eq!(status.status, ServingStatus::Serving as i32);
+    }
+}
+
+/// One Downgrade call: the version answered, or the status's code and message.
+async fn downgrade(
+    m: &mut MaintenanceClient<Channel>,
+    action: i32,
+    version: &str,
+) -> Result<String, (Code, String)> {
+    let r = DowngradeRequest {
+        action,
+        version: version.into(),
+    };
+    match m.downgrade(r).await {
+        Ok(resp) => Ok(resp.into_inner().version),
+        Err(e) => Err((e.code(), e.message().to_string())),
+    }
+}
+
+const VALIDATE: i32 = DowngradeAction::Validate as i32;
+const ENABLE: i32 = DowngradeAction::Enable as i32;
+const CANCEL: i32 = DowngradeAction::Cancel as i32;
+
+fn refused(code: Code, message: &str) -> Result<String, (Code, String)> {
+    Err((code, message.to_string()))
+}
+
+/// Answers recorded from etcd 3.5.1 (cluster version 3.5.0) with no downgrade job.
+fn idle_answers() -> Vec<(i32, &'static str, Result<String, (Code, String)>)> {
+    let format = "etcdserver: wrong downgrade target version format";
+    let target = "etcdserver: invalid downgrade target version";
+    vec![
+        (VALIDATE, "3.4", Ok("3.5.0".into())),
+        (VALIDATE, "3.4.7", Ok("3.5.0".into())),
+        (VALIDATE, "3.3", refused(Code::InvalidArgument, target)),
+        (VALIDATE, "3.5", refused(Code::InvalidArgument, target)),
+        (VALIDATE, "x", refused(Code::InvalidArgument, format)),
+        (VALIDATE, "v3.4", refused(Code::InvalidArgument, format)),
+        (VALIDATE, "", refused(Code::InvalidArgument, format)),
+        (ENABLE, "3.3", refused(Code::InvalidArgument, target)),
+        (
+            CANCEL,
+            "",
+            refused(
+                Code::FailedPrecondition,
+                "etcdserver: no inflight downgrade job",
+            ),
+        ),
+        (
+            5,
+            "3.4",
+            refused(Code::Unknown, "etcdserver: unknown method"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn downgrade_answers_as_etcd_without_a_job() {
+    for kind in chorus_and_etcd() {
+        let cluster = Cluster::start(kind, 1).await;
+        let mut m = MaintenanceClient::new(channel(&cluster, 0).await);
+        for (action, version, want) in idle_answers() {
+            let got = downgrade(&mut m, action, version).await;
+            assert_eq!(got, want, "{kind:?} action {action} version {version:?}");
+        }
+    }
+}
+
+/// Member `i`'s Status after a linearizable read through it (it applied everything
+/// committed before).
+async fn downgrade_info(cluster: &Cluster, i: usize) -> Option<(bool, String)> {
+    let c = cluster.member_client(i).await;
+    c.get("fence", GetOptions::default()).await.unwrap();
+    let status = cluster.status(i).await.unwrap();
+    status.downgrade_info.map(|d| (d.enabled, d.target_version))
+}
+
+async fn every_member_shows(cluster: &Cluster, job: &Option<(bool, String)>) {
+    for i in 0..cluster.len() {
+        assert_eq!(&downgrade_info(cluster, i).await, job, "member {i}");
+    }
+}
+
+/// Enable and cancel go through raft: every member refuses a second job, Status shows
+/// the job (etcd 3.6's `downgradeInfo`) on every member and after a restart. (etcd 3.5
+/// applies them too but answers "etcdserver: request timed out"; chorus answers.)
+#[tokio::test]
+async fn downgrade_job_is_replicated_and_persisted() {
+    let mut cluster = Cluster::start(ServerKind::Chorus, 3).await;
+    let mut m0 = MaintenanceClient::new(channel(&cluster, 0).await);
+    let mut m2 = MaintenanceClient::new(channel(&cluster, 2).await);
+    assert_eq!(downgrade_info(&cluster, 0).await, None);
+    assert_eq!(downgrade(&mut m0, ENABLE, "3.4").await, Ok("3.5.0".into()));
+    let busy = refused(
+        Code::FailedPrecondition,
+        "etcdserver: cluster has a downgrade job in progress",
+    );
+    assert_eq!(downgrade(&mut m2, VALIDATE, "3.4").await, busy);
+    assert_eq!(downgrade(&mut m2, ENABLE, "3.4").await, busy);
+    let job = Some((true, "3.4.0".to_string()));
+    every_member_shows(&cluster, &job).await;
+    cluster.restart(1).await;
+    assert_eq!(downgrade_info(&cluster, 1).await, job);
+    assert_eq!(downgrade(&mut m2, CANCEL, "").await, Ok("3.5.0".into()));
+    let none = refused(
+        Code::FailedPrecondition,
+        "etcdserver: no inflight downgrade job",
+    );
+    assert_eq!(downgrade(&mut m0, CANCEL, "").await, none);
+    every_member_shows(&cluster, &Some((false, String::new()))).await;
+    assert_eq!(
+        downgrade(&mut m0, VALIDATE, "3.4").await,
+        Ok("3.5.0".into())
+    );
 }

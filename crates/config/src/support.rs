@@ -56,8 +56,7 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-distributed-tracing-service-name",
     "experimental-distributed-tracing-instance-id",
     "experimental-distributed-tracing-sampling-rate",
-    // defragmentation, downgrades, slow requests
-    "experimental-stop-grpc-service-on-defrag",
+    // downgrades
     "downgrade-check-time",
     "experimental-downgrade-check-time",
 ];
@@ -65,7 +64,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
 /// Feature gates chorus accepts but does not implement yet: refused when
 /// set to anything but chorus's default.
 pub const NOT_IMPLEMENTED_GATES: &[&str] = &[
-    "StopGRPCServiceOnDefrag",
     "SetMemberLocalAddr",
     // chorus's leader renews without waiting for the applied index (the gate's
     // default); waiting first is not implemented

@@ -18,6 +18,8 @@ pub enum EtcdError {
     TooManyOps,
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
     #[error("etcdserver: mvcc: required revision has been compacted")]
     Compacted,
     #[error("etcdserver: mvcc: required revision is a future revision")]
@@ -74,6 +76,18 @@ pub enum EtcdError {
     NotEnoughStartedMembers,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    #[error("etcdserver: wrong downgrade target version format")]
+    WrongDowngradeVersionFormat,
+    #[error("etcdserver: invalid downgrade target version")]
+    InvalidDowngradeTargetVersion,
+    #[error("etcdserver: cluster has a downgrade job in progress")]
+    DowngradeInProcess,
+    #[error("etcdserver: no inflight downgrade job")]
+    NoInflightDowngrade,
+    /// A Downgrade action etcd does not know (gRPC `Unknown`, as etcd's `togRPCError`
+    /// leaves it).
+    #[error("etcdserver: unknown method")]
+    UnknownMethod,
     /// raft refused a proposal (no leader); the proposer waits for a leader and retries,
     /// so clients do not see it.
     #[error("raft proposal dropped")]
@@ -96,8 +110,17 @@ impl EtcdError {
     pub fn code(&self) -> Code {
         use EtcdError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | MemberBadUrls | RequestTooLarge => Code::InvalidArgument,
+            EmptyKey
+            | KeyNotFound
+            | ValueProvided
+            | LeaseProvided
+            | TooManyOps
+            | DuplicateKey
+            | InvalidSortOption
+            | WrongDowngradeVersionFormat
+            | InvalidDowngradeTargetVersion
+            | MemberBadUrls
+            | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace | TooManyRequests => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
@@ -109,7 +132,9 @@ impl EtcdError {
             | MemberNotLearner
             | LearnerNotReady
             | TooManyLearners
-            | NotEnoughStartedMembers => Code::FailedPrecondition,
+            | NotEnoughStartedMembers
+            | DowngradeInProcess
+            | NoInflightDowngrade => Code::FailedPrecondition,
             NoLeader
             | LeaderChanged
             | Stopped
@@ -121,7 +146,7 @@ impl EtcdError {
             | Unhealthy
             | Unavailable(_) => Code::Unavailable,
             Corrupt => Code::DataLoss,
-            Internal(_) | ProposalDropped => Code::Unknown,
+            Internal(_) | ProposalDropped | UnknownMethod => Code::Unknown,
             Unimplemented(_) => Code::Unimplemented,
             Auth(e) => e.code(),
         }

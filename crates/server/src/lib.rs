@@ -9,8 +9,8 @@
 //!   apply/            the apply thread: layered appliers (Capped ─▶ Core) over an ApplyContext
 //!   peer/             peer transport: message pump, snapshots, the peer service (PeerHandler)
 //!   raft/             the raft loop: RawNode, WAL, Ready handling
-//!   stores            kv (etcd's KV semantics over mvcc), lease, alarm, membership, v2, watch,
-//!                     wait, compactor, mailbox
+//!   stores            kv (etcd's KV semantics over mvcc), range_stream (RangeStream's chunks),
+//!                     lease, alarm, membership, v2, watch, wait, compactor, mailbox
 //!   net/              listeners, TLS, :authority fix, write coalescing, connection draining
 //!   error.rs          EtcdError: etcd's codes and messages, converted to Status in one place
 //!
@@ -40,6 +40,7 @@ pub mod net;
 pub mod notify;
 pub mod peer;
 pub mod raft;
+pub mod range_stream;
 pub mod v2;
 pub mod wait;
 pub mod watch;

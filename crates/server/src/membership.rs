@@ -1,11 +1,12 @@
 //! The cluster's members as this member knows them: the backend's `members` table
 //! (`chorus_storage::members`), cached for request handlers and the transport. The apply
-//! thread replaces the cache after every membership change.
+//! thread replaces the cache after every membership change. The downgrade job (etcd keeps
+//! it in its `RaftCluster` too) rides along.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use chorus_api::internalpb::Member;
+use chorus_api::internalpb::{DowngradeInfoSet, Member};
 use chorus_storage::backend::{Backend, BackendError};
 use parking_lot::RwLock;
 
@@ -13,6 +14,8 @@ use parking_lot::RwLock;
 pub struct Cluster {
     pub cluster_id: u64,
     pub members: BTreeMap<u64, Member>,
+    /// The downgrade job last enabled or cancelled (none: never).
+    pub downgrade: Option<DowngradeInfoSet>,
 }
 
 impl Cluster {
@@ -20,6 +23,7 @@ impl Cluster {
         Ok(Cluster {
             cluster_id,
             members: chorus_storage::members::load(backend)?,
+            downgrade: chorus_storage::members::downgrade(backend)?,
         })
     }
 
@@ -36,6 +40,11 @@ impl Cluster {
 
     pub fn voters(&self) -> impl Iterator<Item = &Member> {
         self.members.values().filter(|m| !m.is_learner)
+    }
+
+    /// Whether a downgrade job is in progress.
+    pub fn downgrading(&self) -> bool {
+        self.downgrade.as_ref().is_some_and(|d| d.enabled)
     }
 
     pub fn client_urls(&self) -> Vec<String> {

@@ -1,10 +1,10 @@
 //! The cluster's members as the backend stores them: the `members` table (member ID →
 //! `internalpb.Member`), the `members_removed` table (IDs that may never come back) and
-//! the cluster ID in `meta`.
+//! the cluster ID and the downgrade job in `meta`.
 
 use std::collections::BTreeMap;
 
-use chorus_api::internalpb::Member;
+use chorus_api::internalpb::{DowngradeInfoSet, Member};
 use prost::Message;
 use redb::ReadableTable;
 
@@ -12,6 +12,9 @@ use crate::backend::{self, Backend, BackendError, MEMBERS, META, REMOVED_MEMBERS
 
 /// The `meta` key holding the cluster ID.
 pub const META_CLUSTER_ID: &str = "cluster_id";
+
+/// The `meta` key holding the downgrade job (`internalpb.DowngradeInfoSet`).
+pub const META_DOWNGRADE: &str = "downgrade";
 
 /// Every member in the `members` table, by ID.
 pub fn load(backend: &Backend) -> Result<BTreeMap<u64, Member>, BackendError> {
@@ -77,4 +80,26 @@ pub fn cluster_id(backend: &Backend) -> Result<Option<u64>, BackendError> {
 pub fn set_cluster_id(tx: &redb::WriteTransaction, id: u64) -> Result<(), BackendError> {
     let mut meta = tx.open_table(META)?;
     backend::put_meta_u64(&mut meta, META_CLUSTER_ID, id)
+}
+
+/// The downgrade job last set (none: never set, as etcd's `downgradeInfoFromBackend`).
+pub fn downgrade(backend: &Backend) -> Result<Option<DowngradeInfoSet>, BackendError> {
+    let tx = backend.begin_read()?;
+    let meta = tx.open_table(META)?;
+    let Some(v) = meta.get(META_DOWNGRADE)? else {
+        return Ok(None);
+    };
+    let d = DowngradeInfoSet::decode(v.value()).map_err(|e| BackendError::Corrupt {
+        what: format!("downgrade info: {e}"),
+    })?;
+    Ok(Some(d))
+}
+
+pub fn set_downgrade(
+    tx: &redb::WriteTransaction,
+    d: &DowngradeInfoSet,
+) -> Result<(), BackendError> {
+    let mut meta = tx.open_table(META)?;
+    meta.insert(META_DOWNGRADE, d.encode_to_vec().as_slice())?;
+    Ok(())
 }

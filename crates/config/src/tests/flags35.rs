@@ -278,8 +278,8 @@ fn accepted_with_a_notice() {
 fn unimplemented_flags_name_what_was_given() {
     for (flag, what) in [
         (
-            "--feature-gates=StopGRPCServiceOnDefrag=true",
-            "--feature-gates=StopGRPCServiceOnDefrag=true",
+            "--feature-gates=SetMemberLocalAddr=true",
+            "--feature-gates=SetMemberLocalAddr=true",
         ),
         (
             "--feature-gates=FastLeaseKeepAlive=false",

@@ -112,19 +112,23 @@ fn unimplemented_gates_are_refused_by_name() {
     // AllAlpha turns on every alpha gate that is not set; chorus's are refused.
     assert_eq!(
         err(&with_p(&["--feature-gates=AllAlpha=true"])),
-        ConfigError::not_implemented("--feature-gates=StopGRPCServiceOnDefrag=true")
+        ConfigError::not_implemented("--feature-gates=SetMemberLocalAddr=true")
     );
     assert_eq!(
         err(&with_p(&[
-            "--feature-gates=AllAlpha=true,StopGRPCServiceOnDefrag=false,SetMemberLocalAddr=false"
+            "--feature-gates=AllAlpha=true,SetMemberLocalAddr=false"
         ])),
         ConfigError::not_implemented("--feature-gates=PriorityRequest=true")
     );
-    // The corruption checks are implemented; their gates turn them on.
+    // The corruption checks and the health flip on defrag are implemented; their gates
+    // turn them on.
     let c = run(&with_p(&[
-        "--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true",
+        "--feature-gates=InitialCorruptCheck=true,CompactHashCheck=true,StopGRPCServiceOnDefrag=true",
     ]));
     assert!(c.feature_gates.initial_corrupt_check && c.feature_gates.compact_hash_check);
+    assert!(c.feature_gates.stop_grpc_service_on_defrag);
+    let c = run(&with_p(&["--experimental-stop-grpc-service-on-defrag"]));
+    assert!(c.feature_gates.stop_grpc_service_on_defrag);
     for name in NOT_IMPLEMENTED_GATES {
         assert!(GATES.iter().any(|g| g.name == *name), "{name}");
     }

@@ -24,6 +24,7 @@ use crate::net::{
     ClientIdentity, ConnService, Listener, ListenerOptions, OverTls, RouterService, ServeSettings,
     Traffic,
 };
+use grpc::health::HealthNotifier;
 
 type Reply = Result<axum::response::Response, std::convert::Infallible>;
 
@@ -58,10 +59,12 @@ impl Default for ClientPort {
 
 impl ClientService {
     fn new(member: &Arc<Member>, port: &ClientPort) -> ClientService {
+        let health = HealthNotifier::new(member.limits.stop_grpc_service_on_defrag);
+        let gateway = member.limits.grpc_gateway.then(|| health.clone());
         ClientService {
             member: member.clone(),
-            grpc: grpc::routes(member).prepare().into_axum_router(),
-            http: http::router(member.clone(), member.limits.grpc_gateway),
+            grpc: grpc::routes(member, &health).prepare().into_axum_router(),
+            http: http::router(member.clone(), gateway),
             traffic: port.settings.traffic,
             policy: Arc::new(port.policy.clone()),
             gateway_streams: StreamLimit::new(port.settings.max_concurrent_streams),

@@ -81,6 +81,7 @@ pub fn request_kind(r: &chorus_api::internalpb::internal_request::Request) -> &'
         Request::MemberAttributes(_) => "member_attributes",
         Request::MemberPeerUrls(_) => "member_peer_urls",
         Request::V2(_) => "v2",
+        Request::DowngradeInfoSet(_) => "downgrade_info_set",
         _ => "auth",
     }
 }

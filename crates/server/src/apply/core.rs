@@ -61,6 +61,7 @@ impl Apply for Core {
             Request::Compaction(c) => compaction(b, c),
             Request::MemberAttributes(a) => members::set_attributes(b, &self.cluster, &self.v2, a)?,
             Request::MemberPeerUrls(u) => members::update_peer_urls(b, &self.cluster, &self.v2, u)?,
+            Request::DowngradeInfoSet(d) => members::set_downgrade(b, &self.cluster, d)?,
             Request::V2(r) => self.v2(b, &r),
             Request::Alarm(a) => alarm::apply(b, &self.alarms, a)?,
             // Auth requests are answered by the auth layer above; none reach the core.

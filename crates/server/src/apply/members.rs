@@ -4,7 +4,7 @@
 //! loop publishes once the batch is in the backend, and mirrors the change in the v2 store
 //! as etcd does (`v2/members.rs`).
 
-use chorus_api::internalpb::{Member, MemberAttributes, MemberPeerUrls};
+use chorus_api::internalpb::{DowngradeInfoSet, Member, MemberAttributes, MemberPeerUrls};
 use chorus_storage::backend::BackendError;
 use chorus_storage::members;
 use parking_lot::RwLock;
@@ -150,6 +150,21 @@ pub fn update_peer_urls(
     let members = cluster.members.values().cloned().collect();
     b.effects.v2_changed = true;
     Ok(Ok(Applied::Members(members)))
+}
+
+/// A downgrade job enabled or cancelled (etcd's `SetDowngradeInfo`).
+pub fn set_downgrade(
+    b: &mut Batch<'_, '_, '_>,
+    shared: &SharedCluster,
+    d: DowngradeInfoSet,
+) -> Result<ApplyResult, ApplyError> {
+    members::set_downgrade(b.tx, &d)?;
+    match d.enabled {
+        true => tracing::info!(target_version = %d.ver, "the server is ready to downgrade"),
+        false => tracing::info!("the cluster is not downgrading"),
+    }
+    b.effects.cluster(|| shared.get()).downgrade = Some(d);
+    Ok(Ok(Applied::Done))
 }
 
 fn corrupt(e: impl std::fmt::Display) -> BackendError {

@@ -146,6 +146,7 @@ fn limits(cfg: &Config) -> Limits {
         client_cert_auth: cfg.client_tls.client_cert_auth,
         max_learners: cfg.max_learners.max(0) as usize,
         warning_unary_request_duration: cfg.warning_unary_request_duration,
+        stop_grpc_service_on_defrag: cfg.feature_gates.stop_grpc_service_on_defrag,
     }
 }
 

@@ -14,6 +14,7 @@
 mod auth;
 pub mod corruption;
 mod credentials;
+mod downgrade;
 mod lease;
 mod maintenance;
 mod peer;
@@ -89,6 +90,9 @@ pub struct Limits {
     pub max_learners: usize,
     /// `--warning-unary-request-duration` (300 ms): reads slower than this are logged.
     pub warning_unary_request_duration: Duration,
+    /// `--experimental-stop-grpc-service-on-defrag` (3.6: the `StopGRPCServiceOnDefrag`
+    /// gate): the gRPC health service reports NOT_SERVING while defragmenting.
+    pub stop_grpc_service_on_defrag: bool,
 }
 
 /// How often the member's loops run (zero: never).

@@ -16,6 +16,7 @@ use super::{Member, Who};
 use crate::error::EtcdError;
 use crate::kv::{self, PinnedRead};
 use crate::raft::RaftInput;
+use crate::range_stream::RangeChunks;
 
 impl Member {
     /// A Range as etcd serves it: ReadIndex first unless serializable (which is all a
@@ -42,18 +43,38 @@ impl Member {
         who: Who<'_>,
         r: &RangeRequest,
     ) -> Result<RangeResponse, EtcdError> {
-        if !r.serializable {
-            if self.is_learner() {
-                return Err(EtcdError::NotSupportedForLearner);
-            }
-            self.linearizable_read().await?;
-        }
+        self.range_barrier(r).await?;
         self.auth.check_range(who, r)?;
         let kv = self.kv();
         let mut resp = kv::range(&PinnedRead::new(&kv), r)?;
         self.auth.check_revision_unchanged(who)?;
         self.fill_header(&mut resp.header);
         Ok(resp)
+    }
+
+    /// A RangeStream (etcd 3.7): the same checks as a Range, then its chunks, read one
+    /// at a time by the caller.
+    pub async fn range_stream(
+        &self,
+        who: Who<'_>,
+        r: RangeRequest,
+    ) -> Result<RangeChunks, EtcdError> {
+        self.range_barrier(&r).await?;
+        self.auth.check_range(who, &r)?;
+        let target = self.limits.max_request_bytes;
+        Ok(RangeChunks::new(self.kv(), r, target))
+    }
+
+    /// What a range waits for: ReadIndex unless serializable (which is all a learner may
+    /// do).
+    async fn range_barrier(&self, r: &RangeRequest) -> Result<(), EtcdError> {
+        if r.serializable {
+            return Ok(());
+        }
+        if self.is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
+        self.linearizable_read().await
     }
 
     /// A txn that only reads, served here (ReadIndex first unless every range in it is

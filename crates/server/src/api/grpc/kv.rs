@@ -1,4 +1,5 @@
-//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn, Compact.
+//! `etcdserverpb.KV`: Range, RangeStream (etcd 3.7, `range_stream.rs`), Put, DeleteRange,
+//! Txn, Compact.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use chorus_api::etcdserverpb::{
     PutRequest, PutResponse, RangeRequest, RangeResponse, RangeStreamResponse, RequestOp,
     TxnRequest, TxnResponse,
 };
+use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::caller::who;
@@ -15,6 +17,7 @@ use crate::alarm::QuotaCost;
 use crate::error::EtcdError;
 use crate::kv as ops;
 use crate::member::{Member, Who};
+use crate::range_stream;
 
 pub fn service(member: Arc<Member>) -> KvServer<KvService> {
     KvServer::new(KvService { member })
@@ -185,6 +188,17 @@ pub(crate) async fn delete_range(
     member.delete_range(who, r).await
 }
 
+/// A RangeStream message; the chunk that carries a header (the last) gets the member's
+/// fields, keeping the revision the stream pinned.
+fn stream_message(member: &Member, mut chunk: RangeResponse) -> RangeStreamResponse {
+    if chunk.header.is_some() {
+        member.fill_header(&mut chunk.header);
+    }
+    RangeStreamResponse {
+        range_response: Some(chunk),
+    }
+}
+
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
@@ -196,13 +210,28 @@ impl Kv for KvService {
     type RangeStreamStream =
         std::pin::Pin<Box<dyn futures::Stream<Item = Result<RangeStreamResponse, Status>> + Send>>;
 
+    /// The first chunk is read before answering, so a request a Range would refuse
+    /// (compacted or future revision, permission) fails the call itself.
     async fn range_stream(
         &self,
-        _req: Request<RangeRequest>,
+        req: Request<RangeRequest>,
     ) -> Result<Response<Self::RangeStreamStream>, Status> {
-        Err(Status::unimplemented(
-            "RangeStream (etcd 3.7) is not implemented by chorus",
-        ))
+        let who = who(&self.member, &req).await?;
+        let r = req.into_inner();
+        range_stream::check_request(&r)?;
+        let mut chunks = self.member.range_stream(who.as_ref(), r).await?;
+        let first = chunks.next_chunk().expect("a first chunk")?;
+        let first = stream_message(&self.member, first);
+        let member = self.member.clone();
+        let rest = futures::stream::unfold(chunks, move |mut chunks| {
+            let next = chunks.next_chunk().map(|chunk| {
+                let msg = chunk.map(|c| stream_message(&member, c));
+                (msg.map_err(Status::from), chunks)
+            });
+            std::future::ready(next)
+        });
+        let stream = futures::stream::once(std::future::ready(Ok(first))).chain(rest);
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {

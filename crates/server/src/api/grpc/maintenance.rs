@@ -1,6 +1,6 @@
 //! `etcdserverpb.Maintenance`: Status, Hash, HashKV, Alarm, Defragment, Snapshot (the
-//! backend in etcd's bbolt layout plus a SHA-256, ADR 0007) and MoveLeader; Downgrade
-//! answers `Unimplemented`.
+//! backend in etcd's bbolt layout plus a SHA-256, ADR 0007), MoveLeader and Downgrade
+//! (`member/downgrade.rs`).
 
 use std::fs::File;
 use std::io::Read;
@@ -9,35 +9,36 @@ use std::sync::Arc;
 
 use chorus_api::etcdserverpb::maintenance_server::{Maintenance, MaintenanceServer};
 use chorus_api::etcdserverpb::{
-    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
-    MoveLeaderResponse, ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest,
-    StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeInfo,
+    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
+    MoveLeaderRequest, MoveLeaderResponse, ResponseHeader, SnapshotRequest, SnapshotResponse,
+    StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 
 use super::caller::who;
+use super::health::HealthNotifier;
 use crate::error::EtcdError;
 use crate::member::Member;
 use chorus_config::ETCD_COMPAT_VERSION;
 use chorus_datadir::snapshot::CrcWriter;
 
-pub fn service(member: Arc<Member>) -> MaintenanceServer<MaintenanceService> {
-    MaintenanceServer::new(MaintenanceService { member })
+pub fn service(
+    member: Arc<Member>,
+    health: HealthNotifier,
+) -> MaintenanceServer<MaintenanceService> {
+    MaintenanceServer::new(MaintenanceService::new(member, health))
 }
 
 pub struct MaintenanceService {
     member: Arc<Member>,
+    health: HealthNotifier,
 }
 
 impl MaintenanceService {
-    pub fn new(member: Arc<Member>) -> Self {
-        MaintenanceService { member }
+    pub fn new(member: Arc<Member>, health: HealthNotifier) -> Self {
+        MaintenanceService { member, health }
     }
-}
-
-fn unimplemented(what: &str) -> Status {
-    Status::unimplemented(format!("chorus: {what} is not implemented yet"))
 }
 
 type SnapshotStream =
@@ -141,6 +142,10 @@ impl Maintenance for MaintenanceService {
             errors: s.alarms().status_errors(),
             db_size_in_use: db_size,
             is_learner,
+            downgrade_info: s.cluster().downgrade.map(|d| DowngradeInfo {
+                enabled: d.enabled,
+                target_version: d.ver,
+            }),
             ..Default::default()
         }))
     }
@@ -150,6 +155,7 @@ impl Maintenance for MaintenanceService {
         req: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
         self.admin(&req).await?;
+        let _not_serving = self.health.defragmenting();
         self.member.defragment().await?;
         Ok(Response::new(DefragmentResponse {
             header: Some(self.member.current_header()),
@@ -243,6 +249,8 @@ impl Maintenance for MaintenanceService {
         req: Request<DowngradeRequest>,
     ) -> Result<Response<DowngradeResponse>, Status> {
         self.admin(&req).await?;
-        Err(unimplemented("downgrade"))
+        let mut resp = self.member.downgrade(req.get_ref()).await?;
+        resp.header = Some(self.member.current_header());
+        Ok(Response::new(resp))
     }
 }

@@ -6,6 +6,7 @@ pub mod caller;
 pub mod cluster;
 pub mod concurrency;
 pub mod election;
+pub mod health;
 pub mod kv;
 pub mod leader;
 pub mod lease;
@@ -18,9 +19,11 @@ use std::sync::Arc;
 use tonic::service::Routes;
 
 use crate::member::Member;
+use health::HealthNotifier;
 
-/// The client-port gRPC services.
-pub fn routes(member: &Arc<Member>) -> Routes {
+/// The client-port gRPC services of one gRPC server (etcd: one per client listener),
+/// with its health service.
+pub fn routes(member: &Arc<Member>, health: &HealthNotifier) -> Routes {
     let max = member.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
     Routes::new(
         kv::service(member.clone())
@@ -28,7 +31,7 @@ pub fn routes(member: &Arc<Member>) -> Routes {
             .max_encoding_message_size(usize::MAX),
     )
     .add_service(
-        maintenance::service(member.clone())
+        maintenance::service(member.clone(), health.clone())
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX),
     )
@@ -62,6 +65,7 @@ pub fn routes(member: &Arc<Member>) -> Routes {
             .max_decoding_message_size(max)
             .max_encoding_message_size(usize::MAX),
     )
+    .add_service(health.service())
 }
 
 /// etcd accepts gRPC messages this much larger than `--max-request-bytes` (the request

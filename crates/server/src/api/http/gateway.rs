@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Code, Status};
 
+use crate::api::grpc::health::HealthNotifier;
 use crate::api::grpc::{auth, cluster, election, kv, lease, lock, maintenance};
 use crate::member::Member;
 use crate::watch::StreamHandle;
@@ -389,12 +390,12 @@ async fn watch(member: Arc<Member>, token: Option<&HeaderValue>, body: Bytes) ->
         .expect("static response parts")
 }
 
-pub fn router(member: Arc<Member>) -> Router {
+pub fn router(member: Arc<Member>, health: HealthNotifier) -> Router {
     let services = Arc::new(Services {
         kv: kv::KvService::new(member.clone()),
         lease: lease::LeaseService::new(member.clone()),
         cluster: cluster::ClusterService::new(member.clone()),
-        maintenance: maintenance::MaintenanceService::new(member.clone()),
+        maintenance: maintenance::MaintenanceService::new(member.clone(), health),
         lock: lock::LockService::new(member.clone()),
         election: election::ElectionService::new(member.clone()),
         auth: auth::AuthService::new(member.clone()),

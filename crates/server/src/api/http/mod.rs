@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod health;
 pub mod metrics;
 
+use crate::api::grpc::health::HealthNotifier;
 use crate::member::Member;
 use crate::net::reply::{method_not_allowed, plain_error};
 use chorus_config::ETCD_COMPAT_VERSION;
@@ -71,14 +72,16 @@ pub fn metrics_router(member: Arc<Member>) -> Router {
         .with_state(member)
 }
 
-pub fn router(member: Arc<Member>, gateway: bool) -> Router {
+/// The client port's HTTP side; `gateway`: serve the `/v3` JSON gateway, whose
+/// Defragment flips this listener's gRPC health service.
+pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>) -> Router {
     let mut router = health_routes(Router::new())
         .route("/version", any(version))
         .route("/metrics", get(metrics::metrics).fallback(get_only))
         .fallback(not_found)
         .with_state(member.clone());
-    if gateway {
-        router = router.merge(gateway::router(member.clone()));
+    if let Some(health) = gateway {
+        router = router.merge(gateway::router(member.clone(), health));
     }
     if member.limits.enable_v2 {
         let backend = Arc::new(crate::api::v2::member::MemberBackend { member });
