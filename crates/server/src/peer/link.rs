@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::dialer::PeerDialer;
+use chorus_metrics::{peer_label, ACTIVE_PEERS, DISCONNECTED_PEERS, PEER_SENT_BYTES};
 
 type RaftClient = chorus_api::peerpb::raft_client::RaftClient<tonic::transport::Channel>;
 use crate::mailbox::Sender;
@@ -48,9 +49,16 @@ impl Link {
                 }
             };
             backoff = Duration::from_millis(50);
-            if self.pump(client, &mut rx).await.is_none() {
+            let peers = [peer_label(self.from), peer_label(self.to)];
+            let peers = [peers[0].as_str(), peers[1].as_str()];
+            let active = ACTIVE_PEERS.with(peers);
+            active.as_ref().inspect(|g| g.inc());
+            let pumped = self.pump(client, &mut rx).await;
+            active.as_ref().inspect(|g| g.dec());
+            if pumped.is_none() {
                 return;
             }
+            DISCONNECTED_PEERS.with(peers).inspect(|c| c.inc());
             let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
         }
     }
@@ -89,6 +97,9 @@ impl Link {
             }
             next = rx.try_recv().ok();
         }
+        PEER_SENT_BYTES
+            .with([&peer_label(self.to)])
+            .inspect(|c| c.add(size as u64));
         RaftBatch {
             cluster_id: self.cluster_id,
             from: self.from,

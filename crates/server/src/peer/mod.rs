@@ -247,7 +247,9 @@ impl Transport for PeerTransport {
                     if m.get_msg_type() == MessageType::MsgAppend {
                         self.traffic.sent(m.compute_size() as usize);
                     }
+                    let heartbeat = m.get_msg_type() == MessageType::MsgHeartbeat;
                     if p.tx.try_send(m).is_err() {
+                        count_send_failure(to, heartbeat);
                         let _ = self.raft_tx.send(RaftInput::ReportUnreachable(to));
                     }
                 }
@@ -256,6 +258,17 @@ impl Transport for PeerTransport {
                 }
             }
         }
+    }
+}
+
+/// A message the peer's queue had no room for (etcd: a failed send, and for a heartbeat
+/// a sign of an overloaded leader).
+fn count_send_failure(to: u64, heartbeat: bool) {
+    chorus_metrics::PEER_SENT_FAILURES
+        .with([&chorus_metrics::peer_label(to)])
+        .inspect(|c| c.inc());
+    if heartbeat {
+        chorus_metrics::HEARTBEAT_SEND_FAILURES.inc();
     }
 }
 

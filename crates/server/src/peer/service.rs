@@ -111,6 +111,10 @@ impl<H: PeerHandler> Raft for PeerService<H> {
         let mut stream = req.into_inner();
         while let Some(batch) = stream.message().await? {
             self.check(batch.cluster_id, batch.to)?;
+            let bytes: usize = batch.messages.iter().map(Vec::len).sum();
+            chorus_metrics::PEER_RECEIVED_BYTES
+                .with([&chorus_metrics::peer_label(batch.from)])
+                .inspect(|c| c.add(bytes as u64));
             for raw in batch.messages {
                 let m = parse_message(&raw)?;
                 if m.get_msg_type() == MessageType::MsgAppend {
