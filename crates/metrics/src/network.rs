@@ -1,6 +1,8 @@
 //! `etcd_network_*`: peer traffic (per peer, labelled with its hexadecimal member ID like
 //! etcd) and client gRPC bytes.
 
+use std::sync::Arc;
+
 use crate::exposition::Exposition;
 use crate::primitives::{Counter, Gauge, Labeled};
 
@@ -20,6 +22,32 @@ pub static CLIENT_GRPC_RECEIVED_BYTES: Counter = Counter::new();
 /// How etcd writes a member ID in a label.
 pub fn peer_label(id: u64) -> String {
     format!("{id:x}")
+}
+
+/// One peer's series of a per-peer counter, looked up once and kept while the peer stays
+/// the same (a message stream's loop holds one): recording is then one atomic add.
+#[derive(Debug)]
+pub struct PeerSeries {
+    family: &'static Labeled<Counter, 1>,
+    cached: Option<(u64, Arc<Counter>)>,
+}
+
+impl PeerSeries {
+    pub fn new(family: &'static Labeled<Counter, 1>) -> PeerSeries {
+        PeerSeries {
+            family,
+            cached: None,
+        }
+    }
+
+    pub fn add(&mut self, peer: u64, n: u64) {
+        if self.cached.as_ref().is_none_or(|(id, _)| *id != peer) {
+            self.cached = self.family.with([&peer_label(peer)]).map(|c| (peer, c));
+        }
+        if let Some((_, c)) = &self.cached {
+            c.add(n);
+        }
+    }
 }
 
 pub(crate) fn render(out: &mut Exposition) {

@@ -183,6 +183,24 @@ impl<T, const L: usize> Labeled<T, L> {
     }
 }
 
+impl<const L: usize> Labeled<Counter, L> {
+    /// Adds `n` to the series for `values` (nothing once the family is full).
+    pub fn add(&self, values: [&str; L], n: u64) {
+        if let Some(c) = self.with(values) {
+            c.add(n);
+        }
+    }
+}
+
+impl<const L: usize> Labeled<Gauge, L> {
+    /// Adds `n` (negative to subtract) to the series for `values`.
+    pub fn add(&self, values: [&str; L], n: i64) {
+        if let Some(g) = self.with(values) {
+            g.add(n);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

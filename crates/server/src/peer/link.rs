@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::dialer::PeerDialer;
-use chorus_metrics::{peer_label, ACTIVE_PEERS, DISCONNECTED_PEERS, PEER_SENT_BYTES};
+use chorus_metrics::{peer_label, PeerSeries, ACTIVE_PEERS, DISCONNECTED_PEERS, PEER_SENT_BYTES};
 
 type RaftClient = chorus_api::peerpb::raft_client::RaftClient<tonic::transport::Channel>;
 use crate::mailbox::Sender;
@@ -51,14 +51,13 @@ impl Link {
             backoff = Duration::from_millis(50);
             let peers = [peer_label(self.from), peer_label(self.to)];
             let peers = [peers[0].as_str(), peers[1].as_str()];
-            let active = ACTIVE_PEERS.with(peers);
-            active.as_ref().inspect(|g| g.inc());
+            ACTIVE_PEERS.add(peers, 1);
             let pumped = self.pump(client, &mut rx).await;
-            active.as_ref().inspect(|g| g.dec());
+            ACTIVE_PEERS.add(peers, -1);
             if pumped.is_none() {
                 return;
             }
-            DISCONNECTED_PEERS.with(peers).inspect(|c| c.inc());
+            DISCONNECTED_PEERS.add(peers, 1);
             let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
         }
     }
@@ -68,9 +67,15 @@ impl Link {
     async fn pump(&self, mut client: RaftClient, rx: &mut mpsc::Receiver<Message>) -> Option<()> {
         let (btx, brx) = mpsc::channel::<RaftBatch>(16);
         let call = tokio::spawn(async move { client.stream(ReceiverStream::new(brx)).await });
+        let mut sent = PeerSeries::new(&PEER_SENT_BYTES);
         loop {
             let first = rx.recv().await?;
-            if btx.send(self.batch(first, rx)).await.is_err() {
+            let batch = self.batch(first, rx);
+            sent.add(
+                self.to,
+                batch.messages.iter().map(Vec::len).sum::<usize>() as u64,
+            );
+            if btx.send(batch).await.is_err() {
                 break;
             }
         }
@@ -97,9 +102,6 @@ impl Link {
             }
             next = rx.try_recv().ok();
         }
-        PEER_SENT_BYTES
-            .with([&peer_label(self.to)])
-            .inspect(|c| c.add(size as u64));
         RaftBatch {
             cluster_id: self.cluster_id,
             from: self.from,

@@ -264,9 +264,7 @@ impl Transport for PeerTransport {
 /// A message the peer's queue had no room for (etcd: a failed send, and for a heartbeat
 /// a sign of an overloaded leader).
 fn count_send_failure(to: u64, heartbeat: bool) {
-    chorus_metrics::PEER_SENT_FAILURES
-        .with([&chorus_metrics::peer_label(to)])
-        .inspect(|c| c.inc());
+    chorus_metrics::PEER_SENT_FAILURES.add([&chorus_metrics::peer_label(to)], 1);
     if heartbeat {
         chorus_metrics::HEARTBEAT_SEND_FAILURES.inc();
     }

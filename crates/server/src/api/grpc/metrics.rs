@@ -89,9 +89,7 @@ fn count_client_request<B>(req: &http::Request<B>, kind: Kind) {
     } else {
         "stream"
     };
-    if let Some(c) = CLIENT_REQUESTS.with([kind, version]) {
-        c.inc();
-    }
+    CLIENT_REQUESTS.add([kind, version], 1);
 }
 
 fn status_code(headers: &http::HeaderMap) -> Option<usize> {
