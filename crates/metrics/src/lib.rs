@@ -48,3 +48,39 @@ pub fn render(out: &mut Exposition) {
     grpc::render(out);
     process::render(out);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every sample follows its family's `# TYPE` line, and no family is written twice.
+    #[test]
+    fn render_writes_each_family_once_with_its_samples_after_it() {
+        PEER_SENT_BYTES.add(["8e9e05c52164694d"], 10);
+        let mut out = Exposition::default();
+        render(&mut out);
+        let mut seen = BTreeSet::new();
+        let mut current = String::new();
+        for line in out.0.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                current = rest.split(' ').next().unwrap().to_owned();
+                assert!(seen.insert(current.clone()), "{current} twice");
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| name.strip_suffix(s).filter(|b| *b == current))
+                    .unwrap_or(name);
+                assert_eq!(base, current, "{line}");
+            }
+        }
+        assert!(out
+            .0
+            .contains("etcd_network_peer_sent_bytes_total{To=\"8e9e05c52164694d\"} 10\n"));
+        assert!(seen.contains("etcd_disk_wal_fsync_duration_seconds"));
+        // A labelled family without series is left out, as Prometheus' Go client does.
+        assert!(!seen.contains("etcd_network_active_peers"));
+    }
+}

@@ -2,7 +2,7 @@
 //! and the term, is read from the member at scrape).
 
 use crate::exposition::Exposition;
-use crate::primitives::{exponential_buckets, Counter, Gauge, Histogram, Labeled};
+use crate::primitives::{Counter, Gauge, Labeled};
 
 /// Proposals waiting to be applied.
 pub static PROPOSALS_PENDING: Gauge = Gauge::new();
@@ -21,15 +21,11 @@ pub static HEALTH_FAILURES: Counter = Counter::new();
 pub static SNAPSHOT_APPLY_IN_PROGRESS: Gauge = Gauge::new();
 pub static LEASE_EXPIRED: Counter = Counter::new();
 pub static LEARNER_PROMOTE_SUCCESSES: Counter = Counter::new();
+/// Promotions the leader refused, per `Reason` (the error's text).
+pub static LEARNER_PROMOTE_FAILURES: Labeled<Counter, 1> = Labeled::new(Counter::new);
 /// Requests per `type` (`unary`, `stream`) and `client_api_version` (the client's
 /// `client-api-version` metadata, `unknown` without it).
 pub static CLIENT_REQUESTS: Labeled<Counter, 2> = Labeled::new(Counter::new);
-/// Apply time per `version`, `op` and `success` (etcd's buckets: 0.1 ms to 52 s).
-pub static APPLY_SECONDS: Labeled<Histogram<20>, 3> = Labeled::new(apply_histogram);
-
-fn apply_histogram() -> Histogram<20> {
-    Histogram::new(exponential_buckets(0.0001, 2.0))
-}
 
 /// The toolchain chorus was built with, for `etcd_server_go_version` (set by build.rs).
 pub const RUST_VERSION: &str = env!("CHORUS_RUSTC_VERSION");
@@ -92,20 +88,12 @@ fn render_labeled(out: &mut Exposition) {
             out.sample(name, &labels, c.get() as f64);
         });
     }
-    let name = "etcd_server_apply_duration_seconds";
-    if !APPLY_SECONDS.is_empty() {
-        out.family(
-            name,
-            "histogram",
-            "The latency distributions of v2 apply called by backend.",
-        );
-        APPLY_SECONDS.each(|[version, op, success], h| {
-            let labels = [
-                ("op", op.as_str()),
-                ("success", success.as_str()),
-                ("version", version.as_str()),
-            ];
-            out.histogram_series(name, &labels, h);
+    let name = "etcd_server_learner_promote_failures";
+    if !LEARNER_PROMOTE_FAILURES.is_empty() {
+        let help = "The total number of failed learner promotions (likely learner not ready) while this member is leader.";
+        out.family(name, "counter", help);
+        LEARNER_PROMOTE_FAILURES.each(|[reason], c| {
+            out.sample(name, &[("Reason", reason.as_str())], c.get() as f64);
         });
     }
 }
