@@ -325,3 +325,39 @@ fn parses_families_and_label_names() {
     assert_eq!(labels("c"), Vec::<String>::new());
     assert_eq!(labels("v"), ["x", "y"]);
 }
+
+/// With peers, the per-peer families appear with one series per peer, labelled with its
+/// hexadecimal member ID as etcd labels them.
+#[tokio::test]
+async fn peer_families_have_a_series_per_peer() {
+    let cluster = Cluster::start(ServerKind::Chorus, 3).await;
+    let c = cluster.client().await;
+    c.put("p", "1", PutOptions::default()).await.unwrap();
+    let (_, ids) = cluster.ids().await;
+    let leader = cluster.leader().await;
+    let me = format!("{:x}", ids[leader]);
+    let series = |text: &str, name: &str| text.matches(&format!("\n{name}{{")).count();
+    // Another process: no event to await, so scrape until every stream has carried a
+    // message (heartbeats do within a few intervals), within a deadline.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let (code, text) = cluster.http_get(leader, "/metrics").await;
+        assert_eq!(code, 200);
+        let complete = [
+            "etcd_network_peer_sent_bytes_total",
+            "etcd_network_peer_received_bytes_total",
+            "etcd_network_active_peers",
+        ]
+        .iter()
+        .all(|name| series(&text, name) == 2);
+        if complete {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let active = &families(&text)["etcd_network_active_peers"];
+    assert_eq!(active.labels, ["Local", "Remote"].map(String::from).into());
+    let mine = format!("etcd_network_active_peers{{Local=\"{me}\",");
+    assert_eq!(text.matches(&mine).count(), 2, "{text}");
+}
