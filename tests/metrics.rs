@@ -202,6 +202,8 @@ async fn workload(cluster: &Cluster) {
     c.txn(txn).await.unwrap();
     let lease = c.lease_grant(60, 0).await.unwrap();
     c.lease_revoke(lease.id).await.unwrap();
+    // A second revoke fails (NotFound): a call whose status is in the response headers.
+    assert!(c.lease_revoke(lease.id).await.is_err());
     c.hash_kv(0).await.unwrap();
     let (code, _) = cluster.http_get(0, "/health").await;
     assert_eq!(code, 200);
@@ -297,6 +299,12 @@ async fn workload_is_counted_and_basic_has_no_handling_time() {
     }
     let ok_puts = format!("grpc_server_handled_total{{grpc_code=\"OK\",{}", &put[1..]);
     assert_eq!(value(&text, &ok_puts), 2.0);
+    let revoke =
+        r#"grpc_method="LeaseRevoke",grpc_service="etcdserverpb.Lease",grpc_type="unary"}"#;
+    for (code, want) in [("OK", 1.0), ("NotFound", 1.0)] {
+        let series = format!("grpc_server_handled_total{{grpc_code=\"{code}\",{revoke}");
+        assert_eq!(value(&text, &series), want, "{series}");
+    }
     for positive in [
         "etcd_disk_wal_fsync_duration_seconds_count",
         "etcd_disk_wal_write_bytes_total",
