@@ -28,6 +28,8 @@ pub enum ServerKind {
     /// etcd 3.4 (`$CHORUS_TEST_ETCD34`, Debian's `/usr/bin/etcd`): the reference for the
     /// v2 API, which etcd 3.5 deprecated and 3.6 removed.
     Etcd34,
+    /// etcd 3.5.1 exactly (`target/etcd-v3.5.1`, `$ETCD35_DIR`), never another release.
+    Etcd35,
 }
 
 impl ServerKind {
@@ -45,6 +47,9 @@ impl ServerKind {
             ServerKind::Etcd => super::etcd_binary().expect("etcd binary (check require_etcd())"),
             ServerKind::Etcd34 => {
                 super::etcd34_binary().expect("etcd 3.4 (check require_etcd34())")
+            }
+            ServerKind::Etcd35 => {
+                super::etcd35_binary().expect("etcd 3.5.1 (check require_etcd35())")
             }
         }
     }

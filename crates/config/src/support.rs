@@ -43,8 +43,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     // misc
     "next-cluster-version-compatible",
     "enable-pprof",
-    // metrics: `extensive` adds latency histograms, which chorus does not export yet
-    "metrics",
     // distributed tracing
     "enable-distributed-tracing",
     "distributed-tracing-address",

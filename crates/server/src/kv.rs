@@ -100,6 +100,7 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 
 /// etcd's Range: filters, sorts and truncates on top of the MVCC range.
 pub fn range(view: &impl KvView, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
+    chorus_metrics::RANGE_TOTAL.inc();
     let sort_order = range_request::SortOrder::try_from(r.sort_order).unwrap_or_default();
     let sort_target = range_request::SortTarget::try_from(r.sort_target).unwrap_or_default();
     let filtered = sort_order != range_request::SortOrder::None
@@ -331,6 +332,8 @@ pub fn put(
         return Err(EtcdError::LeaseNotFound);
     }
     let rev = t.put(&p.key, &value, lease)?;
+    chorus_metrics::PUT_TOTAL.inc();
+    chorus_metrics::TOTAL_PUT_SIZE.add((p.key.len() + value.len()) as i64);
     changes.push((p.key.clone(), lease));
     Ok(PutResponse {
         header: header(rev),
@@ -350,6 +353,7 @@ pub fn delete_range(
         Vec::new()
     };
     let (deleted, rev) = t.delete_range(&d.key, end)?;
+    chorus_metrics::DELETE_TOTAL.inc();
     let n = deleted.len() as i64;
     changes.extend(deleted.into_iter().map(|k| (k, 0)));
     Ok(DeleteRangeResponse {
@@ -366,6 +370,7 @@ pub fn txn(
     leases: &dyn LeaseCheck,
     changes: &mut LeaseChanges,
 ) -> Result<TxnResponse, EtcdError> {
+    chorus_metrics::TXN_TOTAL.inc();
     let path = txn_path(t, r);
     check_ops(t, r, &mut path.iter(), leases)?;
     let mut path = path.iter();
@@ -376,6 +381,7 @@ pub fn txn(
 
 /// Serves a read-only txn from a pinned view.
 pub fn read_only_txn(view: &impl KvView, r: &TxnRequest) -> Result<TxnResponse, EtcdError> {
+    chorus_metrics::TXN_TOTAL.inc();
     let path = txn_path(view, r);
     let mut path = path.iter();
     let mut resp = run_ops(&mut ReadOps(view), r, &mut path)?;

@@ -192,6 +192,8 @@ impl Lessor {
         };
         Self::persist(tx, id, &lease).map_err(GrantError::Backend)?;
         self.leases.insert(id, lease);
+        chorus_metrics::LEASE_GRANTED.inc();
+        chorus_metrics::LEASE_TTL.observe(ttl as f64);
         Ok(ttl)
     }
 
@@ -211,6 +213,7 @@ impl Lessor {
     /// Removes a revoked lease (its keys were deleted by the caller).
     pub fn remove(&mut self, tx: &redb::WriteTransaction, id: i64) -> Result<(), BackendError> {
         if let Some(l) = self.leases.remove(&id) {
+            chorus_metrics::LEASE_REVOKED.inc();
             for k in l.keys {
                 self.items.remove(&k);
             }
@@ -293,6 +296,7 @@ impl Lessor {
             return Err(EtcdError::LeaseNotFound);
         }
         l.expiry = Some(now + Duration::from_secs(l.ttl as u64));
+        chorus_metrics::LEASE_RENEWED.inc();
         if l.remaining_ttl > 0 {
             // Tell the other members the full TTL is back, in the next checkpoint batch.
             l.remaining_ttl = 0;
@@ -343,6 +347,9 @@ impl Lessor {
             }
             if l.expiry.is_some_and(|e| e <= now) {
                 out.push(*id);
+                if !l.expired {
+                    chorus_metrics::LEASE_EXPIRED.inc();
+                }
                 l.expired = true;
                 l.expiry = Some(now + retry);
             }

@@ -151,6 +151,9 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     let dns = api::dns::bind(&cfg).await?;
     let policy = cfg.auto_compaction()?;
     log_starting(&cfg, &policy);
+    if cfg.metrics == "extensive" {
+        chorus_metrics::grpc::enable_handling_time();
+    }
     let running = bootstrap::start(&cfg, &tls).await?;
     let member = running.member.clone();
     if cfg.feature_gates.initial_corrupt_check || cfg.experimental_initial_corrupt_check {

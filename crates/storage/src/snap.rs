@@ -124,17 +124,23 @@ impl Snapshotter {
         fs::create_dir_all(&self.dir).map_err(|e| io_err("create dir", &self.dir, e))?;
         let path = self.dir.join(name.file_name());
         let tmp = self.dir.join(format!("{}.tmp", name.file_name()));
+        let started = std::time::Instant::now();
         let res = (|| {
             let mut f = File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
             f.write_all(&head).map_err(|e| io_err("write", &tmp, e))?;
             f.write_all(data).map_err(|e| io_err("write", &tmp, e))?;
+            let fsync = std::time::Instant::now();
             f.sync_all().map_err(|e| io_err("fsync", &tmp, e))?;
+            chorus_metrics::SNAP_FSYNC_SECONDS.observe_duration(fsync.elapsed());
             drop(f);
             fs::rename(&tmp, &path).map_err(|e| io_err("rename", &tmp, e))?;
             sync_dir(&self.dir)
         })();
-        if res.is_err() {
-            let _ = fs::remove_file(&tmp);
+        match res {
+            Ok(()) => chorus_metrics::SNAP_SAVE_SECONDS.observe_duration(started.elapsed()),
+            Err(_) => {
+                let _ = fs::remove_file(&tmp);
+            }
         }
         res
     }

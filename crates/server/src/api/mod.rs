@@ -132,13 +132,24 @@ impl ConnService for ClientService {
                 .get(::http::header::CONTENT_TYPE)
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
         };
-        let mut req = req.map(axum::body::Body::new);
-        if let Some(id) = identity {
-            req.extensions_mut().insert(id);
-        }
         if is_grpc {
-            futures::future::Either::Left(self.grpc_call(req))
+            let (mut req, call) = grpc::metrics::Call::start(req);
+            if let Some(id) = identity {
+                req.extensions_mut().insert(id);
+            }
+            let reply = self.grpc_call(req);
+            futures::future::Either::Left(async move {
+                let resp = reply.await.unwrap_or_else(|e| match e {});
+                Ok(match call {
+                    Some(call) => call.finish(resp),
+                    None => resp,
+                })
+            })
         } else {
+            let mut req = req.map(axum::body::Body::new);
+            if let Some(id) = identity {
+                req.extensions_mut().insert(id);
+            }
             futures::future::Either::Right(self.http_call(req))
         }
     }

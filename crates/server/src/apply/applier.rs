@@ -21,6 +21,10 @@ use crate::error::EtcdError;
 use crate::mailbox::Receiver;
 use crate::raft::{ApplyTask, Committed};
 
+/// An entry whose apply takes this long counts in `etcd_server_slow_apply_total` (etcd's
+/// `warnApplyDuration`).
+const SLOW_APPLY: Duration = Duration::from_millis(100);
+
 /// Apply-side tuning from the configuration.
 #[derive(Clone, Debug)]
 pub struct ApplyLimits {
@@ -185,7 +189,11 @@ impl Applier {
             };
             for c in &entries {
                 if c.entry.index > self.at.consistent_index {
+                    let started = Instant::now();
                     self.apply_entry(&mut batch, c, &mut results)?;
+                    if started.elapsed() >= SLOW_APPLY {
+                        chorus_metrics::SLOW_APPLY.inc();
+                    }
                 }
             }
             writes.finish()

@@ -50,7 +50,9 @@ impl Applier {
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| ApplyError::Commit(e.to_string()))?;
         fail::fail_point!("backendBeforeCommit");
+        let started = Instant::now();
         tx.commit()?;
+        chorus_metrics::BACKEND_COMMIT_SECONDS.observe_duration(started.elapsed());
         fail::fail_point!("backendAfterCommit");
         self.kv.committed();
         self.backend.refresh_size();
@@ -104,6 +106,13 @@ impl Applier {
         if meta.index <= self.at.consistent_index {
             return Ok(());
         }
+        chorus_metrics::SNAPSHOT_APPLY_IN_PROGRESS.set(1);
+        let r = self.install_snapshot_file(meta);
+        chorus_metrics::SNAPSHOT_APPLY_IN_PROGRESS.set(0);
+        r
+    }
+
+    fn install_snapshot_file(&mut self, meta: SnapshotMetadata) -> Result<(), ApplyError> {
         let received =
             chorus_datadir::layout::received_snapshot_path(&self.limits.snap_dir, meta.index);
         fail::fail_point!("applyBeforeInstallSnapshot");
@@ -122,6 +131,15 @@ impl Applier {
     /// Copies the backend into a new file (which holds no free pages) and switches to it.
     /// Everything applied is committed first; applying waits meanwhile, as in etcd.
     fn defragment(&mut self) -> Result<(), ApplyError> {
+        chorus_metrics::DEFRAG_INFLIGHT.set(1);
+        let started = Instant::now();
+        let r = self.defragment_file();
+        chorus_metrics::BACKEND_DEFRAG_SECONDS.observe_duration(started.elapsed());
+        chorus_metrics::DEFRAG_INFLIGHT.set(0);
+        r
+    }
+
+    fn defragment_file(&mut self) -> Result<(), ApplyError> {
         let started = Instant::now();
         let before = self.backend.refresh_size();
         let tmp = self.limits.snap_dir.join("defrag.db.tmp");

@@ -21,8 +21,12 @@ pub fn spawn_compactor(
         .name("compactor".into())
         .spawn(move || {
             for (kv, rev) in jobs {
+                let started = std::time::Instant::now();
                 match kv.compact_paced(rev, chunk, pause) {
-                    Ok(n) => tracing::info!(revision = rev, deleted = n, "finished compaction"),
+                    Ok(n) => {
+                        record_compaction(started, n);
+                        tracing::info!(revision = rev, deleted = n, "finished compaction")
+                    }
                     Err(e) => tracing::error!(revision = rev, "compaction failed: {e}"),
                 }
                 done.send_replace(rev);
@@ -30,4 +34,12 @@ pub fn spawn_compactor(
         })
         .expect("spawn compactor thread");
     compactor
+}
+
+fn record_compaction(started: std::time::Instant, deleted: usize) {
+    use chorus_metrics::{DB_COMPACTION_KEYS, DB_COMPACTION_LAST, DB_COMPACTION_TOTAL_MS};
+    DB_COMPACTION_TOTAL_MS.observe(started.elapsed().as_secs_f64() * 1000.0);
+    DB_COMPACTION_KEYS.add(deleted as u64);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    DB_COMPACTION_LAST.set(now.map_or(0, |d| d.as_secs() as i64));
 }

@@ -246,6 +246,22 @@ impl Member {
         id: u64,
         make: impl Fn() -> RaftInput,
     ) -> Result<Applied, EtcdError> {
+        let _pending = PendingProposal::new();
+        let outcome = self.replicate_until_applied(id, make).await;
+        if outcome.is_err() {
+            chorus_metrics::PROPOSALS_FAILED.inc();
+        }
+        // An applied request that failed (a key not found...) is not a failed proposal.
+        outcome.and_then(|result| result)
+    }
+
+    /// [`Self::replicate`]'s loop: `Err` when the proposal itself failed, else the result of
+    /// applying it.
+    async fn replicate_until_applied(
+        &self,
+        id: u64,
+        make: impl Fn() -> RaftInput,
+    ) -> Result<Result<Applied, EtcdError>, EtcdError> {
         let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
         loop {
             let rx = self.waiters.register(id);
@@ -255,7 +271,7 @@ impl Member {
             }
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(Err(EtcdError::ProposalDropped))) => self.wait_leader(deadline).await?,
-                Ok(Ok(result)) => return result,
+                Ok(Ok(result)) => return Ok(result),
                 Ok(Err(_)) => return Err(EtcdError::Stopped),
                 Err(_) => {
                     self.waiters.cancel(id);
@@ -289,5 +305,22 @@ impl Member {
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => Err(EtcdError::Timeout),
         }
+    }
+}
+
+/// Counts a proposal in `etcd_server_proposals_pending` while it lives (a request
+/// cancelled by its client included).
+struct PendingProposal;
+
+impl PendingProposal {
+    fn new() -> PendingProposal {
+        chorus_metrics::PROPOSALS_PENDING.inc();
+        PendingProposal
+    }
+}
+
+impl Drop for PendingProposal {
+    fn drop(&mut self) {
+        chorus_metrics::PROPOSALS_PENDING.dec();
     }
 }

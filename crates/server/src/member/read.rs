@@ -157,7 +157,9 @@ impl Member {
 
     async fn read_index_once(&self) -> Result<(), EtcdError> {
         let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
-        let index = self.read_index(deadline).await?;
+        let index = self.read_index(deadline).await.inspect_err(|_| {
+            chorus_metrics::READ_INDEXES_FAILED.inc();
+        })?;
         let mut applied = self.applied.clone();
         let caught_up = async { applied.wait_for(|a| *a >= index).await.map(|_| ()) };
         match tokio::time::timeout_at(deadline, caught_up).await {
@@ -186,10 +188,12 @@ impl Member {
                 Ok(Ok(index)) => return Ok(index),
                 Ok(Err(_)) => return Err(EtcdError::Stopped),
                 Err(_) if tokio::time::Instant::now() >= deadline => {
+                    chorus_metrics::SLOW_READ_INDEXES.inc();
                     self.status.reads.lock().remove(&ctx);
                     return Err(EtcdError::Timeout);
                 }
-                Err(_) => continue,
+                // No answer within the retry time: etcd counts a slow read index.
+                Err(_) => chorus_metrics::SLOW_READ_INDEXES.inc(),
             }
         }
     }

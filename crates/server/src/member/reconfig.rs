@@ -206,9 +206,14 @@ impl Member {
         let leader_match = matched.get(&self.id).copied().unwrap_or(0);
         let learner_match = matched.get(&id).copied().unwrap_or(0);
         if (learner_match as f64) < (leader_match as f64) * LEARNER_READY {
-            return Err(EtcdError::LearnerNotReady);
+            let refused = EtcdError::LearnerNotReady;
+            chorus_metrics::LEARNER_PROMOTE_FAILURES.add([&refused.to_string()], 1);
+            return Err(refused);
         }
-        self.propose_conf_change(ConfChangeType::AddNode, id, None)
-            .await
+        let promoted = self
+            .propose_conf_change(ConfChangeType::AddNode, id, None)
+            .await?;
+        chorus_metrics::LEARNER_PROMOTE_SUCCESSES.inc();
+        Ok(promoted)
     }
 }

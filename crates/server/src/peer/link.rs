@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::dialer::PeerDialer;
+use chorus_metrics::{peer_label, PeerSeries, ACTIVE_PEERS, DISCONNECTED_PEERS, PEER_SENT_BYTES};
 
 type RaftClient = chorus_api::peerpb::raft_client::RaftClient<tonic::transport::Channel>;
 use crate::mailbox::Sender;
@@ -48,9 +49,15 @@ impl Link {
                 }
             };
             backoff = Duration::from_millis(50);
-            if self.pump(client, &mut rx).await.is_none() {
+            let peers = [peer_label(self.from), peer_label(self.to)];
+            let peers = [peers[0].as_str(), peers[1].as_str()];
+            ACTIVE_PEERS.add(peers, 1);
+            let pumped = self.pump(client, &mut rx).await;
+            ACTIVE_PEERS.add(peers, -1);
+            if pumped.is_none() {
                 return;
             }
+            DISCONNECTED_PEERS.add(peers, 1);
             let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
         }
     }
@@ -60,9 +67,15 @@ impl Link {
     async fn pump(&self, mut client: RaftClient, rx: &mut mpsc::Receiver<Message>) -> Option<()> {
         let (btx, brx) = mpsc::channel::<RaftBatch>(16);
         let call = tokio::spawn(async move { client.stream(ReceiverStream::new(brx)).await });
+        let mut sent = PeerSeries::new(&PEER_SENT_BYTES);
         loop {
             let first = rx.recv().await?;
-            if btx.send(self.batch(first, rx)).await.is_err() {
+            let batch = self.batch(first, rx);
+            sent.add(
+                self.to,
+                batch.messages.iter().map(Vec::len).sum::<usize>() as u64,
+            );
+            if btx.send(batch).await.is_err() {
                 break;
             }
         }

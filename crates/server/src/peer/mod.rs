@@ -251,7 +251,9 @@ impl Transport for PeerTransport {
                     if m.get_msg_type() == MessageType::MsgAppend {
                         self.traffic.sent(m.compute_size() as usize);
                     }
+                    let heartbeat = m.get_msg_type() == MessageType::MsgHeartbeat;
                     if p.tx.try_send(m).is_err() {
+                        count_send_failure(to, heartbeat);
                         let _ = self.raft_tx.send(RaftInput::ReportUnreachable(to));
                     }
                 }
@@ -260,6 +262,15 @@ impl Transport for PeerTransport {
                 }
             }
         }
+    }
+}
+
+/// A message the peer's queue had no room for (etcd: a failed send, and for a heartbeat
+/// a sign of an overloaded leader).
+fn count_send_failure(to: u64, heartbeat: bool) {
+    chorus_metrics::PEER_SENT_FAILURES.add([&chorus_metrics::peer_label(to)], 1);
+    if heartbeat {
+        chorus_metrics::HEARTBEAT_SEND_FAILURES.inc();
     }
 }
 

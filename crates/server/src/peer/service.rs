@@ -109,8 +109,11 @@ fn parse_message(raw: &[u8]) -> Result<Message, Status> {
 impl<H: PeerHandler> Raft for PeerService<H> {
     async fn stream(&self, req: Request<Streaming<RaftBatch>>) -> Result<Response<Ack>, Status> {
         let mut stream = req.into_inner();
+        let mut received = chorus_metrics::PeerSeries::new(&chorus_metrics::PEER_RECEIVED_BYTES);
         while let Some(batch) = stream.message().await? {
             self.check(batch.cluster_id, batch.to)?;
+            let bytes: usize = batch.messages.iter().map(Vec::len).sum();
+            received.add(batch.from, bytes as u64);
             for raw in batch.messages {
                 let m = parse_message(&raw)?;
                 if m.get_msg_type() == MessageType::MsgAppend {

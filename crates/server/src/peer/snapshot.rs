@@ -70,8 +70,11 @@ pub(super) async fn send(
             tx: ctx,
             buf: Vec::with_capacity(CHUNK),
         };
+        let started = std::time::Instant::now();
         Backend::dump(&tx, &mut w)?;
-        w.flush().map_err(BackendError::from)
+        w.flush().map_err(BackendError::from)?;
+        chorus_metrics::BACKEND_SNAPSHOT_SECONDS.observe_duration(started.elapsed());
+        Ok::<(), BackendError>(())
     });
     let call = client.snapshot(ReceiverStream::new(crx)).await;
     let produced = producer.await?;
@@ -123,6 +126,7 @@ pub(super) async fn receive(
     path: PathBuf,
     opts: BackendOptions,
 ) -> Result<(), tonic::Status> {
+    let started = std::time::Instant::now();
     let (dtx, drx) = mpsc::channel::<Vec<u8>>(4);
     let restore_path = path.clone();
     let restore = tokio::task::spawn_blocking(move || {
@@ -144,7 +148,11 @@ pub(super) async fn receive(
     restore
         .await
         .map_err(|e| tonic::Status::internal(e.to_string()))?
-        .map_err(|e| tonic::Status::internal(format!("restore snapshot {}: {e}", path.display())))
+        .map_err(|e| {
+            tonic::Status::internal(format!("restore snapshot {}: {e}", path.display()))
+        })?;
+    chorus_metrics::SNAP_DB_SAVE_SECONDS.observe_duration(started.elapsed());
+    Ok(())
 }
 
 /// Reads the dump from chunks arriving on a channel (runs on a blocking thread).

@@ -454,6 +454,13 @@ impl KvStore {
     /// CRC32C over every revision <= `rev` that survives compaction at the current compact
     /// revision, as etcd's HashKV. Members with the same history have the same hash.
     pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64)> {
+        let started = std::time::Instant::now();
+        let r = self.hash_kv_at(rev);
+        chorus_metrics::HASH_REV_SECONDS.observe_duration(started.elapsed());
+        r
+    }
+
+    fn hash_kv_at(&self, rev: i64) -> Result<(u32, i64, i64)> {
         let (tx, keep, cur, compact) = {
             let index = self.index.read();
             let cur = self.current_rev();

@@ -533,6 +533,7 @@ impl Wal {
             .write_all_at(buf, self.offset)
             .map_err(|e| WalError::io("write", self.tail_path(), e))?;
         self.offset += buf.len() as u64;
+        chorus_metrics::WAL_WRITE_BYTES.add(buf.len() as u64);
         self.tail_has_payload = true;
         self.unsynced = true;
         if sync {
@@ -585,9 +586,11 @@ impl Wal {
     fn sync_tail(&mut self) -> Result<(), WalError> {
         fail::fail_point!("walBeforeFdatasync");
         if !self.opts.unsafe_no_fsync {
+            let started = std::time::Instant::now();
             self.tail
                 .sync_data()
                 .map_err(|e| WalError::io("fdatasync", self.tail_path(), e))?;
+            chorus_metrics::WAL_FSYNC_SECONDS.observe_duration(started.elapsed());
         }
         fail::fail_point!("walAfterFdatasync");
         self.unsynced = false;

@@ -169,9 +169,11 @@ impl Maintenance for MaintenanceService {
         let rev = kv.current_rev();
         let backend = kv.backend().clone();
         let hash = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
             let tx = backend.begin_read()?;
             let mut w = CrcWriter(0);
             chorus_storage::backend::Backend::dump(&tx, &mut w)?;
+            chorus_metrics::HASH_SECONDS.observe_duration(started.elapsed());
             Ok::<u32, chorus_storage::backend::BackendError>(w.0)
         })
         .await
@@ -222,10 +224,12 @@ impl Maintenance for MaintenanceService {
         let dir = dir.ok_or_else(|| Status::internal("backend file has no directory"))?;
         // Written to an unlinked file first: the read transaction ends at once, whatever
         // the client's pace, and the size is known for `remaining_bytes`.
+        let started = std::time::Instant::now();
         let (file, size) = tokio::task::spawn_blocking(move || spool(&tx, &dir))
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| Status::internal(format!("snapshot: {e}")))?;
+        chorus_metrics::BACKEND_SNAPSHOT_SECONDS.observe_duration(started.elapsed());
         let (out, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || stream_file(file, size, header, out));
         Ok(Response::new(Box::pin(

@@ -12,6 +12,7 @@ pub mod leader;
 pub mod lease;
 pub mod lock;
 pub mod maintenance;
+pub(crate) mod metrics;
 pub mod watch;
 
 use std::sync::Arc;

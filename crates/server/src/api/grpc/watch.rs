@@ -38,8 +38,16 @@ struct StreamGuard {
     id: u64,
 }
 
+impl StreamGuard {
+    fn new(hub: Arc<WatchHub>, id: u64) -> StreamGuard {
+        chorus_metrics::WATCH_STREAMS.inc();
+        StreamGuard { hub, id }
+    }
+}
+
 impl Drop for StreamGuard {
     fn drop(&mut self) {
+        chorus_metrics::WATCH_STREAMS.dec();
         self.hub.close_stream(self.id);
     }
 }
@@ -130,7 +138,7 @@ impl Watch for WatchService {
             rx,
             handle,
             pending: std::collections::VecDeque::new(),
-            _guard: Some(StreamGuard { hub, id }),
+            _guard: Some(StreamGuard::new(hub, id)),
         };
         let stream = futures::stream::unfold(state, |mut s| async move {
             let next = s.next().await?;
@@ -219,6 +227,7 @@ impl Sender {
                 if prev_kv {
                     self.fill_prev_kvs(&mut events);
                 }
+                chorus_metrics::EVENTS_TOTAL.add(events.len() as u64);
                 let resp = WatchResponse {
                     header: Some(s.header(rev)),
                     watch_id,

@@ -280,6 +280,10 @@ pub async fn health(
     let excluded = query_values(q.as_deref(), "exclude");
     let serializable = query_get(q.as_deref(), "serializable").as_deref() == Some("true");
     let reason = health_reason(&m, &excluded, serializable).await;
+    match reason {
+        None => chorus_metrics::HEALTH_SUCCESS.inc(),
+        Some(_) => chorus_metrics::HEALTH_FAILURES.inc(),
+    }
     let body = serde_json::json!({
         "health": if reason.is_none() { "true" } else { "false" },
         "reason": reason.clone().unwrap_or_default(),
