@@ -1094,7 +1094,7 @@ async fn etcd_member_maintenance_auth() {
         "add",
         "newbie",
         "--learner",
-        "--peer-urls=http://127.0.0.1:1",
+        "--peer-urls=http://127.0.0.9:1",
     ])
     .runner(&a.eps, false)
     .run()
@@ -1104,14 +1104,14 @@ async fn etcd_member_maintenance_auth() {
         "add",
         "newbie",
         "--learner",
-        "--peer-urls=http://127.0.0.1:2",
+        "--peer-urls=http://127.0.0.9:2",
     ])
     .runner(&b.eps, true)
     .run()
     .await;
     let (e_out, c_out) = (
-        e.stdout.replace("127.0.0.1:1", "P"),
-        c.stdout.replace("127.0.0.1:2", "P"),
+        e.stdout.replace("127.0.0.9:1", "P"),
+        c.stdout.replace("127.0.0.9:2", "P"),
     );
     cmp_loose(
         &mut d,
@@ -1152,8 +1152,8 @@ async fn etcd_member_maintenance_auth() {
         let fix = |o: &Output| Output {
             stdout: o
                 .stdout
-                .replace("127.0.0.1:1", "P")
-                .replace("127.0.0.1:2", "P"),
+                .replace("127.0.0.9:1", "P")
+                .replace("127.0.0.9:2", "P"),
             ..o.clone()
         };
         cmp_loose(

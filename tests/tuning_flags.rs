@@ -126,9 +126,34 @@ fn locked_kb(pid: u32) -> u64 {
 async fn memory_mlock_locks_the_members_memory() {
     let plain = Cluster::start(ServerKind::Chorus, 1).await;
     assert_eq!(locked_kb(plain.pids()[0]), 0);
+    if !may_lock_everything() {
+        // Without CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK the member must refuse to
+        // start, saying why, rather than run unlocked.
+        let mut refused = Cluster::create(ServerKind::Chorus, 1, with_args(&["--memory-mlock"]));
+        refused.spawn(0);
+        assert!(!refused.wait_exit(0).await.success());
+        let log = refused.log(0);
+        assert!(
+            log.contains("--memory-mlock: cannot lock the process's memory"),
+            "{log}"
+        );
+        return;
+    }
     let locked = Cluster::start_with(ServerKind::Chorus, 1, with_args(&["--memory-mlock"])).await;
     let kb = locked_kb(locked.pids()[0]);
     assert!(kb > 1024, "VmLck {kb} kB");
+}
+
+/// Whether a process of ours may lock all its memory: root, or no RLIMIT_MEMLOCK limit.
+fn may_lock_everything() -> bool {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass; geteuid has no arguments.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
+    let root = unsafe { libc::geteuid() } == 0;
+    root || (ok && limit.rlim_cur == libc::RLIM_INFINITY)
 }
 
 #[tokio::test(flavor = "multi_thread")]
