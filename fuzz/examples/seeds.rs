@@ -131,11 +131,10 @@ fn etcd_bbolt() -> Seeds {
     let path = dir.path().join("db");
     let mut w = BackendWriter::create(&path).expect("create db");
     let meta = MetaInfo {
-        consistent_index: 3,
-        term: 1,
+        consistent_index: Some(3),
+        term: Some(1),
         ..Default::default()
     };
-    w.write_meta(&meta).expect("meta");
     for main in 1..3 {
         let kv = KeyValue {
             key: b"foo".to_vec(),
@@ -150,6 +149,7 @@ fn etcd_bbolt() -> Seeds {
         };
         w.put_revision(&entry).expect("revision");
     }
+    w.write_meta(&meta).expect("meta");
     w.finish().expect("finish");
     vec![("backend", std::fs::read(path).expect("read db"))]
 }
