@@ -244,7 +244,7 @@ impl Backend {
                     let v = r.read_chunk()?;
                     match id[0] {
                         TABLE_KV => insert_raw(&mut kv, &k, &v)?,
-                        TABLE_META => insert_raw(&mut meta, &k, &v)?,
+                        TABLE_META => insert_raw(&mut meta, utf8_key(&k)?, &v)?,
                         TABLE_MEMBERS => insert_raw(&mut members, &k, &v)?,
                         TABLE_REMOVED_MEMBERS => insert_raw(&mut removed, &k, &v)?,
                         TABLE_ALARMS => insert_raw(&mut alarms, &k, &v)?,
@@ -377,8 +377,15 @@ impl<R: Read> DumpReader<'_, R> {
                 what: format!("snapshot dump: record of {len} bytes"),
             });
         }
-        let mut b = vec![0u8; len];
-        self.read(&mut b)?;
+        // Grows with the bytes actually read, not with the length the dump claims.
+        let mut b = Vec::new();
+        (&mut *self.input).take(len as u64).read_to_end(&mut b)?;
+        if b.len() != len {
+            return Err(BackendError::Corrupt {
+                what: format!("snapshot dump: record of {len} bytes cut at {}", b.len()),
+            });
+        }
+        self.crc = crc32c::crc32c_append(self.crc, &b);
         Ok(b)
     }
 }
@@ -399,13 +406,30 @@ fn dump_table<K: redb::Key + 'static, W: Write>(
     Ok(())
 }
 
+/// Inserts a dumped key as the table's key type; a key of the wrong width is a corrupt dump
+/// (redb's `from_bytes` would panic on it).
 fn insert_raw<K: redb::Key + 'static>(
     table: &mut redb::Table<'_, K, &'static [u8]>,
     k: &[u8],
     v: &[u8],
 ) -> Result<()> {
+    if let Some(width) = K::fixed_width().filter(|&w| w != k.len()) {
+        return Err(BackendError::Corrupt {
+            what: format!("snapshot dump: key of {} bytes, want {width}", k.len()),
+        });
+    }
     table.insert(K::from_bytes(k), v)?;
     Ok(())
+}
+
+/// A `meta` key must be UTF-8 (redb's `&str` keys panic on anything else).
+fn utf8_key(k: &[u8]) -> Result<&[u8]> {
+    match std::str::from_utf8(k) {
+        Ok(_) => Ok(k),
+        Err(_) => Err(BackendError::Corrupt {
+            what: "snapshot dump: meta key is not UTF-8".into(),
+        }),
+    }
 }
 
 #[cfg(test)]
@@ -463,6 +487,55 @@ mod tests {
             get(&dst, AUTH_ROLES, b"root"),
             Some(b"role-record".to_vec())
         );
+    }
+
+    /// A dump of one record in `table` with key `k` and an empty value, ended and CRC'd.
+    fn one_record_dump(table: u8, k: &[u8]) -> Vec<u8> {
+        let mut dump = Vec::new();
+        let mut w = DumpWriter {
+            out: &mut dump,
+            crc: 0,
+        };
+        w.write(&[table]).unwrap();
+        w.chunk(k).unwrap();
+        w.chunk(b"").unwrap();
+        w.write(&[TABLE_END]).unwrap();
+        let crc = w.crc;
+        dump.extend_from_slice(&crc.to_le_bytes());
+        dump
+    }
+
+    fn restore_error(dump: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let opts = BackendOptions::default();
+        let Err(err) = Backend::restore(&mut &dump[..], &path, &opts) else {
+            panic!("the dump restored");
+        };
+        assert!(!path.exists(), "a failed restore leaves no file");
+        err.to_string()
+    }
+
+    /// Fuzzing (fuzz/fuzz_targets/backend_restore.rs): redb's `from_bytes` panicked on a
+    /// `meta` key that is not UTF-8 and on a member or revision key of the wrong width.
+    #[test]
+    fn restore_refuses_keys_the_table_cannot_hold() {
+        let err = restore_error(&one_record_dump(TABLE_META, &[0xff]));
+        assert!(err.contains("meta key is not UTF-8"), "{err}");
+        let err = restore_error(&one_record_dump(TABLE_MEMBERS, &[1, 2, 3]));
+        assert!(err.contains("key of 3 bytes, want 8"), "{err}");
+        let err = restore_error(&one_record_dump(TABLE_KV, &[0; 15]));
+        assert!(err.contains("key of 15 bytes, want 16"), "{err}");
+    }
+
+    /// Fuzzing: a 9-byte dump claiming a 256 MiB record allocated the 256 MiB up front.
+    #[test]
+    fn restore_allocates_by_the_bytes_present_not_the_claimed_length() {
+        let mut dump = vec![TABLE_AUTH];
+        dump.extend_from_slice(&(256u32 << 20).to_le_bytes());
+        dump.extend_from_slice(b"abcd");
+        let err = restore_error(&dump);
+        assert!(err.contains("record of 268435456 bytes cut at 4"), "{err}");
     }
 
     /// A dump written before the auth tables existed (tables 1-6 only) still restores, with

@@ -76,6 +76,9 @@
 //! snapshot index drops all entries read so far). The last hard state record wins.
 
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod pipeline;
 mod record;
 mod segment;
