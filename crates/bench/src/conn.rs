@@ -268,16 +268,21 @@ impl ConnConfig {
             let conn = self
                 .dial(endpoint, &mut tls)
                 .with_context(|| format!("dial {endpoint}"))?;
+            // Log in first: a server with authentication on (chorus) may refuse Status
+            // to a caller without a user.
+            match tokio::time::timeout(check_timeout(self.dial_timeout), conn.authenticate()).await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!(
+                    "dial error: {endpoint}: {}",
+                    e.message().map_or_else(|| e.to_string(), str::to_string)
+                ),
+                Err(_) => bail!("dial error: {endpoint}: no answer to Authenticate in time"),
+            }
             match tokio::time::timeout(check_timeout(self.dial_timeout), conn.status()).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => bail!("dial error: {endpoint}: {}", describe(&e)),
                 Err(_) => bail!("dial error: {endpoint}: no answer in time"),
-            }
-            match tokio::time::timeout(check_timeout(self.dial_timeout), conn.authenticate()).await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => bail!("dial error: {endpoint}: {}", e.message().unwrap_or("")),
-                Err(_) => bail!("dial error: {endpoint}: no answer to Authenticate in time"),
             }
             clients.push(conn);
         }
