@@ -1,6 +1,6 @@
 //! chorusctl's authentication against the real etcdctl 3.4 (the oracle), both pointed at
-//! the server under test: etcd 3.4.23 and 3.5.1 now (`CHORUS_AUTH_TEST_SERVERS`, see
-//! `tests/common/auth_server.rs`), chorus later (`CHORUS_AUTH_TEST_SERVERS=chorus`).
+//! each server under test: etcd 3.4.23, etcd 3.5.1 and chorus (`CHORUS_AUTH_TEST_SERVERS`
+//! selects a subset, see `tests/common/auth_server.rs`).
 //!
 //! ```text
 //!   same server:   login forms, env vars, wrong passwords, a prefix permission, watches

@@ -4,7 +4,7 @@
 //! tempfile, libc and chorus-client.
 //!
 //! ```text
-//!   servers_under_test()   $CHORUS_AUTH_TEST_SERVERS = etcd34,etcd35 (default) | chorus | ...
+//!   servers_under_test()   $CHORUS_AUTH_TEST_SERVERS = etcd34,etcd35,chorus (default), or a subset
 //!     └─ AuthServer::start(spec, flags) ── one member, 127.0.0.1, ports chosen now in
 //!          │                                [20000, 32767] (below the kernel's ephemeral range)
 //!          ├─ stderr ──> reader thread ──> LogLines: token events + the last lines
@@ -138,11 +138,12 @@ fn spec_for(flavor: &str, workspace: &Path, chorus: Option<&Path>) -> Option<Ser
     Some(ServerSpec { flavor, binary })
 }
 
-/// The servers of `$CHORUS_AUTH_TEST_SERVERS` (comma-separated; default `etcd34,etcd35`)
+/// The servers of `$CHORUS_AUTH_TEST_SERVERS` (comma-separated; default `etcd34,etcd35,chorus`)
 /// that are here. `workspace` is the workspace root; `chorus` the chorus binary, if the
 /// caller has one.
 pub fn servers_under_test(workspace: &Path, chorus: Option<&Path>) -> Vec<ServerSpec> {
-    let list = std::env::var("CHORUS_AUTH_TEST_SERVERS").unwrap_or_else(|_| "etcd34,etcd35".into());
+    let list =
+        std::env::var("CHORUS_AUTH_TEST_SERVERS").unwrap_or_else(|_| "etcd34,etcd35,chorus".into());
     list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
