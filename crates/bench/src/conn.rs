@@ -223,6 +223,12 @@ impl ConnConfig {
         let mut tls = None;
         for endpoint in &self.endpoints {
             let conn = self.dial(endpoint, &mut tls)?;
+            // Logged in first: with auth on, chorus answers Status and MemberList only
+            // to a user.
+            let login = tokio::time::timeout(check_timeout(self.dial_timeout), conn.authenticate());
+            if !matches!(login.await, Ok(Ok(()))) {
+                continue;
+            }
             let status = tokio::time::timeout(check_timeout(self.dial_timeout), conn.status())
                 .await
                 .ok()
