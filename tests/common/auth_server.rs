@@ -125,7 +125,11 @@ fn spec_for(flavor: &str, workspace: &Path, chorus: Option<&Path>) -> Option<Ser
             )
         }
         "chorus" => {
-            let found = from_env_or("CHORUS_TEST_CHORUS", || chorus.map(Path::to_path_buf));
+            // The crates' own tests pass no binary: the workspace's debug build, which
+            // `cargo test --workspace` builds for the root package's tests.
+            let built = || Some(workspace.join("target/debug/chorus")).filter(|p| p.is_file());
+            let given = || chorus.map(Path::to_path_buf).or_else(built);
+            let found = from_env_or("CHORUS_TEST_CHORUS", given);
             (
                 Flavor::Chorus,
                 required("chorus", "set CHORUS_TEST_CHORUS", found)?,

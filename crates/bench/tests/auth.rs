@@ -19,12 +19,9 @@ use chorus_bench::tls::TlsFlags;
 use chorus_client::{AuthChannel, Credentials};
 use tokio::io::AsyncWriteExt;
 
-/// etcd 3.4, etcd 3.5.1 and chorus (the workspace's debug build, which `cargo test
-/// --workspace` builds for the root package's tests; `CHORUS_TEST_CHORUS` overrides it).
 fn servers() -> Vec<ServerSpec> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let chorus = workspace.join("target/debug/chorus");
-    servers_under_test(&workspace, Some(&chorus))
+    servers_under_test(&workspace, None)
 }
 
 struct Run {
