@@ -234,10 +234,11 @@ impl tower::Service<Uri> for TlsConnect {
     }
 }
 
-/// `insecure_skip_verify`: any server certificate is accepted; handshake signatures are
-/// still checked, so the session key is the certificate's.
+/// `insecure_skip_verify` (and a member's `--peer-auto-tls` without a CA): any server
+/// certificate is accepted; handshake signatures are still checked, so the session key is
+/// the certificate's.
 #[derive(Debug)]
-struct AcceptAnyServerCert(Arc<CryptoProvider>);
+pub struct AcceptAnyServerCert(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AcceptAnyServerCert {
     fn verify_server_cert(
