@@ -323,10 +323,13 @@ impl Connection {
                 req.extensions_mut().insert(OverTls);
             }
             let call = service.clone().call(identity.clone(), req);
-            async move {
+            // Boxed: hyper spawns one task per HTTP/2 stream holding this future, and tokio
+            // copies a task's future when it creates and finishes it; inline, the whole
+            // gRPC/HTTP routing state (kilobytes) was copied several times per request.
+            Box::pin(async move {
                 let _counted = guard;
                 call.await
-            }
+            })
         });
         // etcdctl's `endpoint status|hashkv` send `:authority: http://host:port`, which h2
         // refuses; the wrapper rewrites it (and is out of the way for every other client).

@@ -3,6 +3,7 @@
 //! with (see `member/auth.rs` for the rules).
 
 use chorus_auth::AuthInfo;
+use http::HeaderName;
 use tonic::{Request, Status};
 
 use crate::member::{Credentials, Member};
@@ -10,10 +11,12 @@ use crate::net::ClientIdentity;
 
 /// The credentials a request carries.
 pub fn credentials<T>(req: &Request<T>) -> Credentials<'_> {
-    let md = req.metadata();
-    let token = md
-        .get("token")
-        .or_else(|| md.get("authorization"))
+    // Looked up by prebuilt names: a `&str` key is parsed again on every request.
+    const TOKEN: HeaderName = HeaderName::from_static("token");
+    let headers: &http::HeaderMap = req.metadata().as_ref();
+    let token = headers
+        .get(TOKEN)
+        .or_else(|| headers.get(http::header::AUTHORIZATION))
         .and_then(|v| v.to_str().ok());
     let common_name = req.extensions().get::<ClientIdentity>().map(|c| &*c.0);
     Credentials { token, common_name }

@@ -78,10 +78,14 @@ impl Drop for Call {
     }
 }
 
+// Prebuilt header names: a `&str` key is parsed again on every lookup.
+const CLIENT_API_VERSION: http::HeaderName = http::HeaderName::from_static("client-api-version");
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
 fn count_client_request<B>(req: &http::Request<B>, kind: Kind) {
     let version = req
         .headers()
-        .get("client-api-version")
+        .get(CLIENT_API_VERSION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("unknown");
     let kind = if kind == Kind::Unary {
@@ -93,7 +97,7 @@ fn count_client_request<B>(req: &http::Request<B>, kind: Kind) {
 }
 
 fn status_code(headers: &http::HeaderMap) -> Option<usize> {
-    let v = headers.get("grpc-status")?;
+    let v = headers.get(GRPC_STATUS)?;
     Some(v.to_str().ok()?.parse().unwrap_or(UNKNOWN))
 }
 
