@@ -114,7 +114,7 @@ pub use support::{NOT_IMPLEMENTED, NOT_IMPLEMENTED_GATES};
 pub use url::{join_urls, parse_url_csv, parse_url_list, sort_urls, Url};
 pub use version::{
     git_sha, os_arch, rust_version, version_lines, version_text, API_VERSION, CHORUS_VERSION,
-    ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION,
+    ETCD_COMPAT_VERSION,
 };
 
 impl Config {

@@ -165,6 +165,7 @@ struct Stores {
 fn load_stores(cfg: &Config, rec: &Recovered) -> Result<Stores, StartError> {
     let (kv, restored) = KvStore::open(rec.backend.clone())?;
     let cluster = Cluster::load(&rec.backend, rec.cluster_id)?;
+    check_cluster_version(cfg, &cluster)?;
     let alarms = Alarms::load(&rec.backend)?;
     if alarms.is_active(chorus_api::etcdserverpb::AlarmType::Nospace) {
         tracing::warn!("the NOSPACE alarm is active: writes are refused until it is disarmed");
@@ -194,6 +195,24 @@ fn load_stores(cfg: &Config, rec: &Recovered) -> Result<Stores, StartError> {
         auth: Arc::new(auth),
         pending_compaction: restored.pending_compaction,
     })
+}
+
+/// A restarting member runs at the cluster version its backend recorded only if its
+/// own version is not lower (etcd's `mustDetectDowngrade` at recovery), then logs it as
+/// etcd does.
+fn check_cluster_version(cfg: &Config, cluster: &Cluster) -> Result<(), StartError> {
+    let Some(cv) = cluster.version else {
+        return Ok(());
+    };
+    tracing::info!(cluster_version = %cv.major_minor(), "set cluster version from store");
+    let server = crate::cluster_version::server_version();
+    crate::cluster_version::rules::detect_downgrade(
+        server,
+        cv,
+        cfg.next_cluster_version_compatible,
+    )?;
+    crate::apply::log_capabilities(cv);
+    Ok(())
 }
 
 /// The channels between the member, raft and apply, made before any of them.
@@ -405,6 +424,8 @@ fn loop_intervals(cfg: &Config) -> crate::member::LoopIntervals {
         } else {
             std::time::Duration::ZERO
         },
+        version_monitor: crate::member::MONITOR_VERSION_INTERVAL,
+        downgrade_check: cfg.downgrade_check_time,
     }
 }
 

@@ -21,8 +21,10 @@ mod peer;
 mod propose;
 mod read;
 mod reconfig;
+mod versions;
 
 pub use credentials::{Credentials, HasHeader};
+pub use versions::MONITOR_VERSION_INTERVAL;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -104,6 +106,10 @@ pub struct LoopIntervals {
     pub corrupt_check: Duration,
     /// `--compact-hash-check-time`, when the compaction hash check is on.
     pub compact_hash_check: Duration,
+    /// The leader's cluster version monitor (etcd: 4 s).
+    pub version_monitor: Duration,
+    /// `--downgrade-check-time`: the leader's check that a downgrade job is done.
+    pub downgrade_check: Duration,
 }
 
 /// The stores a member shares with its apply thread, and the channels apply reports on.
@@ -201,13 +207,20 @@ impl Member {
     }
 
     /// The member's background duties: the ReadIndex batching loop, the leader's lease
-    /// duties and corruption checks, watch catch-up and progress notifications.
+    /// duties, corruption checks and version monitors, watch catch-up and progress
+    /// notifications.
     pub fn spawn_loops(self: &Arc<Self>, every: &LoopIntervals) {
         if !every.corrupt_check.is_zero() {
             tokio::spawn(self.clone().periodic_check_loop(every.corrupt_check));
         }
         if !every.compact_hash_check.is_zero() {
             tokio::spawn(self.clone().compaction_check_loop(every.compact_hash_check));
+        }
+        if !every.version_monitor.is_zero() {
+            tokio::spawn(self.clone().version_loop(every.version_monitor));
+        }
+        if !every.downgrade_check.is_zero() {
+            tokio::spawn(self.clone().downgrade_loop(every.downgrade_check));
         }
         let progress_notify_interval = every.progress_notify;
         tokio::spawn(self.clone().read_loop());

@@ -50,6 +50,10 @@ impl PeerHandler for Member {
         }
     }
 
+    fn cluster_version(&self) -> Option<String> {
+        Member::cluster_version(self).map(|v| v.to_semver())
+    }
+
     async fn promote_here(&self, id: u64) -> Result<Vec<MemberRecord>, EtcdError> {
         if !self.is_leader() {
             // Never forward twice: the caller retries against the new leader.
