@@ -79,6 +79,7 @@ mod flags;
 mod gates;
 mod goparse;
 mod help;
+mod local_addr;
 mod logging;
 mod migrate;
 mod release;

@@ -12,6 +12,7 @@
 //! lock) and reads them; it never writes them itself: every change goes through raft.
 
 mod auth;
+mod backpressure;
 pub mod corruption;
 mod credentials;
 mod downgrade;
@@ -95,6 +96,12 @@ pub struct Limits {
     /// `--experimental-stop-grpc-service-on-defrag` (3.6: the `StopGRPCServiceOnDefrag`
     /// gate): the gRPC health service reports NOT_SERVING while defragmenting.
     pub stop_grpc_service_on_defrag: bool,
+    /// The `FastLeaseKeepAlive` gate (on): the leader renews a lease it knows without
+    /// first waiting for apply to reach the commit index.
+    pub fast_lease_keep_alive: bool,
+    /// The `PriorityRequest` gate: lease revokes may be proposed at twice the apply gap
+    /// other requests are refused at.
+    pub priority_request: bool,
 }
 
 /// How often the member's loops run (zero: never).

@@ -14,8 +14,11 @@ impl PeerHandler for Member {
             return Err(EtcdError::NotLeader);
         }
         // The follower that forwards this may have applied the grant before the leader
-        // did: answer only once everything committed is applied here (as the local path).
-        self.wait_applied_commit().await?;
+        // did: a lease the leader does not know yet (or any, with FastLeaseKeepAlive
+        // off) is renewed once everything committed is applied here (as the local path).
+        if self.renew_waits_for_apply(id) {
+            self.wait_applied_commit().await?;
+        }
         self.lessor.lock().renew(id)
     }
 
