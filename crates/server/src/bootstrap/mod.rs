@@ -441,7 +441,7 @@ fn loop_intervals(cfg: &Config) -> crate::member::LoopIntervals {
         } else {
             std::time::Duration::ZERO
         },
-        version_monitor: crate::member::MONITOR_VERSION_INTERVAL,
+        version_monitor: crate::cluster_version::MONITOR_VERSION_INTERVAL,
         downgrade_check: cfg.downgrade_check_time,
     }
 }

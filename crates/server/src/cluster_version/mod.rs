@@ -17,6 +17,10 @@ pub mod rules;
 
 use chorus_config::ETCD_COMPAT_VERSION;
 
+/// How often the leader looks at the members' versions (etcd's `monitorVersionInterval`:
+/// rafthttp's connection write timeout less a second).
+pub const MONITOR_VERSION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// What `/version` reports while no cluster version is set (etcd's word).
 pub const NOT_DECIDED: &str = "not_decided";
 

@@ -25,7 +25,6 @@ mod reconfig;
 mod versions;
 
 pub use credentials::{Credentials, HasHeader};
-pub use versions::MONITOR_VERSION_INTERVAL;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -251,6 +250,23 @@ impl Member {
                 hub.progress_tick();
             }
         });
+    }
+
+    /// Runs `duty` every `every` while this member leads, until it stops (the leader's
+    /// periodic checks).
+    async fn on_leader_every<F, Fut>(self: Arc<Self>, every: Duration, duty: F)
+    where
+        F: Fn(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        while !self.is_stopping() {
+            interval.tick().await;
+            if self.is_leader() {
+                duty(self.clone()).await;
+            }
+        }
     }
 
     /// The current MVCC store (replaced when a snapshot from the leader is installed).

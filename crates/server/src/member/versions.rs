@@ -19,10 +19,6 @@ use crate::cluster_version::rules::{self, MembersVersions, Reported};
 use crate::cluster_version::{server_version, Version, NOT_DECIDED};
 use crate::error::EtcdError;
 
-/// How often the leader looks at the members' versions (etcd's `monitorVersionInterval`:
-/// rafthttp's connection write timeout less a second).
-pub const MONITOR_VERSION_INTERVAL: Duration = Duration::from_secs(4);
-
 impl Member {
     /// The cluster version set through raft (none: not decided yet).
     pub fn cluster_version(&self) -> Option<Version> {
@@ -143,13 +139,10 @@ impl Member {
 
     /// The leader's downgrade check, every `every` (`--downgrade-check-time`).
     pub(super) async fn downgrade_loop(self: Arc<Self>, every: Duration) {
-        let mut interval = tokio::time::interval(every);
-        interval.tick().await;
-        while !self.is_stopping() {
-            interval.tick().await;
-            if self.is_leader() {
-                self.cancel_downgrade_if_needed().await;
-            }
-        }
+        self.on_leader_every(
+            every,
+            |m| async move { m.cancel_downgrade_if_needed().await },
+        )
+        .await
     }
 }
