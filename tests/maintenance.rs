@@ -362,6 +362,7 @@ fn idle_answers() -> Vec<(i32, &'static str, Result<String, (Code, String)>)> {
 async fn downgrade_answers_as_etcd_without_a_job() {
     for kind in chorus_and_etcd() {
         let cluster = Cluster::start(kind, 1).await;
+        assert_eq!(cluster.wait_cluster_version(0).await, "3.5.0", "{kind:?}");
         let mut m = MaintenanceClient::new(channel(&cluster, 0).await);
         for (action, version, want) in idle_answers() {
             let got = downgrade(&mut m, action, version).await;
@@ -391,6 +392,7 @@ async fn every_member_shows(cluster: &Cluster, job: &Option<(bool, String)>) {
 #[tokio::test]
 async fn downgrade_job_is_replicated_and_persisted() {
     let mut cluster = Cluster::start(ServerKind::Chorus, 3).await;
+    cluster.wait_cluster_version(0).await;
     let mut m0 = MaintenanceClient::new(channel(&cluster, 0).await);
     let mut m2 = MaintenanceClient::new(channel(&cluster, 2).await);
     assert_eq!(downgrade_info(&cluster, 0).await, None);

@@ -568,7 +568,26 @@ impl Cluster {
         http_exchange(&addr, method, path, body).await
     }
 
-    /// Every member's log tail, for failure reports.
+    /// Waits (bounded) until member `i`'s `/version` names a cluster version (the leader
+    /// sets it through raft once every member answered); returns it (`3.5.0`).
+    pub async fn wait_cluster_version(&self, i: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = self.http_get(i, "/version").await;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match v["etcdcluster"].as_str() {
+                Some(cv) if status == 200 && cv != "not_decided" => return cv.to_owned(),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "member {i}: no cluster version within 30 s (last /version: {status} {body}); logs:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// The whole log of member `i`.
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(&self.members[i].log_path).unwrap_or_default()

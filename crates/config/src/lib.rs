@@ -79,6 +79,7 @@ mod flags;
 mod gates;
 mod goparse;
 mod help;
+mod local_addr;
 mod logging;
 mod migrate;
 mod release;
@@ -114,7 +115,7 @@ pub use support::{NOT_IMPLEMENTED, NOT_IMPLEMENTED_GATES};
 pub use url::{join_urls, parse_url_csv, parse_url_list, sort_urls, Url};
 pub use version::{
     git_sha, os_arch, rust_version, version_lines, version_text, API_VERSION, CHORUS_VERSION,
-    ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION,
+    ETCD_COMPAT_VERSION,
 };
 
 impl Config {

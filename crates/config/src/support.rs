@@ -41,7 +41,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "proxy-read-timeout",
     "experimental-enable-v2v3",
     // misc
-    "next-cluster-version-compatible",
     "enable-pprof",
     // distributed tracing
     "enable-distributed-tracing",
@@ -54,20 +53,12 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-distributed-tracing-service-name",
     "experimental-distributed-tracing-instance-id",
     "experimental-distributed-tracing-sampling-rate",
-    // downgrades
-    "downgrade-check-time",
-    "experimental-downgrade-check-time",
 ];
 
 /// Feature gates chorus accepts but does not implement yet: refused when
-/// set to anything but chorus's default.
-pub const NOT_IMPLEMENTED_GATES: &[&str] = &[
-    "SetMemberLocalAddr",
-    // chorus's leader renews without waiting for the applied index (the gate's
-    // default); waiting first is not implemented
-    "FastLeaseKeepAlive",
-    "PriorityRequest",
-];
+/// set to anything but chorus's default. (None now; the check stays for the
+/// next gate etcd adds.)
+pub const NOT_IMPLEMENTED_GATES: &[&str] = &[];
 
 impl Config {
     /// The first [`NOT_IMPLEMENTED`] flag or [`NOT_IMPLEMENTED_GATES`] gate set

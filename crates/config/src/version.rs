@@ -7,13 +7,11 @@ pub const CHORUS_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const API_VERSION: &str = "3.5";
 
 /// The etcd release chorus reports itself as (`/version`, `Maintenance.Status`,
-/// `etcd_server_version`): the one place to change it. Configuration follows etcd
+/// `etcd_server_version`): the one place to change it. The cluster version is the one
+/// the leader decides from every member's version of this (chorus_server's
+/// `cluster_version`). Configuration follows etcd
 /// 3.4 to 3.7 and `--help` is etcd 3.5.1's (see `help.rs`).
 pub const ETCD_COMPAT_VERSION: &str = "3.5.1";
-
-/// The cluster version a chorus cluster reports (`/version`, `etcd_cluster_version`):
-/// the release's major.minor.
-pub const ETCD_CLUSTER_VERSION: &str = "3.5.0";
 
 /// Git commit chorus was built from: `CHORUS_GIT_SHA` at build time, like
 /// etcd's `-ldflags` injected `GitSHA`.

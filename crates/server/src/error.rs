@@ -84,6 +84,9 @@ pub enum EtcdError {
     DowngradeInProcess,
     #[error("etcdserver: no inflight downgrade job")]
     NoInflightDowngrade,
+    /// The leader has not decided the cluster version yet.
+    #[error("etcdserver: cluster version not found during downgrade")]
+    ClusterVersionUnavailable,
     /// A Downgrade action etcd does not know (gRPC `Unknown`, as etcd's `togRPCError`
     /// leaves it).
     #[error("etcdserver: unknown method")]
@@ -144,6 +147,7 @@ impl EtcdError {
             | TimeoutLeaderTransfer
             | NotSupportedForLearner
             | Unhealthy
+            | ClusterVersionUnavailable
             | Unavailable(_) => Code::Unavailable,
             Corrupt => Code::DataLoss,
             Internal(_) | ProposalDropped | UnknownMethod => Code::Unknown,

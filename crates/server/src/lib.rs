@@ -10,7 +10,8 @@
 //!   peer/             peer transport: message pump, snapshots, the peer service (PeerHandler)
 //!   raft/             the raft loop: RawNode, WAL, Ready handling
 //!   stores            kv (etcd's KV semantics over mvcc), range_stream (RangeStream's chunks),
-//!                     lease, alarm, membership, v2, watch, wait, compactor, mailbox
+//!                     lease, alarm, membership, cluster_version, v2, watch, wait, compactor,
+//!                     mailbox
 //!   net/              listeners, TLS, :authority fix, write coalescing, connection draining
 //!   error.rs          EtcdError: etcd's codes and messages, converted to Status in one place
 //!
@@ -29,6 +30,7 @@ pub mod alarm;
 pub mod api;
 pub mod apply;
 pub mod bootstrap;
+pub mod cluster_version;
 pub mod compactor;
 pub mod error;
 pub mod kv;
@@ -268,7 +270,8 @@ fn log_starting(cfg: &chorus_config::Config, policy: &chorus_config::AutoCompact
 
 /// The lines etcd writes once it serves clients, which scripts and test harnesses wait
 /// for (etcd's embed/serve.go, one group per listener; both lines for an address serving
-/// http and https), then the cluster version's capabilities (etcd's api/capability.go).
+/// http and https). The cluster version's capabilities are logged when it is set or
+/// recovered (`apply::log_capabilities`), as etcd's api/capability.go does.
 /// The `traffic` field is only on the lines of split listeners (`--listen-client-http-urls`,
 /// etcd 3.5.8+), so the default lines carry etcd 3.5.1's fields.
 fn log_serving(listeners: &[(String, bool, bool, net::Traffic)]) {
@@ -286,12 +289,6 @@ fn log_serving(listeners: &[(String, bool, bool, net::Traffic)]) {
             tracing::info!(address = %address, traffic, "serving client traffic securely");
         }
     }
-    let version = chorus_config::ETCD_CLUSTER_VERSION;
-    let major_minor = version.rsplit_once('.').map_or(version, |(mm, _)| mm);
-    tracing::info!(
-        cluster_version = major_minor,
-        "enabled capabilities for version"
-    );
 }
 
 async fn wait_for_signal() {

@@ -1,7 +1,7 @@
 //! The cluster's members as this member knows them: the backend's `members` table
 //! (`chorus_storage::members`), cached for request handlers and the transport. The apply
-//! thread replaces the cache after every membership change. The downgrade job (etcd keeps
-//! it in its `RaftCluster` too) rides along.
+//! thread replaces the cache after every membership change. The cluster version and the
+//! downgrade job (etcd keeps them in its `RaftCluster` too) ride along.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,12 +10,16 @@ use chorus_api::internalpb::{DowngradeInfoSet, Member};
 use chorus_storage::backend::{Backend, BackendError};
 use parking_lot::RwLock;
 
+use crate::cluster_version::Version;
+
 #[derive(Clone, Debug, Default)]
 pub struct Cluster {
     pub cluster_id: u64,
     pub members: BTreeMap<u64, Member>,
     /// The downgrade job last enabled or cancelled (none: never).
     pub downgrade: Option<DowngradeInfoSet>,
+    /// The cluster version set through raft (none: not decided yet).
+    pub version: Option<Version>,
 }
 
 impl Cluster {
@@ -24,6 +28,7 @@ impl Cluster {
             cluster_id,
             members: chorus_storage::members::load(backend)?,
             downgrade: chorus_storage::members::downgrade(backend)?,
+            version: load_version(backend)?,
         })
     }
 
@@ -53,6 +58,18 @@ impl Cluster {
             .flat_map(|m| m.client_urls.iter().cloned())
             .collect()
     }
+}
+
+/// The cluster version the backend holds; one that does not parse is corruption.
+fn load_version(backend: &Backend) -> Result<Option<Version>, BackendError> {
+    let Some(v) = chorus_storage::members::cluster_version(backend)? else {
+        return Ok(None);
+    };
+    Version::parse_semver(&v)
+        .map(Some)
+        .ok_or_else(|| BackendError::Corrupt {
+            what: format!("cluster version {v:?}"),
+        })
 }
 
 /// The membership shared by the apply thread (which replaces it) and everything that

@@ -1,6 +1,6 @@
 //! The cluster's members as the backend stores them: the `members` table (member ID →
 //! `internalpb.Member`), the `members_removed` table (IDs that may never come back) and
-//! the cluster ID and the downgrade job in `meta`.
+//! the cluster ID, the cluster version and the downgrade job in `meta`.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,10 @@ pub const META_CLUSTER_ID: &str = "cluster_id";
 
 /// The `meta` key holding the downgrade job (`internalpb.DowngradeInfoSet`).
 pub const META_DOWNGRADE: &str = "downgrade";
+
+/// The `meta` key holding the cluster version the leader decided (`3.5.0`), as etcd's
+/// `cluster/clusterVersion`.
+pub const META_CLUSTER_VERSION: &str = "cluster_version";
 
 /// Every member in the `members` table, by ID.
 pub fn load(backend: &Backend) -> Result<BTreeMap<u64, Member>, BackendError> {
@@ -101,5 +105,24 @@ pub fn set_downgrade(
 ) -> Result<(), BackendError> {
     let mut meta = tx.open_table(META)?;
     meta.insert(META_DOWNGRADE, d.encode_to_vec().as_slice())?;
+    Ok(())
+}
+
+/// The cluster version last set through raft (none: not decided yet).
+pub fn cluster_version(backend: &Backend) -> Result<Option<String>, BackendError> {
+    let tx = backend.begin_read()?;
+    let meta = tx.open_table(META)?;
+    let Some(v) = meta.get(META_CLUSTER_VERSION)? else {
+        return Ok(None);
+    };
+    let v = std::str::from_utf8(v.value()).map_err(|e| BackendError::Corrupt {
+        what: format!("cluster version: {e}"),
+    })?;
+    Ok(Some(v.to_owned()))
+}
+
+pub fn set_cluster_version(tx: &redb::WriteTransaction, version: &str) -> Result<(), BackendError> {
+    let mut meta = tx.open_table(META)?;
+    meta.insert(META_CLUSTER_VERSION, version.as_bytes())?;
     Ok(())
 }

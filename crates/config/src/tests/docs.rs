@@ -94,6 +94,14 @@ const CHORUS_NOTES: &[(&str, &str)] = &[
         "grpc-keepalive-min-time",
         "clients that ping more often are not sent GOAWAY",
     ),
+    (
+        "next-cluster-version-compatible",
+        "chorus runs as 3.5: starts and joins at cluster version 3.6 too",
+    ),
+    (
+        "downgrade-check-time",
+        "the leader ends a downgrade job once every member runs its target",
+    ),
 ];
 
 /// Flags accepted with a notice instead of an effect.

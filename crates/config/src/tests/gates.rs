@@ -104,22 +104,14 @@ fn experimental_flags_set_their_gates() {
 }
 
 #[test]
-fn unimplemented_gates_are_refused_by_name() {
-    assert_eq!(
-        err(&with_p(&["--feature-gates=SetMemberLocalAddr=true"])),
-        ConfigError::not_implemented("--feature-gates=SetMemberLocalAddr=true")
-    );
-    // AllAlpha turns on every alpha gate that is not set; chorus's are refused.
-    assert_eq!(
-        err(&with_p(&["--feature-gates=AllAlpha=true"])),
-        ConfigError::not_implemented("--feature-gates=SetMemberLocalAddr=true")
-    );
-    assert_eq!(
-        err(&with_p(&[
-            "--feature-gates=AllAlpha=true,SetMemberLocalAddr=false"
-        ])),
-        ConfigError::not_implemented("--feature-gates=PriorityRequest=true")
-    );
+fn every_gate_is_implemented() {
+    // AllAlpha turns on every alpha gate that is not set; each is implemented now.
+    let c = run(&with_p(&["--feature-gates=AllAlpha=true"]));
+    assert!(c.feature_gates.set_member_local_addr && c.feature_gates.priority_request);
+    let c = run(&with_p(&["--feature-gates=FastLeaseKeepAlive=false"]));
+    assert!(!c.feature_gates.fast_lease_keep_alive);
+    let c = run(&with_p(&["--feature-gates=AllBeta=false"]));
+    assert!(!c.feature_gates.fast_lease_keep_alive);
     // The corruption checks and the health flip on defrag are implemented; their gates
     // turn them on.
     let c = run(&with_p(&[

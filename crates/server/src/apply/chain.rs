@@ -82,6 +82,7 @@ pub fn request_kind(r: &chorus_api::internalpb::internal_request::Request) -> &'
         Request::MemberPeerUrls(_) => "member_peer_urls",
         Request::V2(_) => "v2",
         Request::DowngradeInfoSet(_) => "downgrade_info_set",
+        Request::ClusterVersionSet(_) => "cluster_version_set",
         _ => "auth",
     }
 }

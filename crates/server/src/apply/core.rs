@@ -15,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 use super::chain::{Apply, Batch, Origin};
 use super::error::ApplyError;
 use super::result::{Applied, ApplyResult};
-use super::{alarm, members};
+use super::{alarm, members, version};
 use crate::alarm::Alarms;
 use crate::error::EtcdError;
 use crate::kv::{self, LeaseChanges};
@@ -62,6 +62,9 @@ impl Apply for Core {
             Request::MemberAttributes(a) => members::set_attributes(b, &self.cluster, &self.v2, a)?,
             Request::MemberPeerUrls(u) => members::update_peer_urls(b, &self.cluster, &self.v2, u)?,
             Request::DowngradeInfoSet(d) => members::set_downgrade(b, &self.cluster, d)?,
+            Request::ClusterVersionSet(v) => {
+                version::set_cluster_version(b, &self.cluster, &self.v2, v)?
+            }
             Request::V2(r) => self.v2(b, &r),
             Request::Alarm(a) => alarm::apply(b, &self.alarms, a)?,
             // Auth requests are answered by the auth layer above; none reach the core.

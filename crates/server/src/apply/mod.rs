@@ -29,8 +29,10 @@ mod error;
 mod members;
 mod quota;
 mod result;
+mod version;
 
 pub use applier::{Applier, ApplyLimits};
 pub use context::{ApplyContext, ApplyProgress, PeerLinks};
 pub use error::ApplyError;
 pub use result::{reply, Applied, ApplyResult, Reply};
+pub use version::log_capabilities;

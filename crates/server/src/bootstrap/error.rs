@@ -54,4 +54,8 @@ pub enum StartError {
     V2Content(#[from] crate::v2::deprecation::DisallowedContent),
     #[error("raft thread panicked")]
     RaftPanicked,
+    /// The cluster runs at a version this member cannot (`--next-cluster-version-compatible`
+    /// tolerates one minor above its own).
+    #[error(transparent)]
+    Version(#[from] crate::cluster_version::rules::VersionError),
 }

@@ -117,17 +117,32 @@ async fn recover(
     } else if cfg.is_new_cluster() {
         recover::bootstrap(cfg, backend_opts)?
     } else {
-        recover::join(
-            cfg,
-            backend_opts,
-            &PeerDialer::new(tls.peer_client.clone(), cfg.raft_write_timeout),
-        )
-        .await?
+        recover::join(cfg, backend_opts, &peer_dialer(cfg, tls)).await?
     };
     if chorus_storage::members::is_removed(&rec.backend, rec.member_id)? {
         return Err(StartError::Removed);
     }
     Ok(rec)
+}
+
+/// How this member dials its peers: with the peer TLS client, from the local address
+/// `SetMemberLocalAddr` infers (etcd's `InferLocalAddr`).
+fn peer_dialer(cfg: &Config, tls: &MemberTls) -> PeerDialer {
+    let local = cfg.member_local_addr();
+    if cfg.feature_gates.set_member_local_addr {
+        let urls: Vec<String> = cfg
+            .initial_advertise_peer_urls
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        match local {
+            Some(ip) => tracing::info!(local_addr = %ip, "setting member local address"),
+            None => {
+                tracing::warn!(advertise_peer_urls = ?urls, "unable to set a member local address due to lack of suitable local addresses")
+            }
+        }
+    }
+    PeerDialer::new(tls.peer_client.clone(), cfg.raft_write_timeout).with_local_addr(local)
 }
 
 fn limits(cfg: &Config) -> Limits {
@@ -147,6 +162,8 @@ fn limits(cfg: &Config) -> Limits {
         max_learners: cfg.max_learners.max(0) as usize,
         warning_unary_request_duration: cfg.warning_unary_request_duration,
         stop_grpc_service_on_defrag: cfg.feature_gates.stop_grpc_service_on_defrag,
+        fast_lease_keep_alive: cfg.feature_gates.fast_lease_keep_alive,
+        priority_request: cfg.feature_gates.priority_request,
     }
 }
 
@@ -165,6 +182,7 @@ struct Stores {
 fn load_stores(cfg: &Config, rec: &Recovered) -> Result<Stores, StartError> {
     let (kv, restored) = KvStore::open(rec.backend.clone())?;
     let cluster = Cluster::load(&rec.backend, rec.cluster_id)?;
+    check_cluster_version(cfg, &cluster)?;
     let alarms = Alarms::load(&rec.backend)?;
     if alarms.is_active(chorus_api::etcdserverpb::AlarmType::Nospace) {
         tracing::warn!("the NOSPACE alarm is active: writes are refused until it is disarmed");
@@ -194,6 +212,24 @@ fn load_stores(cfg: &Config, rec: &Recovered) -> Result<Stores, StartError> {
         auth: Arc::new(auth),
         pending_compaction: restored.pending_compaction,
     })
+}
+
+/// A restarting member runs at the cluster version its backend recorded only if its
+/// own version is not lower (etcd's `mustDetectDowngrade` at recovery), then logs it as
+/// etcd does.
+fn check_cluster_version(cfg: &Config, cluster: &Cluster) -> Result<(), StartError> {
+    let Some(cv) = cluster.version else {
+        return Ok(());
+    };
+    tracing::info!(cluster_version = %cv.major_minor(), "set cluster version from store");
+    let server = crate::cluster_version::server_version();
+    crate::cluster_version::rules::detect_downgrade(
+        server,
+        cv,
+        cfg.next_cluster_version_compatible,
+    )?;
+    crate::apply::log_capabilities(cv);
+    Ok(())
 }
 
 /// The channels between the member, raft and apply, made before any of them.
@@ -252,7 +288,7 @@ pub async fn start(cfg: &Config, tls: &MemberTls) -> Result<Running, StartError>
     let rec = recover(cfg, tls, &backend_opts).await?;
     let stores = load_stores(cfg, &rec)?;
     let ch = Channels::new(&rec, &stores)?;
-    let dialer = PeerDialer::new(tls.peer_client.clone(), cfg.raft_write_timeout);
+    let dialer = peer_dialer(cfg, tls);
     let transport = PeerTransport::new(rec.member_id, rec.cluster_id, dialer, ch.raft_tx.clone());
     for m in stores.cluster.get().members.values() {
         if m.id != rec.member_id {
@@ -405,6 +441,8 @@ fn loop_intervals(cfg: &Config) -> crate::member::LoopIntervals {
         } else {
             std::time::Duration::ZERO
         },
+        version_monitor: crate::cluster_version::MONITOR_VERSION_INTERVAL,
+        downgrade_check: cfg.downgrade_check_time,
     }
 }
 

@@ -96,6 +96,7 @@ pub async fn join(
     if remote.removed.contains(&me.id) {
         return Err(StartError::Removed);
     }
+    check_joinable(cfg, &remote.cluster_version)?;
     let snap_dir = cfg.snap_dir();
     let _ = std::fs::remove_file(backend_path(&snap_dir));
     let backend = Backend::open(&backend_path(&snap_dir), backend_opts)?;
@@ -129,6 +130,17 @@ pub async fn join(
         backend: Arc::new(backend),
         snapshot: meta,
     })
+}
+
+/// The running cluster's version (empty: not decided, or a chorus that does not report
+/// it) must be one this member can run at (etcd's `isCompatibleWithCluster`).
+fn check_joinable(cfg: &Config, cluster_version: &str) -> Result<(), StartError> {
+    let Some(cv) = crate::cluster_version::Version::parse_semver(cluster_version) else {
+        return Ok(());
+    };
+    let server = crate::cluster_version::server_version();
+    crate::cluster_version::rules::check_joinable(server, cv, cfg.next_cluster_version_compatible)?;
+    Ok(())
 }
 
 /// The cluster as the first other member of `--initial-cluster` that answers sees it.

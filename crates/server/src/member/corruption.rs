@@ -200,27 +200,17 @@ impl Member {
 
     /// The leader's periodic check, every `every`.
     pub(super) async fn periodic_check_loop(self: Arc<Self>, every: Duration) {
-        let mut interval = tokio::time::interval(every);
-        interval.tick().await;
-        while !self.is_stopping() {
-            interval.tick().await;
-            if self.is_leader() {
-                if let Err(e) = self.periodic_corruption_check().await {
-                    tracing::warn!("failed to check hash KV: {e}");
-                }
+        self.on_leader_every(every, |m| async move {
+            if let Err(e) = m.periodic_corruption_check().await {
+                tracing::warn!("failed to check hash KV: {e}");
             }
-        }
+        })
+        .await
     }
 
     /// The leader's compaction hash check, every `every`.
     pub(super) async fn compaction_check_loop(self: Arc<Self>, every: Duration) {
-        let mut interval = tokio::time::interval(every);
-        interval.tick().await;
-        while !self.is_stopping() {
-            interval.tick().await;
-            if self.is_leader() {
-                self.compaction_hash_check().await;
-            }
-        }
+        self.on_leader_every(every, |m| async move { m.compaction_hash_check().await })
+            .await
     }
 }

@@ -3,74 +3,22 @@
 //! cancelling go through raft (`DowngradeInfoSet`) into the backend and the membership
 //! cache; Status reports the job as etcd 3.6 does.
 //!
-//! chorus's cluster version is fixed (`ETCD_CLUSTER_VERSION`), so the only valid target
-//! is the minor version below it, and no member ever runs it: the job stays enabled until
-//! cancelled (etcd's downgrade monitor ends it once every member runs the target).
+//! Every answer and check uses the cluster version the leader set through raft
+//! (`cluster_version`); the only valid target is the minor version below it. The
+//! leader's downgrade check (`versions.rs`, every `--downgrade-check-time`) ends the job
+//! once every member runs the target.
 
 use chorus_api::etcdserverpb::downgrade_request::DowngradeAction;
 use chorus_api::etcdserverpb::{DowngradeRequest, DowngradeResponse};
 use chorus_api::internalpb::internal_request::Request;
 use chorus_api::internalpb::DowngradeInfoSet;
-use chorus_config::ETCD_CLUSTER_VERSION;
 
 use super::Member;
+use crate::cluster_version::Version;
 use crate::error::EtcdError;
 
-/// A cluster version: major.minor (etcd keeps no patch in it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ClusterVersion {
-    major: i64,
-    minor: i64,
-}
-
-impl ClusterVersion {
-    /// etcd's `convertToClusterVersion`: a semantic version, or `major.minor`.
-    fn parse(v: &str) -> Result<ClusterVersion, EtcdError> {
-        semver(v)
-            .or_else(|| semver(&format!("{v}.0")))
-            .ok_or(EtcdError::WrongDowngradeVersionFormat)
-    }
-
-    /// The one version a cluster may downgrade to (etcd's `AllowedDowngradeVersion`).
-    fn allowed_downgrade(self) -> ClusterVersion {
-        ClusterVersion {
-            minor: self.minor - 1,
-            ..self
-        }
-    }
-
-    /// As etcd spells a cluster version (`3.4.0`).
-    fn to_semver(self) -> String {
-        format!("{}.{}.0", self.major, self.minor)
-    }
-}
-
-/// go-semver's `NewVersion`, keeping major and minor: `M.m.p`, each an integer, with an
-/// optional `-prerelease` and `+metadata` of dot-separated alphanumerics and hyphens.
-fn semver(v: &str) -> Option<ClusterVersion> {
-    let (v, metadata) = v.split_once('+').unwrap_or((v, ""));
-    let (v, pre) = v.split_once('-').unwrap_or((v, ""));
-    let identifiers = |s: &str| {
-        s.is_empty()
-            || s.split('.')
-                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-'))
-    };
-    if !identifiers(pre) || !identifiers(metadata) {
-        return None;
-    }
-    let parts: Vec<&str> = v.splitn(3, '.').collect();
-    let [major, minor, patch] = parts.as_slice() else {
-        return None;
-    };
-    patch.parse::<i64>().ok()?;
-    Some(ClusterVersion {
-        major: major.parse().ok()?,
-        minor: minor.parse().ok()?,
-    })
-}
-
-fn cluster_version() -> ClusterVersion {
-    ClusterVersion::parse(ETCD_CLUSTER_VERSION).expect("a valid cluster version")
+fn parse_target(v: &str) -> Result<Version, EtcdError> {
+    Version::parse(v).ok_or(EtcdError::WrongDowngradeVersionFormat)
 }
 
 impl Member {
@@ -84,32 +32,38 @@ impl Member {
         }
     }
 
-    async fn downgrade_validate(&self, v: &str) -> Result<DowngradeResponse, EtcdError> {
-        let target = ClusterVersion::parse(v)?;
-        // The downgrade job as of the leader's commit index, not a stale one.
+    /// The cluster version as of the leader's commit index, not a stale one.
+    async fn settled_cluster_version(&self) -> Result<Version, EtcdError> {
         self.linearizable_read().await?;
-        if target != cluster_version().allowed_downgrade() {
+        self.cluster_version()
+            .ok_or(EtcdError::ClusterVersionUnavailable)
+    }
+
+    async fn downgrade_validate(&self, v: &str) -> Result<DowngradeResponse, EtcdError> {
+        let target = parse_target(v)?;
+        let cv = self.settled_cluster_version().await?;
+        if target != cv.allowed_downgrade() {
             return Err(EtcdError::InvalidDowngradeTargetVersion);
         }
         if self.cluster().downgrading() {
             return Err(EtcdError::DowngradeInProcess);
         }
-        Ok(version_response())
+        Ok(version_response(cv))
     }
 
     /// Answers once applied (etcd 3.5 applies it but answers "request timed out").
     async fn downgrade_enable(&self, v: &str) -> Result<DowngradeResponse, EtcdError> {
-        self.downgrade_validate(v).await?;
+        let resp = self.downgrade_validate(v).await?;
         let set = DowngradeInfoSet {
             enabled: true,
-            ver: ClusterVersion::parse(v)?.to_semver(),
+            ver: parse_target(v)?.to_semver(),
         };
         self.propose_as::<()>(None, Request::DowngradeInfoSet(set))
             .await?;
-        Ok(version_response())
+        Ok(resp)
     }
 
-    async fn downgrade_cancel(&self) -> Result<DowngradeResponse, EtcdError> {
+    pub(super) async fn downgrade_cancel(&self) -> Result<DowngradeResponse, EtcdError> {
         self.linearizable_read().await?;
         if !self.cluster().downgrading() {
             return Err(EtcdError::NoInflightDowngrade);
@@ -117,16 +71,22 @@ impl Member {
         let set = DowngradeInfoSet::default();
         self.propose_as::<()>(None, Request::DowngradeInfoSet(set))
             .await?;
-        Ok(version_response())
+        Ok(DowngradeResponse {
+            header: None,
+            version: self
+                .cluster_version()
+                .map(Version::to_semver)
+                .unwrap_or_default(),
+        })
     }
 }
 
 /// The cluster version, as every Downgrade answer carries it (header filled by the
 /// caller).
-fn version_response() -> DowngradeResponse {
+fn version_response(cv: Version) -> DowngradeResponse {
     DowngradeResponse {
         header: None,
-        version: cluster_version().to_semver(),
+        version: cv.to_semver(),
     }
 }
 
@@ -134,23 +94,13 @@ fn version_response() -> DowngradeResponse {
 mod tests {
     use super::*;
 
-    fn v(major: i64, minor: i64) -> ClusterVersion {
-        ClusterVersion { major, minor }
-    }
-
     #[test]
-    fn versions_parse_as_etcd_converts_them() {
-        assert_eq!(ClusterVersion::parse("3.4"), Ok(v(3, 4)));
-        assert_eq!(ClusterVersion::parse("3.4.7"), Ok(v(3, 4)));
-        assert_eq!(ClusterVersion::parse("3.4.0-rc.1+abc"), Ok(v(3, 4)));
-        for bad in ["", "x", "v3.4", "3", "3.4.x", "3.4.0-r_c", "3..4"] {
-            assert_eq!(
-                ClusterVersion::parse(bad),
-                Err(EtcdError::WrongDowngradeVersionFormat),
-                "{bad}"
-            );
-        }
-        assert_eq!(cluster_version().allowed_downgrade(), v(3, 4));
-        assert_eq!(v(3, 4).to_semver(), "3.4.0");
+    fn targets_parse_as_etcd_converts_them() {
+        assert_eq!(parse_target("3.4"), Ok(Version::new(3, 4)));
+        assert_eq!(parse_target("3.4.7"), Ok(Version::new(3, 4)));
+        assert_eq!(
+            parse_target("v3.4"),
+            Err(EtcdError::WrongDowngradeVersionFormat)
+        );
     }
 }

@@ -37,10 +37,23 @@ impl Member {
         }
     }
 
+    /// Whether the leader must apply everything committed before it renews lease `id`:
+    /// always with `FastLeaseKeepAlive` off (etcd's `waitAppliedIndex`), and with it on
+    /// only for a lease it does not know yet (its grant may still be on the way).
+    pub(super) fn renew_waits_for_apply(&self, id: i64) -> bool {
+        !self.limits.fast_lease_keep_alive || !self.lessor.lock().exists(id)
+    }
+
     /// Runs `local` on the leader, or `remote` against the leader from a follower,
     /// waiting for a leader and retrying until the request timeout (etcd's lease
-    /// forwarding). `local` answers `None` when this member just stopped leading.
-    async fn on_leader<T, L, R, F>(&self, mut local: L, remote: R) -> Result<T, EtcdError>
+    /// forwarding). The leader first applies what is committed when `wait_first` says so.
+    /// `local` answers `None` when this member just stopped leading.
+    async fn on_leader<T, L, R, F>(
+        &self,
+        wait_first: impl Fn(&Self) -> bool,
+        mut local: L,
+        remote: R,
+    ) -> Result<T, EtcdError>
     where
         L: FnMut(&Self) -> Option<Result<T, EtcdError>>,
         R: Fn(u64) -> F,
@@ -49,7 +62,9 @@ impl Member {
         let deadline = tokio::time::Instant::now() + self.limits.request_timeout;
         loop {
             if self.is_leader() {
-                self.wait_applied_commit().await?;
+                if wait_first(self) {
+                    self.wait_applied_commit().await?;
+                }
                 if let Some(r) = local(self) {
                     return r;
                 }
@@ -90,6 +105,7 @@ impl Member {
     pub async fn lease_renew(&self, who: Who<'_>, id: i64) -> Result<i64, EtcdError> {
         self.check_lease_keys(who, id, LeaseAccess::Renew)?;
         self.on_leader(
+            |m| m.renew_waits_for_apply(id),
             |m| match m.lessor.lock().renew(id) {
                 Err(EtcdError::NotLeader) => None,
                 other => Some(other),
@@ -132,6 +148,7 @@ impl Member {
             self.check_lease_keys(who, req.id, LeaseAccess::TimeToLive)?;
         }
         self.on_leader(
+            |_| true,
             |m| m.local_time_to_live(&req),
             |leader| self.transport.lease_time_to_live(leader, req),
         )

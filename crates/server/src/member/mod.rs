@@ -12,6 +12,7 @@
 //! lock) and reads them; it never writes them itself: every change goes through raft.
 
 mod auth;
+mod backpressure;
 pub mod corruption;
 mod credentials;
 mod downgrade;
@@ -21,6 +22,7 @@ mod peer;
 mod propose;
 mod read;
 mod reconfig;
+mod versions;
 
 pub use credentials::{Credentials, HasHeader};
 
@@ -93,6 +95,12 @@ pub struct Limits {
     /// `--experimental-stop-grpc-service-on-defrag` (3.6: the `StopGRPCServiceOnDefrag`
     /// gate): the gRPC health service reports NOT_SERVING while defragmenting.
     pub stop_grpc_service_on_defrag: bool,
+    /// The `FastLeaseKeepAlive` gate (on): the leader renews a lease it knows without
+    /// first waiting for apply to reach the commit index.
+    pub fast_lease_keep_alive: bool,
+    /// The `PriorityRequest` gate: lease revokes may be proposed at twice the apply gap
+    /// other requests are refused at.
+    pub priority_request: bool,
 }
 
 /// How often the member's loops run (zero: never).
@@ -104,6 +112,10 @@ pub struct LoopIntervals {
     pub corrupt_check: Duration,
     /// `--compact-hash-check-time`, when the compaction hash check is on.
     pub compact_hash_check: Duration,
+    /// The leader's cluster version monitor (etcd: 4 s).
+    pub version_monitor: Duration,
+    /// `--downgrade-check-time`: the leader's check that a downgrade job is done.
+    pub downgrade_check: Duration,
 }
 
 /// The stores a member shares with its apply thread, and the channels apply reports on.
@@ -201,13 +213,20 @@ impl Member {
     }
 
     /// The member's background duties: the ReadIndex batching loop, the leader's lease
-    /// duties and corruption checks, watch catch-up and progress notifications.
+    /// duties, corruption checks and version monitors, watch catch-up and progress
+    /// notifications.
     pub fn spawn_loops(self: &Arc<Self>, every: &LoopIntervals) {
         if !every.corrupt_check.is_zero() {
             tokio::spawn(self.clone().periodic_check_loop(every.corrupt_check));
         }
         if !every.compact_hash_check.is_zero() {
             tokio::spawn(self.clone().compaction_check_loop(every.compact_hash_check));
+        }
+        if !every.version_monitor.is_zero() {
+            tokio::spawn(self.clone().version_loop(every.version_monitor));
+        }
+        if !every.downgrade_check.is_zero() {
+            tokio::spawn(self.clone().downgrade_loop(every.downgrade_check));
         }
         let progress_notify_interval = every.progress_notify;
         tokio::spawn(self.clone().read_loop());
@@ -231,6 +250,23 @@ impl Member {
                 hub.progress_tick();
             }
         });
+    }
+
+    /// Runs `duty` every `every` while this member leads, until it stops (the leader's
+    /// periodic checks).
+    async fn on_leader_every<F, Fut>(self: Arc<Self>, every: Duration, duty: F)
+    where
+        F: Fn(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let mut interval = tokio::time::interval(every);
+        interval.tick().await;
+        while !self.is_stopping() {
+            interval.tick().await;
+            if self.is_leader() {
+                duty(self.clone()).await;
+            }
+        }
     }
 
     /// The current MVCC store (replaced when a snapshot from the leader is installed).

@@ -14,8 +14,11 @@ impl PeerHandler for Member {
             return Err(EtcdError::NotLeader);
         }
         // The follower that forwards this may have applied the grant before the leader
-        // did: answer only once everything committed is applied here (as the local path).
-        self.wait_applied_commit().await?;
+        // did: a lease the leader does not know yet (or any, with FastLeaseKeepAlive
+        // off) is renewed once everything committed is applied here (as the local path).
+        if self.renew_waits_for_apply(id) {
+            self.wait_applied_commit().await?;
+        }
         self.lessor.lock().renew(id)
     }
 
@@ -48,6 +51,10 @@ impl PeerHandler for Member {
         } else {
             self.local_hash_kv(revision)
         }
+    }
+
+    fn cluster_version(&self) -> Option<String> {
+        Member::cluster_version(self).map(|v| v.to_semver())
     }
 
     async fn promote_here(&self, id: u64) -> Result<Vec<MemberRecord>, EtcdError> {

@@ -13,14 +13,10 @@ use chorus_api::etcdserverpb::{
 use chorus_api::internalpb::{internal_request::Request, InternalRequest, RequestHeader};
 use prost::Message as _;
 
-use super::{Member, Who};
+use super::{backpressure, Member, Who};
 use crate::apply::{reply, Applied, Reply};
 use crate::error::EtcdError;
 use crate::raft::RaftInput;
-
-/// Committed entries apply may fall behind before proposals are refused (etcd's
-/// maxGapBetweenApplyAndCommitIndex).
-const MAX_APPLY_GAP: u64 = 5000;
 
 impl Member {
     /// Put through raft; the header names this member. (Like etcd's quotaKVServer, the
@@ -227,7 +223,8 @@ impl Member {
             .status
             .commit
             .load(std::sync::atomic::Ordering::Acquire);
-        if commit > self.applied_index() + MAX_APPLY_GAP {
+        let priority = self.limits.priority_request && backpressure::is_priority(&request);
+        if backpressure::exceeds_request_limit(self.applied_index(), commit, priority) {
             return Err(EtcdError::TooManyRequests);
         }
         let (id, data) = self.encode(who, request)?;

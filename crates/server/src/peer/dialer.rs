@@ -30,6 +30,9 @@ pub struct PeerDialer {
     /// How long a ping may go unanswered before the connection is dropped
     /// (`--raft-write-timeout`; etcd's rafthttp write deadline, 5 s).
     write_timeout: Duration,
+    /// The address TCP connections are bound to before they dial (`SetMemberLocalAddr`);
+    /// none: the system picks.
+    local_addr: Option<std::net::IpAddr>,
 }
 
 /// The byte stream under a peer connection: TCP or a Unix socket, maybe TLS.
@@ -53,7 +56,19 @@ impl Default for PeerDialer {
 
 impl PeerDialer {
     pub fn new(tls: Option<Arc<rustls::ClientConfig>>, write_timeout: Duration) -> Self {
-        PeerDialer { tls, write_timeout }
+        PeerDialer {
+            tls,
+            write_timeout,
+            local_addr: None,
+        }
+    }
+
+    /// Dials TCP peers from `addr` (`SetMemberLocalAddr`).
+    pub fn with_local_addr(self, addr: Option<std::net::IpAddr>) -> Self {
+        PeerDialer {
+            local_addr: addr,
+            ..self
+        }
     }
 
     fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, DialError> {
@@ -82,6 +97,7 @@ impl PeerDialer {
            + Clone
            + Send {
         let cfg = self.tls.clone();
+        let local = self.local_addr;
         tower::service_fn(move |uri: http::Uri| {
             let cfg = cfg.clone();
             async move {
@@ -95,9 +111,7 @@ impl PeerDialer {
                     let path = uri.authority().map(|a| a.as_str()).unwrap_or_default();
                     Box::new(tokio::net::UnixStream::connect(path).await?)
                 } else {
-                    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                    tcp.set_nodelay(true)?;
-                    Box::new(tcp)
+                    Box::new(dial_tcp(&host, port, local).await?)
                 };
                 let Some(cfg) = cfg else {
                     return Ok(hyper_util::rt::TokioIo::new(io));
@@ -114,9 +128,9 @@ impl PeerDialer {
         })
     }
 
-    /// Whether the endpoint needs our connector (TLS or a Unix socket).
+    /// Whether the endpoint needs our connector (TLS, a Unix socket, a local address).
     fn custom(&self, url: &str) -> bool {
-        self.tls.is_some() || is_unix(url)
+        self.tls.is_some() || is_unix(url) || self.local_addr.is_some()
     }
 
     /// A connected channel to one of `urls`.
@@ -161,6 +175,34 @@ impl PeerDialer {
     }
 }
 
+/// A TCP connection to `host:port`, from `local` (any port) when given.
+async fn dial_tcp(
+    host: &str,
+    port: u16,
+    local: Option<std::net::IpAddr>,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let tcp = match local {
+        None => tokio::net::TcpStream::connect((host, port)).await?,
+        Some(ip) => {
+            let remote = tokio::net::lookup_host((host, port))
+                .await?
+                .find(|a| a.is_ipv4() == ip.is_ipv4())
+                .ok_or_else(|| {
+                    let msg = format!("{host}: no address of the local address's family ({ip})");
+                    std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, msg)
+                })?;
+            let socket = match ip {
+                std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+            };
+            socket.bind(std::net::SocketAddr::new(ip, 0))?;
+            socket.connect(remote).await?
+        }
+    };
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
 /// Raft messages and snapshots can be large (etcd allows 256 MiB on the peer port).
 pub(super) const MAX_MESSAGE: usize = 256 << 20;
 
@@ -175,5 +217,27 @@ impl PeerDialer {
         Ok(chorus_api::peerpb::raft_client::RaftClient::new(ch)
             .max_decoding_message_size(MAX_MESSAGE)
             .max_encoding_message_size(MAX_MESSAGE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection comes from the local address the dialer was given.
+    #[tokio::test]
+    async fn tcp_dials_from_the_local_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        for local in ["127.0.0.1", "127.0.0.2"] {
+            let ip: std::net::IpAddr = local.parse().unwrap();
+            let dialed = dial_tcp("127.0.0.1", port, Some(ip)).await.unwrap();
+            let (_conn, from) = listener.accept().await.unwrap();
+            assert_eq!(from.ip(), ip);
+            assert_eq!(dialed.local_addr().unwrap().ip(), ip);
+        }
+        let v6: std::net::IpAddr = "::1".parse().unwrap();
+        let e = dial_tcp("127.0.0.1", port, Some(v6)).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable);
     }
 }

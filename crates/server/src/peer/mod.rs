@@ -213,6 +213,23 @@ impl PeerTransport {
         }
     }
 
+    /// What a peer answers on its probe: the etcd server version it runs as and the
+    /// cluster version it knows (etcd's peer `/version`).
+    pub async fn versions(
+        &self,
+        peer: u64,
+    ) -> Result<chorus_api::peerpb::ProbeResponse, EtcdError> {
+        let mut c = self.client(peer)?;
+        let req = chorus_api::peerpb::ProbeRequest {
+            cluster_id: self.cluster_id,
+            from: self.id,
+        };
+        match c.probe(req).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) => Err(EtcdError::from_status(&s)),
+        }
+    }
+
     /// Streams a snapshot message and the backend dump taken in `tx` to its recipient;
     /// raft hears how it went.
     pub fn send_snapshot(&self, msg: Message, tx: redb::ReadTransaction) {

@@ -41,6 +41,8 @@ pub trait PeerHandler: Send + Sync + 'static {
     /// This member's hash of its keys at `revision` (0: now), or with `compaction` the
     /// hash its compaction at `revision` recorded.
     fn hash_kv_here(&self, revision: i64, compaction: bool) -> Result<HashKvResponse, EtcdError>;
+    /// The cluster version this member knows (`3.5.0`; none: not decided).
+    fn cluster_version(&self) -> Option<String>;
 }
 
 /// What the service needs besides the handler.
@@ -172,6 +174,7 @@ impl<H: PeerHandler> Raft for PeerService<H> {
             cluster_id: self.cfg.cluster_id,
             members,
             removed,
+            cluster_version: self.handler.cluster_version().unwrap_or_default(),
         }))
     }
 
@@ -186,6 +189,7 @@ impl<H: PeerHandler> Raft for PeerService<H> {
             cluster_id: self.cfg.cluster_id,
             members,
             removed: Vec::new(),
+            cluster_version: self.handler.cluster_version().unwrap_or_default(),
         }))
     }
 
@@ -212,6 +216,11 @@ impl<H: PeerHandler> Raft for PeerService<H> {
             cluster_id: self.cfg.cluster_id,
             member_id: self.cfg.member_id,
             version: chorus_config::CHORUS_VERSION.to_string(),
+            etcd_server: chorus_config::ETCD_COMPAT_VERSION.to_string(),
+            etcd_cluster: self
+                .handler
+                .cluster_version()
+                .unwrap_or_else(|| crate::cluster_version::NOT_DECIDED.to_string()),
         }))
     }
 }

@@ -142,6 +142,11 @@ impl Maintenance for MaintenanceService {
             errors: s.alarms().status_errors(),
             db_size_in_use: db_size,
             is_learner,
+            // etcd 3.6's storage version follows the cluster version.
+            storage_version: s
+                .cluster_version()
+                .map(|v| v.to_semver())
+                .unwrap_or_default(),
             downgrade_info: s.cluster().downgrade.map(|d| DowngradeInfo {
                 enabled: d.enabled,
                 target_version: d.ver,

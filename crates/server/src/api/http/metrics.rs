@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use chorus_metrics::Exposition;
 
 use crate::member::Member;
-use chorus_config::{ETCD_CLUSTER_VERSION, ETCD_COMPAT_VERSION};
+use chorus_config::ETCD_COMPAT_VERSION;
 
 fn flag(b: bool) -> f64 {
     if b {
@@ -141,15 +141,15 @@ fn render(member: &Member) -> String {
         "Total number of unsynced slow watchers.",
         unsynced as f64,
     );
-    let cluster = ETCD_CLUSTER_VERSION
-        .rsplit_once('.')
-        .map_or(ETCD_CLUSTER_VERSION, |(mm, _)| mm);
-    out.info(
-        "etcd_cluster_version",
-        "Which version is running. 1 for 'cluster_version' label with current cluster version",
-        "cluster_version",
-        cluster,
-    );
+    // etcd has no series until the leader set the cluster version.
+    if let Some(cv) = member.cluster_version() {
+        out.info(
+            "etcd_cluster_version",
+            "Which version is running. 1 for 'cluster_version' label with current cluster version",
+            "cluster_version",
+            &cv.major_minor(),
+        );
+    }
     out.gauge(
         "etcd_debugging_auth_revision",
         "The current revision of auth store.",

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -43,14 +44,17 @@ async fn not_found() -> Response {
     plain_error(StatusCode::NOT_FOUND, "404 page not found")
 }
 
-async fn version(method: Method) -> Response {
+/// etcd's `/version`: the server version, and the cluster version set through raft
+/// (`not_decided` before the leader set it).
+async fn version(State(member): State<Arc<Member>>, method: Method) -> Response {
     if method != Method::GET {
         return method_not_allowed("GET");
     }
-    let body = format!(
-        r#"{{"etcdserver":"{ETCD_COMPAT_VERSION}","etcdcluster":"{}"}}"#,
-        chorus_config::ETCD_CLUSTER_VERSION
+    let cluster = member.cluster_version().map_or_else(
+        || crate::cluster_version::NOT_DECIDED.to_string(),
+        |v| v.to_semver(),
     );
+    let body = format!(r#"{{"etcdserver":"{ETCD_COMPAT_VERSION}","etcdcluster":"{cluster}"}}"#);
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

@@ -51,7 +51,10 @@ impl LocalBackend {
         };
         crate::v2::members::add(&mut s, &m);
         crate::v2::members::publish(&mut s, &m);
-        crate::v2::members::set_version(&mut s, chorus_config::ETCD_CLUSTER_VERSION);
+        crate::v2::members::set_version(
+            &mut s,
+            &crate::cluster_version::server_version().to_semver(),
+        );
     }
 
     /// Stops the clock at `t` (tests).
