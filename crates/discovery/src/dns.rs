@@ -190,7 +190,8 @@ impl Resolver {
                 return Ok(SocketAddr::new(ip, port));
             }
         }
-        system_lookup(host, port).await
+        // getaddrinfo does not take the final dot of an SRV target (`localhost.`).
+        system_lookup(host.strip_suffix('.').unwrap_or(host), port).await
     }
 
     /// The first A (else AAAA) address of `host` from our servers, if any.

@@ -66,13 +66,9 @@ pub async fn cluster_names(r: &Resolver, q: &SrvQuery<'_>) -> (Vec<String>, Opti
         format!("-{}", q.service_name)
     };
     let ssl = get_cluster(r, "https", &format!("etcd-server-ssl{suffix}"), q).await;
+    log_found("https", &format!("etcd-server-ssl{suffix}"), q, &ssl);
     let plain = get_cluster(r, "http", &format!("etcd-server{suffix}"), q).await;
-    tracing::info!(
-        service_name = %format!("etcd-server-ssl{suffix}"),
-        discovery_srv = %q.domain,
-        found_cluster = ?ssl.as_ref().ok(),
-        "get cluster for etcd-server-ssl SRV"
-    );
+    log_found("http", &format!("etcd-server{suffix}"), q, &plain);
     let mut names = Vec::new();
     let mut errors = Vec::new();
     for r in [ssl, plain] {
@@ -87,6 +83,23 @@ pub async fn cluster_names(r: &Resolver, q: &SrvQuery<'_>) -> (Vec<String>, Opti
         _ => Some(SrvError::Both(errors)),
     };
     (names, err)
+}
+
+/// etcd's line after each lookup.
+fn log_found(scheme: &str, service: &str, q: &SrvQuery<'_>, found: &Result<Vec<String>, SrvError>) {
+    let (cluster, error) = match found {
+        Ok(v) => (v.join(","), String::new()),
+        Err(e) => (String::new(), e.to_string()),
+    };
+    tracing::info!(
+        service_scheme = scheme,
+        service_name = service,
+        server_name = q.name,
+        discovery_srv = q.domain,
+        found_cluster = %cluster,
+        error = %error,
+        "get cluster for {service} SRV"
+    );
 }
 
 /// etcd's `srv.GetCluster` for one record set.
