@@ -232,7 +232,13 @@ impl Resolver {
         for _ in 0..self.attempts {
             for server in &self.servers {
                 match self.exchange(*server, &fqdn, rtype).await {
-                    Ok(m) if m.response_code() == ResponseCode::ServFail => {
+                    // Go: NXDOMAIN is "no such host", any other failure "server misbehaving".
+                    Ok(m)
+                        if !matches!(
+                            m.response_code(),
+                            ResponseCode::NoError | ResponseCode::NXDomain
+                        ) =>
+                    {
                         last = Some(lookup_error(name, *server, "server misbehaving"));
                     }
                     Ok(m) => return Ok((m, *server)),
