@@ -47,6 +47,14 @@ fn on(server: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
+/// `CHORUS_DNS_RESOLVER` that is not `ip:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{RESOLVER_ENV}={given:?} must be \"ip:port\" ({reason})")]
+pub struct BadResolver {
+    pub given: String,
+    pub reason: String,
+}
+
 /// One SRV record (Go's `net.SRV`): the target keeps its trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Srv {
@@ -68,7 +76,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// `CHORUS_DNS_RESOLVER` if set, else the name servers of `/etc/resolv.conf`.
-    pub fn from_env() -> Result<Resolver, LookupError> {
+    pub fn from_env() -> Result<Resolver, BadResolver> {
         match std::env::var(RESOLVER_ENV) {
             Ok(v) if !v.trim().is_empty() => Resolver::at(v.trim()),
             _ => Ok(Resolver::system()),
@@ -76,11 +84,10 @@ impl Resolver {
     }
 
     /// Every lookup asks `addr` (`ip:port`).
-    pub fn at(addr: &str) -> Result<Resolver, LookupError> {
-        let server = addr.parse::<SocketAddr>().map_err(|e| LookupError {
-            name: addr.to_string(),
-            server: None,
-            reason: format!("{RESOLVER_ENV} must be \"ip:port\" ({e})"),
+    pub fn at(addr: &str) -> Result<Resolver, BadResolver> {
+        let server = addr.parse::<SocketAddr>().map_err(|e| BadResolver {
+            given: addr.to_string(),
+            reason: e.to_string(),
         })?;
         Ok(Resolver {
             servers: vec![server],

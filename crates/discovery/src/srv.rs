@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use chorus_config::Url;
 
-use crate::dns::{LookupError, Resolver};
+use crate::dns::{BadResolver, LookupError, Resolver};
 
 /// Why SRV discovery found nothing, in etcd's words.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +22,9 @@ pub enum SrvError {
     /// An advertised peer URL whose host does not resolve.
     #[error("{0}")]
     Resolve(LookupError),
+    /// `CHORUS_DNS_RESOLVER` is not `ip:port`.
+    #[error(transparent)]
+    Resolver(#[from] BadResolver),
     /// Both lookups failed (`errHTTPS; errHTTP`, as multierr joins them).
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Both(Vec<SrvError>),
