@@ -48,7 +48,13 @@ pub enum DiscoveryError {
     Client(#[from] chorus_client::Error),
     /// DNS SRV discovery found nothing.
     #[error(transparent)]
-    Srv(#[from] SrvError),
+    Srv(Box<SrvError>),
+}
+
+impl From<SrvError> for DiscoveryError {
+    fn from(e: SrvError) -> Self {
+        DiscoveryError::Srv(Box::new(e))
+    }
 }
 
 impl DiscoveryError {

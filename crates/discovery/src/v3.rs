@@ -195,7 +195,7 @@ impl V3Discovery {
         };
         let size = std::str::from_utf8(&kv.value)
             .ok()
-            .and_then(|v| parse_go_int(v))
+            .and_then(parse_go_int)
             .filter(|n| *n > 0);
         Ok(size
             .and_then(|n| usize::try_from(n).ok())

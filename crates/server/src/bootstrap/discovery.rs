@@ -121,7 +121,7 @@ fn log_failure(cfg: &Config, e: &StartError) {
 
 /// etcd's DNS case of `PeerURLsMapAndToken`.
 async fn from_srv(cfg: &Config) -> Result<Discovered, StartError> {
-    let setup = |e: SrvError| StartError::InitialCluster(DiscoveryError::Srv(e));
+    let setup = |e: SrvError| StartError::InitialCluster(e.into());
     let resolver = Resolver::from_env().map_err(|e| setup(SrvError::Resolver(e)))?;
     let query = SrvQuery {
         name: &cfg.name,
