@@ -126,6 +126,14 @@ async fn assert_three_members(c: &mut Cluster) {
     }
 }
 
+/// Member `i` exits by itself with a failure and logs each of `wants`.
+async fn fails_with(c: &mut Cluster, i: usize, wants: &[&str]) {
+    let log = failed_start(c, i).await;
+    for want in wants {
+        assert!(log.contains(want), "{want}:\n{log}");
+    }
+}
+
 /// Member `i` exits by itself with a failure; its log.
 async fn failed_start(c: &mut Cluster, i: usize) -> String {
     c.spawn(i);
@@ -237,15 +245,13 @@ async fn v2_bootstrap_through(kind: ServerKind) {
 
     // A fourth member finds the cluster full.
     let mut late = discovering_cluster(&[("discovery", &url)], &[]);
-    let log = failed_start(&mut late, 0).await;
-    assert!(
-        log.contains("failed to join discovery cluster (discovery: cluster is full)"),
-        "{log}"
-    );
-    assert!(
-        log.contains("chorus has no v2 proxy to fall back to"),
-        "{log}"
-    );
+    let full = "failed to join discovery cluster (discovery: cluster is full)";
+    fails_with(
+        &mut late,
+        0,
+        &[full, "chorus has no v2 proxy to fall back to"],
+    )
+    .await;
 
     // No size, a bad size, a URL that cannot work.
     set_flag(&mut late, 1, "discovery", Some(&v2_url(&service, "nosize")));
@@ -266,11 +272,12 @@ async fn v2_bootstrap_through(kind: ServerKind) {
         .await;
     assert!(code == 200 || code == 201);
     set_flag(&mut late, 2, "discovery", Some(&v2_url(&service, "bad")));
-    let log = failed_start(&mut late, 2).await;
-    assert!(
-        log.contains("failed to join discovery cluster (discovery: size key is bad)"),
-        "{log}"
-    );
+    fails_with(
+        &mut late,
+        2,
+        &["failed to join discovery cluster (discovery: size key is bad)"],
+    )
+    .await;
     set_flag(&mut late, 2, "discovery", Some("foo"));
     let log = failed_start(&mut late, 2).await;
     assert!(
@@ -325,17 +332,19 @@ async fn a_cluster_bootstraps_through_v3_discovery_on_chorus() {
     assert_eq!(regs.kvs.len(), 3);
 
     let mut late = discovering_cluster(&flags, &[]);
-    let log = failed_start(&mut late, 0).await;
-    assert!(
-        log.contains("failed to join discovery cluster (discovery: cluster is full)"),
-        "{log}"
-    );
+    fails_with(
+        &mut late,
+        0,
+        &["failed to join discovery cluster (discovery: cluster is full)"],
+    )
+    .await;
     set_flag(&mut late, 1, "discovery-token", Some("nosize"));
-    let log = failed_start(&mut late, 1).await;
-    assert!(
-        log.contains("failed to join discovery cluster (discovery: size key not found)"),
-        "{log}"
-    );
+    fails_with(
+        &mut late,
+        1,
+        &["failed to join discovery cluster (discovery: size key not found)"],
+    )
+    .await;
     sc.put(
         "/_etcd/registry/zero/_config/size",
         "0",
@@ -344,11 +353,12 @@ async fn a_cluster_bootstraps_through_v3_discovery_on_chorus() {
     .await
     .unwrap();
     set_flag(&mut late, 1, "discovery-token", Some("zero"));
-    let log = failed_start(&mut late, 1).await;
-    assert!(
-        log.contains("failed to join discovery cluster (discovery: size key is bad)"),
-        "{log}"
-    );
+    fails_with(
+        &mut late,
+        1,
+        &["failed to join discovery cluster (discovery: size key is bad)"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use chorus_config::url::query_escape;
 use chorus_config::{InitialCluster, Url};
 use serde::Deserialize;
 
@@ -371,21 +372,6 @@ fn clean_path(p: &str) -> String {
 /// `path.Base`.
 fn base(key: &str) -> &str {
     key.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
-/// Go's `url.QueryEscape`.
-fn query_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
