@@ -98,6 +98,8 @@ pub struct Member {
     pub log_path: PathBuf,
     /// The command line after the binary; identical on every (re)start.
     pub args: Vec<String>,
+    /// Environment variables set for the process (e.g. `CHORUS_DNS_RESOLVER`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -144,6 +146,7 @@ impl Member {
             data_dir,
             log_path,
             args,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -382,6 +385,7 @@ impl Cluster {
                 cmd.env_remove(name);
             }
         }
+        cmd.envs(member.env.iter().map(|(k, v)| (k, v)));
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         // If the test process dies without running Drop (killed by a timeout), the kernel
         // kills the member too. PDEATHSIG follows the spawning *thread*, so spawn members

@@ -13,25 +13,6 @@ use super::gates::{self, FeatureGates};
 /// of them with [`ConfigError::NotImplemented`]. Remove a name here when the
 /// feature lands (for a renamed flag, remove both names).
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    // discovery (v2, DNS SRV, v3)
-    "discovery",
-    "discovery-fallback",
-    "discovery-proxy",
-    "discovery-srv",
-    "discovery-srv-name",
-    "discovery-endpoints",
-    "discovery-token",
-    "discovery-dial-timeout",
-    "discovery-request-timeout",
-    "discovery-keepalive-time",
-    "discovery-keepalive-timeout",
-    "discovery-insecure-transport",
-    "discovery-insecure-skip-tls-verify",
-    "discovery-cert",
-    "discovery-key",
-    "discovery-cacert",
-    "discovery-user",
-    "discovery-password",
     // v2 proxy and v2 emulation
     "proxy",
     "proxy-failure-wait",

@@ -120,6 +120,21 @@ pub fn sort_urls(urls: &mut [Url]) {
     urls.sort_by_cached_key(|u| u.to_string());
 }
 
+/// Query-string escaping as Go's `url.QueryEscape`.
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Comma-join the string forms (`types.URLs.String()`).
 pub fn join_urls(urls: &[Url]) -> String {
     urls.iter()

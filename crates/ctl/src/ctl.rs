@@ -104,13 +104,22 @@ impl Ctl {
         }
     }
 
-    /// The `--endpoints` list (trimmed), after refusing DNS discovery.
+    /// etcdctl's `endpointsFromCmd`: the endpoints `--discovery-srv` finds, else the
+    /// `--endpoints` list (trimmed).
     pub fn endpoints(&self) -> Vec<String> {
-        if !self.flags.str("discovery-srv").is_empty() {
-            exit::fail(
-                ExitCode::Error,
-                "--discovery-srv (DNS SRV discovery) is not supported by chorusctl; give --endpoints",
-            );
+        let domain = self.flags.str("discovery-srv");
+        if !domain.is_empty() {
+            let name = self.flags.str("discovery-srv-name");
+            let insecure = self.flags.bool("insecure-discovery");
+            let found = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current()
+                    .block_on(crate::srv::endpoints(&domain, &name, insecure))
+            });
+            match found {
+                Ok(eps) if !eps.is_empty() => return eps,
+                Ok(_) => {}
+                Err(e) => exit::fail(ExitCode::Error, &e),
+            }
         }
         self.flags
             .slice("endpoints")
@@ -161,6 +170,15 @@ impl Ctl {
             self.flags.bool("insecure-skip-tls-verify"),
         )
         .unwrap_or_else(|e| exit::fail(ExitCode::BadArgs, &e));
+        let tls = tls.map(|mut t| {
+            // etcdctl's `secureCfgFromCmd`: with --insecure-discovery=false the discovered
+            // servers must hold certificates for the --discovery-srv domain.
+            let domain = self.flags.str("discovery-srv");
+            if !domain.is_empty() && !self.flags.bool("insecure-discovery") {
+                t.server_name = Some(domain);
+            }
+            t
+        });
         let keepalive = self.flags.duration("keepalive-time");
         ConnectOptions {
             dial_timeout: self.flags.duration("dial-timeout"),

@@ -261,20 +261,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Query-string escaping as Go's `url.QueryEscape`.
-pub fn query_escape(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use chorus_config::url::query_escape;
 
 /// Path escaping of a key as the v2 client does (`url.PathEscape` per segment, `/` kept).
 pub fn path_escape(s: &str) -> String {

@@ -18,6 +18,7 @@ mod exit;
 mod gofmt;
 mod http;
 mod printer;
+mod srv;
 mod tls;
 mod v2;
 mod v2auth;

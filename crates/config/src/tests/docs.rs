@@ -79,8 +79,16 @@ const CHORUS_NOTES: &[(&str, &str)] = &[
     ),
     ("dns-domain", "chorus's own flag (default `skydns.local.`)"),
     (
+        "discovery",
+        "a down service: 3 retries, then `discovery: too many retries` (etcd retries forever)",
+    ),
+    (
+        "discovery-srv",
+        "`CHORUS_DNS_RESOLVER=ip:port` points the lookups at one server",
+    ),
+    (
         "discovery-fallback",
-        "default `proxy` as in 3.5 (3.6: `exit`, `proxy` refused)",
+        "default `proxy` as in 3.5 (3.6: `exit`); chorus has no v2 proxy, so a full discovery cluster always exits",
     ),
     (
         "enable-grpc-gateway",

@@ -98,12 +98,14 @@ fn renamed_and_gated_keys_conflict_as_on_the_command_line() {
 
 #[test]
 fn nested_sections() {
-    let (e, _) = load_err(&format!(
+    let (c, _) = load_ok(&format!(
         "{BASE}discovery-config:\n  token: t\n  client:\n    endpoints: [http://127.0.0.1:1]\n    secure:\n      insecure-transport: false\n"
     ));
-    // The default initial cluster was dropped for v3 discovery; it is refused
-    // as not implemented.
-    assert_eq!(e, ConfigError::not_implemented("--discovery-endpoints"));
+    // v3 discovery from the file; the default initial cluster was dropped.
+    assert_eq!(c.discovery_cfg.token, "t");
+    assert_eq!(c.discovery_cfg.endpoints, ["http://127.0.0.1:1"]);
+    assert!(!c.discovery_cfg.insecure_transport);
+    assert!(c.initial_cluster.is_empty());
     let (c, n) = load_ok(&format!(
         "{BASE}socket-options:\n  Reuse-Port: false\n  bogus: 1\ndiscovery-config:\n  client:\n    dial-timeout: 2000000000\n"
     ));

@@ -179,7 +179,7 @@ fn new_values_are_checked_with_etcds_messages() {
 }
 
 #[test]
-fn v3_discovery_is_checked_then_refused() {
+fn v3_discovery_is_checked() {
     let no_ic = &P[..P.len() - 2];
     let with = |extra: &[&str]| {
         let mut v = no_ic.to_vec();
@@ -206,14 +206,15 @@ fn v3_discovery_is_checked_then_refused() {
         with(&["--discovery-proxy=http://p:1", "--discovery-token=t", "--discovery-endpoints=http://127.0.0.1:1"]),
         inv("both v2 discovery settings (discovery, discovery-proxy) and v3 discovery settings (discovery-token, discovery-endpoints, discovery-cert, discovery-key, discovery-cacert, discovery-user, discovery-password) are set")
     );
-    // Valid, but not implemented; the default initial cluster was dropped.
-    assert_eq!(
-        with(&[
-            "--discovery-token=t",
-            "--discovery-endpoints=http://127.0.0.1:1"
-        ]),
-        ConfigError::not_implemented("--discovery-endpoints")
-    );
+    // Valid; the default initial cluster was dropped.
+    let mut v = no_ic.to_vec();
+    v.extend_from_slice(&[
+        "--discovery-token=t",
+        "--discovery-endpoints=http://127.0.0.1:1",
+    ]);
+    let c = run(&v);
+    assert_eq!(c.discovery_cfg.token, "t");
+    assert!(c.initial_cluster.is_empty());
 }
 
 #[test]

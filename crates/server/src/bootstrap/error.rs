@@ -52,6 +52,17 @@ pub enum StartError {
     ForceNewCluster(String),
     #[error(transparent)]
     V2Content(#[from] crate::v2::deprecation::DisallowedContent),
+    /// `--discovery-srv` found no usable cluster (etcd's `PeerURLsMapAndToken` error).
+    #[error("error setting up initial cluster: {0}")]
+    InitialCluster(chorus_discovery::DiscoveryError),
+    /// v2 or v3 discovery failed (etcd's `DiscoveryError{Op: "join"}`).
+    #[error("failed to join discovery cluster ({0})")]
+    Discovery(chorus_discovery::DiscoveryError),
+    /// The discovered initial cluster does not parse.
+    #[error("{0}")]
+    DiscoveredCluster(String),
+    #[error("discovery cluster {0} has duplicate url")]
+    DiscoveredDuplicateUrl(String),
     #[error("raft thread panicked")]
     RaftPanicked,
     /// The cluster runs at a version this member cannot (`--next-cluster-version-compatible`

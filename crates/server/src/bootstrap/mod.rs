@@ -3,12 +3,14 @@
 //! orderly stop of all of them.
 //!
 //! ```text
-//!   bind peer listeners ─▶ recover.rs: restart | bootstrap | join ─▶ Recovered
+//!   bind peer listeners ─▶ recover.rs: restart (WAL or an etcd data dir to take over)
+//!                          | discovery.rs (SRV, v2, v3) ─▶ bootstrap | join ─▶ Recovered
 //!     ─▶ stores (kv, lessor, cluster, alarms, v2, watch hub, waiters)
 //!     ─▶ PeerTransport (outgoing) ─▶ Member ─▶ raft thread (Node) ─▶ apply thread (Applier)
 //!     ─▶ peer service (PeerService: the member answers) ─▶ member loops
 //! ```
 
+mod discovery;
 mod error;
 mod force;
 mod host;
@@ -102,27 +104,36 @@ impl PeerLinks for PeerTransport {
     }
 }
 
-/// Recovers the member's state from its data dir (or creates it), binding the peer
-/// listeners first so that a busy port fails before anything is written.
+/// Recovers the member's state from its data dir (or creates it, with the initial cluster
+/// discovery finds), binding the peer listeners first so that a busy port fails before
+/// anything is written. Also the peers' TLS server name, when discovery sets one.
 async fn recover(
     cfg: &Config,
     tls: &MemberTls,
     backend_opts: &BackendOptions,
-) -> Result<Recovered, StartError> {
+) -> Result<(Recovered, Option<String>), StartError> {
     for dir in [cfg.data_dir.clone(), cfg.member_dir(), cfg.snap_dir()] {
         chorus_datadir::layout::create_dir(&dir)?;
     }
-    let rec = if Wal::exists(&cfg.wal_dir()) {
-        recover::restart(cfg, &Snapshotter::new(cfg.snap_dir()), backend_opts)?
-    } else if cfg.is_new_cluster() {
-        recover::bootstrap(cfg, backend_opts)?
+    let snapshotter = || Snapshotter::new(cfg.snap_dir());
+    let mut server_name = None;
+    let rec = if Wal::exists(&cfg.wal_dir()) || recover::take_over_etcd(cfg, backend_opts)? {
+        recover::restart(cfg, &snapshotter(), backend_opts)?
     } else {
-        recover::join(cfg, backend_opts, &peer_dialer(cfg, tls)).await?
+        let found = discovery::discover(cfg).await?;
+        server_name = found.peer_server_name;
+        let cfg = &found.cfg;
+        if cfg.is_new_cluster() {
+            recover::bootstrap(cfg, backend_opts)?
+        } else {
+            let dialer = peer_dialer(cfg, tls).with_server_name(server_name.clone());
+            recover::join(cfg, backend_opts, &dialer).await?
+        }
     };
     if chorus_storage::members::is_removed(&rec.backend, rec.member_id)? {
         return Err(StartError::Removed);
     }
-    Ok(rec)
+    Ok((rec, server_name))
 }
 
 /// How this member dials its peers: with the peer TLS client, from the local address
@@ -285,10 +296,10 @@ pub async fn start(cfg: &Config, tls: &MemberTls) -> Result<Running, StartError>
     )
     .await?;
     let backend_opts = BackendOptions::default();
-    let rec = recover(cfg, tls, &backend_opts).await?;
+    let (rec, server_name) = recover(cfg, tls, &backend_opts).await?;
     let stores = load_stores(cfg, &rec)?;
     let ch = Channels::new(&rec, &stores)?;
-    let dialer = peer_dialer(cfg, tls);
+    let dialer = peer_dialer(cfg, tls).with_server_name(server_name);
     let transport = PeerTransport::new(rec.member_id, rec.cluster_id, dialer, ch.raft_tx.clone());
     for m in stores.cluster.get().members.values() {
         if m.id != rec.member_id {

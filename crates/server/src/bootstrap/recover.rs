@@ -34,7 +34,7 @@ pub struct Recovered {
 
 /// Converts an etcd member's data dir in place, or finishes a conversion an earlier
 /// start did not finish; `true` when the data dir is now a chorus member's to restart.
-fn take_over_etcd(cfg: &Config, backend_opts: &BackendOptions) -> Result<bool, StartError> {
+pub fn take_over_etcd(cfg: &Config, backend_opts: &BackendOptions) -> Result<bool, StartError> {
     let opts = TakeoverOptions {
         wal: wal_options(cfg),
         backend: backend_opts.clone(),
@@ -44,9 +44,6 @@ fn take_over_etcd(cfg: &Config, backend_opts: &BackendOptions) -> Result<bool, S
 
 /// A new member of a new cluster (`--initial-cluster-state new`).
 pub fn bootstrap(cfg: &Config, backend_opts: &BackendOptions) -> Result<Recovered, StartError> {
-    if take_over_etcd(cfg, backend_opts)? {
-        return restart(cfg, &Snapshotter::new(cfg.snap_dir()), backend_opts);
-    }
     let boot = cfg.bootstrap_cluster()?;
     let snap_dir = cfg.snap_dir();
     let _ = std::fs::remove_file(backend_path(&snap_dir));
@@ -72,9 +69,6 @@ pub async fn join(
     backend_opts: &BackendOptions,
     dialer: &PeerDialer,
 ) -> Result<Recovered, StartError> {
-    if take_over_etcd(cfg, backend_opts)? {
-        return restart(cfg, &Snapshotter::new(cfg.snap_dir()), backend_opts);
-    }
     let remote = ask_members(cfg, dialer).await?;
     let mut ours: Vec<String> = cfg
         .initial_advertise_peer_urls

@@ -27,6 +27,10 @@ pub enum DialError {
 #[derive(Clone)]
 pub struct PeerDialer {
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS server name to send instead of the URL's host (etcd's `PeerTLSInfo.ServerName`:
+    /// the `--discovery-srv` domain when the SRV records gave https peers and there is no
+    /// `--peer-trusted-ca-file`).
+    server_name: Option<String>,
     /// How long a ping may go unanswered before the connection is dropped
     /// (`--raft-write-timeout`; etcd's rafthttp write deadline, 5 s).
     write_timeout: Duration,
@@ -58,6 +62,7 @@ impl PeerDialer {
     pub fn new(tls: Option<Arc<rustls::ClientConfig>>, write_timeout: Duration) -> Self {
         PeerDialer {
             tls,
+            server_name: None,
             write_timeout,
             local_addr: None,
         }
@@ -69,6 +74,12 @@ impl PeerDialer {
             local_addr: addr,
             ..self
         }
+    }
+
+    /// The same dialer, sending `name` as every peer's TLS server name.
+    pub fn with_server_name(mut self, name: Option<String>) -> Self {
+        self.server_name = name;
+        self
     }
 
     fn endpoint(&self, url: &str) -> Result<tonic::transport::Endpoint, DialError> {
@@ -98,8 +109,10 @@ impl PeerDialer {
            + Send {
         let cfg = self.tls.clone();
         let local = self.local_addr;
+        let server_name = self.server_name.clone();
         tower::service_fn(move |uri: http::Uri| {
             let cfg = cfg.clone();
+            let server_name = server_name.clone();
             async move {
                 let host = uri
                     .host()
@@ -116,7 +129,7 @@ impl PeerDialer {
                 let Some(cfg) = cfg else {
                     return Ok(hyper_util::rt::TokioIo::new(io));
                 };
-                let name = rustls::pki_types::ServerName::try_from(host)
+                let name = rustls::pki_types::ServerName::try_from(server_name.unwrap_or(host))
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let tls = tokio_rustls::TlsConnector::from(cfg)
                     .connect(name, io)
