@@ -42,7 +42,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-enable-v2v3",
     // misc
     "next-cluster-version-compatible",
-    "enable-pprof",
     // distributed tracing
     "enable-distributed-tracing",
     "distributed-tracing-address",

@@ -99,6 +99,25 @@ async fn bind_clients(
     Ok(ClientListeners { clients, metrics })
 }
 
+/// etcd registers its pprof handlers on the client URLs under `--enable-pprof` and
+/// under `--log-level=debug` (not on `--listen-metrics-urls`).
+fn serves_pprof(cfg: &chorus_config::Config) -> bool {
+    cfg.enable_pprof || cfg.debug || cfg.log_level == "debug"
+}
+
+/// etcd's line when `--enable-pprof` is set (3.5's zap fields, 3.4's capnslog text).
+fn log_pprof(cfg: &chorus_config::Config) {
+    if !cfg.enable_pprof {
+        return;
+    }
+    let path = api::http::pprof::PREFIX;
+    if chorus_log::active_format() == chorus_log::Format::Capnslog {
+        tracing::info!("pprof is enabled under {path}");
+    } else {
+        tracing::info!(path, "pprof is enabled");
+    }
+}
+
 /// Starts serving every client and metrics listener; returns the tasks.
 fn serve_clients(
     cfg: &chorus_config::Config,
@@ -127,6 +146,7 @@ fn serve_clients(
                 max_concurrent_streams: cfg.max_concurrent_streams,
             },
             policy: policy.clone(),
+            pprof: serves_pprof(cfg),
         };
         let tls = addr.secure.then(|| tls.client.clone()).flatten();
         let serve = api::serve_client_port(member.clone(), listener, opts(tls), port);
@@ -148,6 +168,7 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     // before anything is written.
     let tls = net::tls::MemberTls::from_config(&cfg)?;
     let listeners = bind_clients(&cfg, &tls).await?;
+    log_pprof(&cfg);
     let dns = api::dns::bind(&cfg).await?;
     let policy = cfg.auto_compaction()?;
     log_starting(&cfg, &policy);

@@ -46,6 +46,8 @@ struct ClientService {
 pub struct ClientPort {
     pub settings: ServeSettings,
     pub policy: HttpPolicy,
+    /// Serve `/debug/pprof/` (`--enable-pprof`, or `--log-level=debug` as in etcd).
+    pub pprof: bool,
 }
 
 impl Default for ClientPort {
@@ -53,6 +55,7 @@ impl Default for ClientPort {
         ClientPort {
             settings: ServeSettings::default(),
             policy: HttpPolicy::allow_all(),
+            pprof: false,
         }
     }
 }
@@ -64,7 +67,7 @@ impl ClientService {
         ClientService {
             member: member.clone(),
             grpc: grpc::routes(member, &health).prepare().into_axum_router(),
-            http: http::router(member.clone(), gateway),
+            http: http::router(member.clone(), gateway, port.pprof),
             traffic: port.settings.traffic,
             policy: Arc::new(port.policy.clone()),
             gateway_streams: StreamLimit::new(port.settings.max_concurrent_streams),
