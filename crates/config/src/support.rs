@@ -32,13 +32,7 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "discovery-cacert",
     "discovery-user",
     "discovery-password",
-    // v2 proxy and v2 emulation
-    "proxy",
-    "proxy-failure-wait",
-    "proxy-refresh-interval",
-    "proxy-dial-timeout",
-    "proxy-write-timeout",
-    "proxy-read-timeout",
+    // v2 emulation over the v3 store
     "experimental-enable-v2v3",
     // misc
     "next-cluster-version-compatible",

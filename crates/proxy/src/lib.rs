@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod server;
 pub mod upstream;
+pub mod v2;
 pub mod watch;
 
 use clap::Parser;
