@@ -36,17 +36,6 @@ pub const NOT_IMPLEMENTED: &[&str] = &[
     "experimental-enable-v2v3",
     // misc
     "next-cluster-version-compatible",
-    // distributed tracing
-    "enable-distributed-tracing",
-    "distributed-tracing-address",
-    "distributed-tracing-service-name",
-    "distributed-tracing-instance-id",
-    "distributed-tracing-sampling-rate",
-    "experimental-enable-distributed-tracing",
-    "experimental-distributed-tracing-address",
-    "experimental-distributed-tracing-service-name",
-    "experimental-distributed-tracing-instance-id",
-    "experimental-distributed-tracing-sampling-rate",
     // downgrades
     "downgrade-check-time",
     "experimental-downgrade-check-time",

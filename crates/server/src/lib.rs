@@ -62,6 +62,8 @@ pub enum RunError {
     Corruption(#[from] member::corruption::CorruptionError),
     #[error(transparent)]
     Dns(#[from] chorus_dns::DnsError),
+    #[error(transparent)]
+    Tracing(#[from] api::otel::TracingSetupError),
 }
 
 /// The client-side listeners, bound before anything is written.
@@ -124,6 +126,7 @@ fn serve_clients(
     tls: &net::tls::MemberTls,
     listeners: ClientListeners,
     member: &Arc<member::Member>,
+    tracing: Option<&api::otel::Tracing>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let opts = |tls: Option<Arc<rustls::ServerConfig>>| net::ListenerOptions {
@@ -147,6 +150,7 @@ fn serve_clients(
             },
             policy: policy.clone(),
             pprof: serves_pprof(cfg),
+            tracing: tracing.cloned(),
         };
         let tls = addr.secure.then(|| tls.client.clone()).flatten();
         let serve = api::serve_client_port(member.clone(), listener, opts(tls), port);
@@ -191,7 +195,15 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
         .iter()
         .map(|(a, _)| (a.addr.clone(), a.secure, a.insecure, a.traffic))
         .collect();
-    let mut tasks = serve_clients(&cfg, &tls, listeners, &member, shutdown_rx.clone());
+    let tracing = api::otel::Tracing::from_config(&cfg)?;
+    let mut tasks = serve_clients(
+        &cfg,
+        &tls,
+        listeners,
+        &member,
+        tracing.as_ref(),
+        shutdown_rx.clone(),
+    );
     tasks.extend(dns.map(|server| api::dns::spawn(server, &cfg, shutdown_rx)));
     let client_urls = cfg
         .advertise_client_urls
@@ -217,6 +229,9 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     auto_compaction.abort();
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(t) = tracing {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     member.transfer_leadership_away().await;
     drop(member);

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use chorus_api::peerpb::raft_client::RaftClient;
-use chorus_api::peerpb::MembersRequest;
 use chorus_server::peer::PeerDialer;
 
 /// etcd asks each peer for at most this long.
@@ -30,16 +28,8 @@ pub async fn from_peers(
 ) -> Result<RemoteCluster, NoClusterInfo> {
     let mut failures = Vec::new();
     for url in peer_urls {
-        let asked = async {
-            let channel = dialer.lazy(url).map_err(|e| e.to_string())?;
-            RaftClient::new(channel)
-                .members(MembersRequest {})
-                .await
-                .map(|r| r.into_inner())
-                .map_err(|s| s.message().to_string())
-        };
-        match tokio::time::timeout(ASK_TIMEOUT, asked).await {
-            Ok(Ok(r)) => {
+        match dialer.ask_members(url, ASK_TIMEOUT).await {
+            Ok(r) => {
                 let mut peer_urls: Vec<String> =
                     r.members.iter().flat_map(|m| m.peer_urls.clone()).collect();
                 let mut client_urls: Vec<String> = r
@@ -54,8 +44,7 @@ pub async fn from_peers(
                     client_urls,
                 });
             }
-            Ok(Err(e)) => failures.push(format!("{url}: {e}")),
-            Err(_) => failures.push(format!("{url}: timed out")),
+            Err(e) => failures.push(format!("{url}: {e}")),
         }
     }
     Err(NoClusterInfo(failures.join("; ")))
