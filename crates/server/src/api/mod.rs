@@ -145,7 +145,7 @@ impl ConnService for ClientService {
         if is_grpc {
             let traced = self.tracing.as_ref().map(|t| {
                 let peer = req.extensions().get::<crate::net::RemoteAddr>();
-                otel::start(t, &req, peer.map(|p| &*p.0))
+                t.start(&req, peer.map(|p| &*p.0))
             });
             let (mut req, call) = grpc::metrics::Call::start(req);
             if let Some(id) = identity {

@@ -23,7 +23,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-pub use span::{start, TracedCall};
+pub use span::TracedCall;
 
 /// etcd's `maxSamplingRatePerMillion`.
 const PER_MILLION: f64 = 1_000_000.0;
@@ -101,6 +101,11 @@ impl Tracing {
             "distributed tracing enabled"
         );
         Ok(Some(Tracing { tracer, provider }))
+    }
+
+    /// Starts the span of a gRPC request (`peer`: the client's `ip:port`, if known).
+    pub fn start<B>(&self, req: &http::Request<B>, peer: Option<&str>) -> TracedCall {
+        span::start(&self.tracer, req, peer)
     }
 
     /// Exports what is buffered and stops the exporter (at shutdown; blocking).

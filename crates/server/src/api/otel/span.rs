@@ -11,9 +11,7 @@ use opentelemetry::propagation::{Extractor, TextMapCompositePropagator, TextMapP
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::Span;
-
-use super::Tracing;
+use opentelemetry_sdk::trace::{SdkTracer, Span};
 
 struct HeaderExtractor<'a>(&'a http::HeaderMap);
 
@@ -31,7 +29,7 @@ impl Extractor for HeaderExtractor<'_> {
 pub struct TracedCall(Span);
 
 /// Starts the span of a gRPC request (`peer`: the client's `ip:port`, if known).
-pub fn start<B>(tracing: &Tracing, req: &http::Request<B>, peer: Option<&str>) -> TracedCall {
+pub fn start<B>(tracer: &SdkTracer, req: &http::Request<B>, peer: Option<&str>) -> TracedCall {
     let propagator = TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
@@ -48,12 +46,11 @@ pub fn start<B>(tracing: &Tracing, req: &http::Request<B>, peer: Option<&str>) -
         attributes.push(KeyValue::new("net.peer.ip", ip.to_string()));
         attributes.push(KeyValue::new("net.peer.port", port.to_string()));
     }
-    let span = tracing
-        .tracer
+    let span = tracer
         .span_builder(name)
         .with_kind(SpanKind::Server)
         .with_attributes(attributes)
-        .start_with_context(tracing.tracer.as_ref(), &parent);
+        .start_with_context(tracer, &parent);
     TracedCall(span)
 }
 
