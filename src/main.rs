@@ -70,6 +70,15 @@ fn main() {
         .thread_name("chorus")
         .build()
         .expect("start the tokio runtime");
+    // etcd 3.4/3.5's v2 proxy (`--proxy`, or a data dir that holds `proxy/`).
+    if chorus_proxy::v2::should_run(&cfg) {
+        if let Err(e) = runtime.block_on(chorus_proxy::v2::run(*cfg)) {
+            tracing::error!("{e}");
+            eprintln!("chorus: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     if let Err(e) = runtime.block_on(chorus_server::run(*cfg)) {
         tracing::error!("{e}");
         eprintln!("chorus: {e}");

@@ -191,6 +191,12 @@ pub fn require_curl() -> bool {
     require("CHORUS_TEST_CURL", "curl")
 }
 
+/// Whether `go` (Debian's golang-go, for `go tool pprof`) is here (`$CHORUS_TEST_GO`, else
+/// on `PATH`); see the module doc.
+pub fn require_go() -> bool {
+    require("CHORUS_TEST_GO", "go")
+}
+
 /// Whether `dig` (Debian's bind9-dnsutils) is here (`$CHORUS_TEST_DIG`, else on `PATH`);
 /// see the module doc.
 pub fn require_dig() -> bool {

@@ -13,27 +13,8 @@ use super::gates::{self, FeatureGates};
 /// of them with [`ConfigError::NotImplemented`]. Remove a name here when the
 /// feature lands (for a renamed flag, remove both names).
 pub const NOT_IMPLEMENTED: &[&str] = &[
-    // v2 proxy and v2 emulation
-    "proxy",
-    "proxy-failure-wait",
-    "proxy-refresh-interval",
-    "proxy-dial-timeout",
-    "proxy-write-timeout",
-    "proxy-read-timeout",
+    // v2 emulation over the v3 store
     "experimental-enable-v2v3",
-    // misc
-    "enable-pprof",
-    // distributed tracing
-    "enable-distributed-tracing",
-    "distributed-tracing-address",
-    "distributed-tracing-service-name",
-    "distributed-tracing-instance-id",
-    "distributed-tracing-sampling-rate",
-    "experimental-enable-distributed-tracing",
-    "experimental-distributed-tracing-address",
-    "experimental-distributed-tracing-service-name",
-    "experimental-distributed-tracing-instance-id",
-    "experimental-distributed-tracing-sampling-rate",
 ];
 
 /// Feature gates chorus accepts but does not implement yet: refused when

@@ -19,7 +19,9 @@
 //!  members (chorus or etcd)
 //! ```
 //!
-//! The gateway ([`gateway`]) splices TCP connections to the endpoints round-robin.
+//! The gateway ([`gateway`]) splices TCP connections to the endpoints round-robin. [`v2`]
+//! is etcd 3.4/3.5's v2 HTTP proxy (`chorus --proxy=on|readonly`), started by the root
+//! binary instead of a member.
 //! Flags are parsed here ([`flags`]), not in `chorus-config`: the root binary hands the
 //! arguments after `grpc-proxy` / `gateway` to [`main_grpc_proxy`] / [`main_gateway`].
 
@@ -37,6 +39,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod server;
 pub mod upstream;
+pub mod v2;
 pub mod watch;
 
 use clap::Parser;

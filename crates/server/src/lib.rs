@@ -64,6 +64,8 @@ pub enum RunError {
     Corruption(#[from] member::corruption::CorruptionError),
     #[error(transparent)]
     Dns(#[from] chorus_dns::DnsError),
+    #[error(transparent)]
+    Tracing(#[from] api::otel::TracingSetupError),
 }
 
 /// The client-side listeners, bound before anything is written.
@@ -101,12 +103,32 @@ async fn bind_clients(
     Ok(ClientListeners { clients, metrics })
 }
 
+/// etcd registers its pprof handlers on the client URLs under `--enable-pprof` and
+/// under `--log-level=debug` (not on `--listen-metrics-urls`).
+fn serves_pprof(cfg: &chorus_config::Config) -> bool {
+    cfg.enable_pprof || cfg.debug || cfg.log_level == "debug"
+}
+
+/// etcd's line when `--enable-pprof` is set (3.5's zap fields, 3.4's capnslog text).
+fn log_pprof(cfg: &chorus_config::Config) {
+    if !cfg.enable_pprof {
+        return;
+    }
+    let path = api::http::pprof::PREFIX;
+    if chorus_log::active_format() == chorus_log::Format::Capnslog {
+        tracing::info!("pprof is enabled under {path}");
+    } else {
+        tracing::info!(path, "pprof is enabled");
+    }
+}
+
 /// Starts serving every client and metrics listener; returns the tasks.
 fn serve_clients(
     cfg: &chorus_config::Config,
     tls: &net::tls::MemberTls,
     listeners: ClientListeners,
     member: &Arc<member::Member>,
+    tracing: Option<&api::otel::Tracing>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let opts = |tls: Option<Arc<rustls::ServerConfig>>| net::ListenerOptions {
@@ -129,6 +151,8 @@ fn serve_clients(
                 max_concurrent_streams: cfg.max_concurrent_streams,
             },
             policy: policy.clone(),
+            pprof: serves_pprof(cfg),
+            tracing: tracing.cloned(),
         };
         let tls = addr.secure.then(|| tls.client.clone()).flatten();
         let serve = api::serve_client_port(member.clone(), listener, opts(tls), port);
@@ -150,6 +174,7 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     // before anything is written.
     let tls = net::tls::MemberTls::from_config(&cfg)?;
     let listeners = bind_clients(&cfg, &tls).await?;
+    log_pprof(&cfg);
     let dns = api::dns::bind(&cfg).await?;
     let policy = cfg.auto_compaction()?;
     log_starting(&cfg, &policy);
@@ -172,7 +197,15 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
         .iter()
         .map(|(a, _)| (a.addr.clone(), a.secure, a.insecure, a.traffic))
         .collect();
-    let mut tasks = serve_clients(&cfg, &tls, listeners, &member, shutdown_rx.clone());
+    let tracing = api::otel::Tracing::from_config(&cfg)?;
+    let mut tasks = serve_clients(
+        &cfg,
+        &tls,
+        listeners,
+        &member,
+        tracing.as_ref(),
+        shutdown_rx.clone(),
+    );
     tasks.extend(dns.map(|server| api::dns::spawn(server, &cfg, shutdown_rx)));
     let client_urls = cfg
         .advertise_client_urls
@@ -198,6 +231,9 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     auto_compaction.abort();
     for t in tasks {
         let _ = t.await;
+    }
+    if let Some(t) = tracing {
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
     member.transfer_leadership_away().await;
     drop(member);

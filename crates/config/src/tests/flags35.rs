@@ -278,9 +278,10 @@ fn accepted_with_a_notice() {
 #[test]
 fn unimplemented_flags_name_what_was_given() {
     assert_eq!(
-        err(&with_p(&["--enable-pprof"])),
-        ConfigError::not_implemented("--enable-pprof")
+        err(&with_p(&["--experimental-enable-v2v3=/v2"])),
+        ConfigError::not_implemented("--experimental-enable-v2v3")
     );
+    assert!(run(&with_p(&["--enable-pprof"])).enable_pprof);
     // The 3.5 name of an implemented flag sets the 3.6 field.
     assert!(run(&with_p(&["--experimental-memory-mlock"])).memory_mlock);
     let c = run(&with_p(&["--experimental-downgrade-check-time=2s"]));

@@ -14,6 +14,7 @@
 pub mod dns;
 pub mod grpc;
 pub mod http;
+pub mod otel;
 pub mod v2;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ struct ClientService {
     policy: Arc<HttpPolicy>,
     /// `--max-concurrent-streams` over the listener's `/v3/` gateway requests.
     gateway_streams: Option<StreamLimit>,
+    /// `--enable-distributed-tracing`: a span per gRPC request.
+    tracing: Option<otel::Tracing>,
 }
 
 /// How one client listener serves (etcd's `serveCtx` and access controller).
@@ -46,6 +49,10 @@ struct ClientService {
 pub struct ClientPort {
     pub settings: ServeSettings,
     pub policy: HttpPolicy,
+    /// Serve `/debug/pprof/` (`--enable-pprof`, or `--log-level=debug` as in etcd).
+    pub pprof: bool,
+    /// `--enable-distributed-tracing`.
+    pub tracing: Option<otel::Tracing>,
 }
 
 impl Default for ClientPort {
@@ -53,6 +60,8 @@ impl Default for ClientPort {
         ClientPort {
             settings: ServeSettings::default(),
             policy: HttpPolicy::allow_all(),
+            pprof: false,
+            tracing: None,
         }
     }
 }
@@ -64,10 +73,11 @@ impl ClientService {
         ClientService {
             member: member.clone(),
             grpc: grpc::routes(member, &health).prepare().into_axum_router(),
-            http: http::router(member.clone(), gateway),
+            http: http::router(member.clone(), gateway, port.pprof),
             traffic: port.settings.traffic,
             policy: Arc::new(port.policy.clone()),
             gateway_streams: StreamLimit::new(port.settings.max_concurrent_streams),
+            tracing: port.tracing.clone(),
         }
     }
 
@@ -133,6 +143,10 @@ impl ConnService for ClientService {
                 .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc")),
         };
         if is_grpc {
+            let traced = self.tracing.as_ref().map(|t| {
+                let peer = req.extensions().get::<crate::net::RemoteAddr>();
+                t.start(&req, peer.map(|p| &*p.0))
+            });
             let (mut req, call) = grpc::metrics::Call::start(req);
             if let Some(id) = identity {
                 req.extensions_mut().insert(id);
@@ -140,8 +154,12 @@ impl ConnService for ClientService {
             let reply = self.grpc_call(req);
             futures::future::Either::Left(async move {
                 let resp = reply.await.unwrap_or_else(|e| match e {});
-                Ok(match call {
+                let resp = match call {
                     Some(call) => call.finish(resp),
+                    None => resp,
+                };
+                Ok(match traced {
+                    Some(traced) => traced.finish(resp),
                     None => resp,
                 })
             })

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_api::peerpb::{raft_client::RaftClient, MembersRequest, MembersResponse};
+use chorus_api::peerpb::MembersResponse;
 use chorus_config::Config;
 use chorus_datadir::layout::{backend_path, received_snapshot_path};
 use chorus_datadir::member::wal_options;
@@ -143,18 +143,9 @@ async fn ask_members(cfg: &Config, dialer: &PeerDialer) -> Result<MembersRespons
     let mut failures = Vec::new();
     for m in boot.members.iter().filter(|m| m.name != cfg.name) {
         for url in &m.peer_urls {
-            let asked = async {
-                let channel = dialer.lazy(url).map_err(|e| e.to_string())?;
-                RaftClient::new(channel)
-                    .members(MembersRequest {})
-                    .await
-                    .map(|r| r.into_inner())
-                    .map_err(|s| s.message().to_string())
-            };
-            match tokio::time::timeout(Duration::from_secs(5), asked).await {
-                Ok(Ok(r)) => return Ok(r),
-                Ok(Err(e)) => failures.push(format!("{url}: {e}")),
-                Err(_) => failures.push(format!("{url}: timed out")),
+            match dialer.ask_members(url, Duration::from_secs(5)).await {
+                Ok(r) => return Ok(r),
+                Err(e) => failures.push(format!("{url}: {e}")),
             }
         }
     }

@@ -269,6 +269,10 @@ impl Connection {
         security: Security,
         service: impl ConnService,
     ) {
+        let service = WithRemoteAddr {
+            inner: service,
+            addr: RemoteAddr(peer.as_str().into()),
+        };
         match security {
             Security::Plain => self.run(stream, None, false, service).await,
             Security::Tls(cfg) => self.serve_tls(stream, &peer, cfg, service).await,
@@ -364,6 +368,31 @@ impl Connection {
 
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// The client's address (`ip:port`), in every request's extensions (the v2 proxy's
+/// `X-Forwarded-For`).
+#[derive(Clone, Debug)]
+pub struct RemoteAddr(pub Arc<str>);
+
+/// A connection service that tags each request with the connection's [`RemoteAddr`].
+#[derive(Clone)]
+struct WithRemoteAddr<S> {
+    inner: S,
+    addr: RemoteAddr,
+}
+
+impl<S: ConnService> ConnService for WithRemoteAddr<S> {
+    fn call(
+        self,
+        identity: Option<ClientIdentity>,
+        mut req: hyper::Request<hyper::body::Incoming>,
+    ) -> impl std::future::Future<Output = Result<axum::response::Response, std::convert::Infallible>>
+           + Send
+           + 'static {
+        req.extensions_mut().insert(self.addr);
+        self.inner.call(identity, req)
+    }
 }
 
 /// A plain axum router as a connection service (the peer and metrics ports).

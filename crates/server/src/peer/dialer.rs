@@ -6,6 +6,17 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// Why a peer did not say who the members are.
+#[derive(Debug, thiserror::Error)]
+pub enum AskMembersError {
+    #[error(transparent)]
+    Dial(#[from] DialError),
+    #[error("{}", .0.message())]
+    Rpc(tonic::Status),
+    #[error("timed out")]
+    TimedOut,
+}
+
 /// A peer could not be dialed.
 #[derive(Debug, thiserror::Error)]
 pub enum DialError {
@@ -178,6 +189,26 @@ impl PeerDialer {
     }
 
     /// A channel that connects on first use.
+    /// The cluster as the peer at `url` sees it (the peer service's `Members`), within
+    /// `timeout`.
+    pub async fn ask_members(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<chorus_api::peerpb::MembersResponse, AskMembersError> {
+        let asked = async {
+            let channel = self.lazy(url)?;
+            chorus_api::peerpb::raft_client::RaftClient::new(channel)
+                .members(chorus_api::peerpb::MembersRequest {})
+                .await
+                .map(|r| r.into_inner())
+                .map_err(AskMembersError::Rpc)
+        };
+        tokio::time::timeout(timeout, asked)
+            .await
+            .unwrap_or(Err(AskMembersError::TimedOut))
+    }
+
     pub fn lazy(&self, url: &str) -> Result<tonic::transport::Channel, DialError> {
         let endpoint = self.endpoint(url)?;
         Ok(if self.custom(url) {

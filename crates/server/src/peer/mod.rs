@@ -32,7 +32,7 @@ use raft::eraftpb::{Message, MessageType};
 use tokio::sync::mpsc;
 use tonic::Status;
 
-pub use dialer::{DialError, PeerDialer};
+pub use dialer::{AskMembersError, DialError, PeerDialer};
 pub use service::{PeerHandler, PeerService, PeerServiceConfig};
 pub use snapshot::SendSnapshotError;
 

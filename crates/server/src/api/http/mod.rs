@@ -12,6 +12,7 @@ use axum::Router;
 pub mod gateway;
 pub mod health;
 pub mod metrics;
+pub mod pprof;
 
 use crate::api::grpc::health::HealthNotifier;
 use crate::member::Member;
@@ -77,8 +78,8 @@ pub fn metrics_router(member: Arc<Member>) -> Router {
 }
 
 /// The client port's HTTP side; `gateway`: serve the `/v3` JSON gateway, whose
-/// Defragment flips this listener's gRPC health service.
-pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>) -> Router {
+/// Defragment flips this listener's gRPC health service; `pprof`: serve `/debug/pprof/`.
+pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>, pprof: bool) -> Router {
     let mut router = health_routes(Router::new())
         .route("/version", any(version))
         .route("/metrics", get(metrics::metrics).fallback(get_only))
@@ -86,6 +87,9 @@ pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>) -> Router {
         .with_state(member.clone());
     if let Some(health) = gateway {
         router = router.merge(gateway::router(member.clone(), health));
+    }
+    if pprof {
+        router = router.merge(pprof::router());
     }
     if member.limits.enable_v2 {
         let backend = Arc::new(crate::api::v2::member::MemberBackend { member });
