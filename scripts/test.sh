@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: what README's test command and CI (.ci/run) run.
+#   -. installs what the tests drive when it is missing (scripts/install-test-deps.sh:
+#      etcd 3.4 and 3.5.1, etcdctl, etcdutl, dig, go);
 #   0. no import circle among the server's files (scripts/module-cycles.py);
 #   1. cargo test --workspace: unit tests, multi-process cluster tests and the e2e suites
 #      that drive chorus with the real etcdctl 3.4 and compare it with a real etcd 3.4;
@@ -7,6 +9,7 @@
 #      traffic, against the server built with its crash points (`failpoints` feature).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
 # The server's layers import only downward (docs/adr/0006-server-layers.md).
 python3 scripts/module-cycles.py crates/server/src --max 1
 cargo test --workspace
