@@ -216,7 +216,8 @@ async fn coordination_session(ep: &[String], out: &mut String) {
 /// Blanks what differs between runs: the host name, lease IDs, remaining TTLs, ports.
 fn normalize_session(out: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let lease_re = regex::Regex::new(r"[0-9a-f]{16}").unwrap();
+    // Lease IDs print in hex without leading zeros (etcdctl's %x), so 15 digits happen too.
+    let lease_re = regex::Regex::new(r"\b[0-9a-f]{12,16}\b").unwrap();
     let remaining_re = regex::Regex::new(r"remaining\(\d+s\)").unwrap();
     let port_re = regex::Regex::new(r"127\.0\.0\.1:\d+").unwrap();
     let out = out.replace(host.trim(), "<host>");
