@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chorus_client::{GetOptions, PutOptions};
 use chorus_discovery::{Resolver, RESOLVER_ENV};
-use common::{Cluster, ClusterOptions, ServerKind};
+use common::{Cluster, ClusterOptions, ClusterTls, Pki, ServerKind};
 
 /// Bound on the DNS member reflecting a written record (polled: no event to await).
 const SETTLE: Duration = Duration::from_secs(20);
@@ -79,7 +79,15 @@ fn set_flag(cluster: &mut Cluster, i: usize, name: &str, value: Option<&str>) {
 
 /// A 3-member cluster laid out (not started) without `--initial-cluster`.
 fn discovering_cluster(flags: &[(&str, &str)], env: &[(&str, String)]) -> Cluster {
-    let mut c = Cluster::create(ServerKind::Chorus, 3, ClusterOptions::default());
+    discovering_cluster_with(ClusterOptions::default(), flags, env)
+}
+
+fn discovering_cluster_with(
+    options: ClusterOptions,
+    flags: &[(&str, &str)],
+    env: &[(&str, String)],
+) -> Cluster {
+    let mut c = Cluster::create(ServerKind::Chorus, 3, options);
     for i in 0..3 {
         set_flag(&mut c, i, "initial-cluster", None);
         for (name, value) in flags {
@@ -380,4 +388,77 @@ async fn an_unreachable_discovery_service_ends_the_member_after_the_retries() {
         log.contains("failed to join discovery cluster (discovery: too many retries)"),
         "{log}"
     );
+}
+
+/// A TLS cluster whose members advertise `https://localhost:<peer port>` and find each
+/// other through `_etcd-server-ssl._tcp.<domain>`; the peer certificate is valid for
+/// `hosts`.
+async fn tls_srv_cluster(domain: &str, hosts: &[&str]) -> (Cluster, Cluster, tempfile::TempDir) {
+    let (dns, dns_port) = dns_cluster(domain).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut pki = Pki::new(dir.path());
+    pki.issue("server", hosts, false);
+    pki.issue("client", &[], false);
+    let (cert, key) = pki.pair("server");
+    let (client_cert, client_key) = pki.pair("client");
+    let tls = ClusterTls {
+        ca: pki.path("ca.pem"),
+        cert,
+        key,
+        client_cert,
+        client_key,
+    };
+    let options = ClusterOptions {
+        tls: Some(tls),
+        ..Default::default()
+    };
+    let resolver_env = [(RESOLVER_ENV, format!("127.0.0.1:{dns_port}"))];
+    let mut c = discovering_cluster_with(options, &[("discovery-srv", domain)], &resolver_env);
+    let peers: Vec<u16> = (0..3).map(|i| c.member(i).peer_port).collect();
+    for (i, port) in peers.iter().enumerate() {
+        let url = format!("https://localhost:{port}");
+        set_flag(&mut c, i, "initial-advertise-peer-urls", Some(&url));
+    }
+    publish_srv(&dns, dns_port, "etcd-server-ssl", domain, &peers).await;
+    (dns, c, dir)
+}
+
+/// `_etcd-server-ssl` records give https peers: a TLS cluster bootstraps from them (the
+/// peer CA given, certificates are checked against the records' host names as etcd does;
+/// etcd sends the domain as the server name only when there is no peer CA). A certificate
+/// valid for neither host is refused, and the member says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_bootstraps_from_ssl_srv_records() {
+    let domain = "secure.local";
+    let (_dns, mut c, _pki) = tls_srv_cluster(domain, &["127.0.0.1", "localhost"]).await;
+    assert_three_members(&mut c).await;
+    // etcd's line names the record set the cluster came from.
+    let log = c.log(0);
+    assert!(
+        log.contains(r#""service-name":"etcd-server-ssl","server-name":"m0","discovery-srv":"secure.local","found-cluster":"m0=https://localhost:"#),
+        "{log}"
+    );
+
+    // The same records, certificates for another name: no peer connection succeeds.
+    let domain = "wrongname.local";
+    let (_dns, mut c, _pki) = tls_srv_cluster(domain, &["elsewhere.local"]).await;
+    for i in 0..3 {
+        c.spawn(i);
+    }
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let log = c.log(0);
+        if log.contains("failed to dial remote peer")
+            && log.contains("certificate not valid for name")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no certificate name error in m0's log:\n{log}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    let log = c.log(0);
+    assert!(!log.contains("became leader"), "{log}");
 }

@@ -32,11 +32,12 @@ pub(super) struct Link {
 impl Link {
     pub(super) async fn run(self, mut rx: mpsc::Receiver<Message>) {
         let mut backoff = Duration::from_millis(50);
+        let mut failure = DialFailure::default();
         loop {
             let client = match self.dialer.raft_client(&self.urls).await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::debug!(to = %format!("{:x}", self.to), "peer unreachable: {e}");
+                    failure.report(self.to, &e);
                     // Nothing can be delivered: drop what is queued and tell raft.
                     while rx.try_recv().is_ok() {}
                     let _ = self.raft_tx.send(RaftInput::ReportUnreachable(self.to));
@@ -49,6 +50,7 @@ impl Link {
                 }
             };
             backoff = Duration::from_millis(50);
+            failure = DialFailure::default();
             let peers = [peer_label(self.from), peer_label(self.to)];
             let peers = [peers[0].as_str(), peers[1].as_str()];
             ACTIVE_PEERS.add(peers, 1);
@@ -109,4 +111,39 @@ impl Link {
             messages,
         }
     }
+}
+
+/// The last reason a peer could not be dialled: logged as a warning when it changes (a
+/// certificate that does not match, a refused connection, ...), not on every retry.
+#[derive(Default)]
+struct DialFailure {
+    last: Option<String>,
+}
+
+impl DialFailure {
+    fn report(&mut self, to: u64, e: &super::dialer::DialError) {
+        let reason = error_chain(e);
+        if self.last.as_deref() == Some(reason.as_str()) {
+            tracing::debug!(remote_peer_id = %format!("{to:x}"), error = %reason, "peer unreachable");
+            return;
+        }
+        tracing::warn!(remote_peer_id = %format!("{to:x}"), error = %reason, "failed to dial remote peer");
+        self.last = Some(reason);
+    }
+}
+
+/// `e` and its sources, `: `-separated (tonic's transport error alone says only
+/// "transport error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
 }
