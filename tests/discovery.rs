@@ -187,13 +187,40 @@ async fn a_cluster_bootstraps_through_the_dns_of_another_chorus_cluster() {
         err.trim(),
         format!("Error: dns lookup errors: lookup _etcd-client-ssl._tcp.nowhere.local on 127.0.0.1:{dns_port}: server misbehaving and lookup _etcd-client._tcp.nowhere.local on 127.0.0.1:{dns_port}: server misbehaving")
     );
+
+    // etcdctl v2's form: the same records, the error without "Error: ".
+    let out = chorusctl_api(
+        &["--discovery-srv", domain, "member", "list"],
+        dns_port,
+        "2",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    let out = chorusctl_api(
+        &["--discovery-srv", "nowhere.local", "ls", "/"],
+        dns_port,
+        "2",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!("dns lookup errors: lookup _etcd-client-ssl._tcp.nowhere.local on 127.0.0.1:{dns_port}: server misbehaving and lookup _etcd-client._tcp.nowhere.local on 127.0.0.1:{dns_port}: server misbehaving")
+    );
 }
 
 async fn chorusctl(args: &[&str], dns_port: u16) -> std::process::Output {
+    chorusctl_api(args, dns_port, "3").await
+}
+
+async fn chorusctl_api(args: &[&str], dns_port: u16, api: &str) -> std::process::Output {
     tokio::process::Command::new(common::chorusctl_binary())
         .args(args)
         .env(RESOLVER_ENV, format!("127.0.0.1:{dns_port}"))
+        .env("ETCDCTL_API", api)
         .env_remove("ETCDCTL_ENDPOINTS")
+        .env_remove("ETCDCTL_DISCOVERY_SRV")
         .output()
         .await
         .expect("run chorusctl")

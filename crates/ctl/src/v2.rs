@@ -209,6 +209,37 @@ fn duration(v: Option<&String>, default: Duration) -> Duration {
     }
 }
 
+/// etcdctl v2's `getDomainDiscoveryFlagValue`: the endpoints of `--discovery-srv` (or
+/// `ETCDCTL_DISCOVERY_SRV`) from `_etcd-client-ssl._tcp` / `_etcd-client._tcp`, http ones
+/// dropped with `--insecure-discovery=false`; empty without a domain. A failed lookup
+/// ends the command with etcdctl's `dns lookup errors: ...` and status 1.
+fn discovered_endpoints(
+    g: &std::collections::HashMap<String, String>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
+    let Some(domain) = g
+        .get("discovery-srv")
+        .filter(|v| !v.is_empty())
+        .cloned()
+        .or_else(|| env("ETCDCTL_DISCOVERY_SRV"))
+    else {
+        return Vec::new();
+    };
+    // A BoolTFlag: true unless given as false; the variable only turns it on.
+    let insecure = g.get("insecure-discovery").is_none_or(|v| v != "false")
+        || env("ETCDCTL_INSECURE_DISCOVERY").is_some();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime
+        .block_on(crate::srv::endpoints(&domain, "", insecure))
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            exit_raw(1)
+        })
+}
+
 pub fn run(args: Vec<String>) {
     let specs: Vec<(&[&str], FKind)> = vec![
         (&["debug"], FKind::Bool),
@@ -268,14 +299,7 @@ pub fn run(args: Vec<String>) {
         .cloned()
         .or_else(|| env("ETCDCTL_USERNAME"))
         .unwrap_or_default();
-    if g.get("discovery-srv").is_some_and(|v| !v.is_empty())
-        || env("ETCDCTL_DISCOVERY_SRV").is_some()
-    {
-        fail(
-            1,
-            "--discovery-srv (DNS SRV discovery) is not supported by chorusctl; give --endpoints",
-        );
-    }
+    let discovered = discovered_endpoints(&g, &env);
     let peers = g
         .get("endpoints")
         .filter(|v| !v.is_empty())
@@ -286,6 +310,12 @@ pub fn run(args: Vec<String>) {
         .or_else(|| g.get("peers").filter(|v| !v.is_empty()).cloned())
         .or_else(|| env("ETCDCTL_PEERS"))
         .unwrap_or_else(|| "http://127.0.0.1:2379,http://127.0.0.1:4001".to_owned());
+    // etcdctl v2's getEndpoints: what DNS found, else the flags.
+    let peers = if discovered.is_empty() {
+        peers
+    } else {
+        discovered.join(",")
+    };
     let endpoints = peers
         .split(',')
         .map(|e| {
