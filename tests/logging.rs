@@ -339,6 +339,12 @@ fn is_leader_line(l: &str) -> bool {
     msg_of(l).is_some_and(|m| re.is_match(&m))
 }
 
+fn is_elected_line(l: &str) -> bool {
+    let re =
+        regex::Regex::new(r"^raft\.node: [0-9a-f]+ elected leader [0-9a-f]+ at term \d+$").unwrap();
+    msg_of(l).is_some_and(|m| re.is_match(&m))
+}
+
 #[tokio::test]
 async fn key_lines_match_etcd_35() {
     let Some(etcd) = etcd35() else { return };
@@ -365,6 +371,10 @@ async fn key_lines_match_etcd_35() {
     match (first(&el, is_leader_line), first(&cl, is_leader_line)) {
         (Some(a), Some(b)) => compare_keys(&mut diffs, "became leader at term", a, b),
         other => diffs.push(format!("became leader: {other:?}")),
+    }
+    match (first(&el, is_elected_line), first(&cl, is_elected_line)) {
+        (Some(a), Some(b)) => compare_keys(&mut diffs, "raft.node: elected leader", a, b),
+        other => diffs.push(format!("elected leader: {other:?}")),
     }
     // The start-up lines come in etcd's order (etcd sets the cluster version, and logs
     // its capabilities, in a goroutine of its own: before or after publishing).

@@ -16,6 +16,7 @@
 //! Conf changes are applied to the `RawNode` here, in log order, before the entry goes to
 //! the apply thread with the resulting `ConfState`.
 
+mod heartbeat;
 pub mod logger;
 pub mod storage;
 
@@ -166,6 +167,8 @@ pub struct Node {
     leader_tx: watch::Sender<u64>,
     /// The apply thread's applied index (the backend's state).
     backend_applied: watch::Receiver<u64>,
+    /// Late heartbeats of this member as leader (etcd's contention detector).
+    heartbeats: heartbeat::HeartbeatDetector,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -215,10 +218,12 @@ impl Node {
         status
             .last_index
             .store(raw.store().hard_state().commit, Ordering::Release);
+        let heartbeats = heartbeat::HeartbeatDetector::new(cfg.tick * cfg.heartbeat_tick as u32);
         Ok(Node {
             raw,
             wal,
             snapshotter,
+            heartbeats,
             cfg,
             rx,
             apply_tx,
@@ -398,10 +403,11 @@ impl Node {
         }
     }
 
-    fn send(&self, msgs: Vec<Message>) {
+    fn send(&mut self, msgs: Vec<Message>) {
         if msgs.is_empty() {
             return;
         }
+        self.heartbeats.check(&msgs);
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
             if m.get_msg_type() == MessageType::MsgSnapshot {
@@ -474,6 +480,10 @@ impl Node {
             let previous = self.status.leader.swap(leader, Ordering::AcqRel);
             if leader != raft::INVALID_ID && leader != previous {
                 self.status.leader_changes.fetch_add(1, Ordering::AcqRel);
+                self.heartbeats.reset();
+            }
+            if leader != previous {
+                log_leader_change(self.cfg.id, previous, leader, self.raw.raft.term);
             }
             self.status
                 .is_leader
@@ -547,5 +557,21 @@ impl Node {
         let commit = self.raw.raft.raft_log.committed;
         self.status.commit.store(commit, Ordering::Release);
         Ok(())
+    }
+}
+
+/// etcd's raft.node lines on a change of leader (operators and tools grep them).
+fn log_leader_change(id: u64, previous: u64, leader: u64, term: u64) {
+    match (previous, leader) {
+        (raft::INVALID_ID, new) => {
+            tracing::info!(target: "raft", "raft.node: {id:x} elected leader {new:x} at term {term}")
+        }
+        (old, raft::INVALID_ID) => {
+            tracing::info!(target: "raft", "raft.node: {id:x} lost leader {old:x} at term {term}")
+        }
+        (old, new) => tracing::info!(
+            target: "raft",
+            "raft.node: {id:x} changed leader from {old:x} to {new:x} at term {term}"
+        ),
     }
 }

@@ -593,7 +593,9 @@ impl Wal {
             self.tail
                 .sync_data()
                 .map_err(|e| WalError::io("fdatasync", self.tail_path(), e))?;
-            chorus_metrics::WAL_FSYNC_SECONDS.observe_duration(started.elapsed());
+            let took = started.elapsed();
+            warn_if_slow_sync(took);
+            chorus_metrics::WAL_FSYNC_SECONDS.observe_duration(took);
         }
         fail::fail_point!("walAfterFdatasync");
         self.unsynced = false;
@@ -811,5 +813,20 @@ impl Replay {
             hard_state: std::mem::take(&mut self.hard_state),
             entries: std::mem::take(&mut self.entries),
         })
+    }
+}
+
+/// etcd's `warnSyncDuration`: an fdatasync slower than this is logged.
+const WARN_SYNC_DURATION: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// etcd's "slow fdatasync" warning (same message, fields and threshold): the disk is too
+/// slow for the heartbeat and election timeouts the cluster runs with.
+fn warn_if_slow_sync(took: std::time::Duration) {
+    if took > WARN_SYNC_DURATION {
+        tracing::warn!(
+            took = %chorus_log::GoDuration(took),
+            expected_duration = %chorus_log::GoDuration(WARN_SYNC_DURATION),
+            "slow fdatasync"
+        );
     }
 }

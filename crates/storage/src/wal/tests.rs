@@ -727,3 +727,39 @@ fn zeros_are_written_ahead_of_the_log_end_and_replay_is_unchanged() {
     assert_eq!(st.entries, want);
     assert_eq!(st.hard_state, hs(1, 1, index - 5));
 }
+
+/// What `f` logs at warn level and above, as text.
+fn warnings_of(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || out.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn an_fdatasync_over_a_second_is_logged_as_etcd_logs_it() {
+    let slow = warnings_of(|| warn_if_slow_sync(std::time::Duration::from_millis(1500)));
+    assert!(slow.contains("slow fdatasync"), "{slow}");
+    assert!(slow.contains("took=1.5s"), "{slow}");
+    assert!(slow.contains("expected_duration=1s"), "{slow}");
+    let fast = warnings_of(|| warn_if_slow_sync(std::time::Duration::from_millis(999)));
+    assert!(fast.is_empty(), "{fast}");
+}
