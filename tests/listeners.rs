@@ -513,8 +513,16 @@ async fn one_port_answers(
     let mut m = Server::spawn(kind, dir, "m0", &args);
     let probe = Probe::Tcp(format!("127.0.0.1:{}", p[0]));
     m.wait_healthy(&probe).await;
-    let put = Etcdctl::v3(&[&plain]).args(["put", "a", "1"]).run().await;
+    // etcdctl's 2 s dial timeout is not what this checks; a loaded CI machine has
+    // exceeded it (debug build, the TLS sniffing and handshake on one port).
+    let patient = ["--dial-timeout", "20s", "--command-timeout", "30s"];
+    let put = Etcdctl::v3(&[&plain])
+        .args(patient)
+        .args(["put", "a", "1"])
+        .run()
+        .await;
     let get = Etcdctl::v3(&[&secure])
+        .args(patient)
         .args(["--cacert", &ca, "get", "a"])
         .run()
         .await;
