@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chorus_client::{GetOptions, PutOptions};
 use chorus_discovery::{Resolver, RESOLVER_ENV};
-use common::{Cluster, ClusterOptions, ClusterTls, Pki, ServerKind};
+use common::{Cluster, ClusterOptions, Pki, ServerKind};
 
 /// Bound on the DNS member reflecting a written record (polled: no event to await).
 const SETTLE: Duration = Duration::from_secs(20);
@@ -423,18 +423,7 @@ async fn an_unreachable_discovery_service_ends_the_member_after_the_retries() {
 async fn tls_srv_cluster(domain: &str, hosts: &[&str]) -> (Cluster, Cluster, tempfile::TempDir) {
     let (dns, dns_port) = dns_cluster(domain).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut pki = Pki::new(dir.path());
-    pki.issue("server", hosts, false);
-    pki.issue("client", &[], false);
-    let (cert, key) = pki.pair("server");
-    let (client_cert, client_key) = pki.pair("client");
-    let tls = ClusterTls {
-        ca: pki.path("ca.pem"),
-        cert,
-        key,
-        client_cert,
-        client_key,
-    };
+    let (_pki, tls) = Pki::for_cluster_with_hosts(dir.path(), hosts);
     let options = ClusterOptions {
         tls: Some(tls),
         ..Default::default()

@@ -80,8 +80,13 @@ impl Pki {
     /// A CA with a server certificate `server` for 127.0.0.1 and localhost and a client
     /// certificate `client`: the files of a TLS cluster ([`ClusterTls`]).
     pub fn for_cluster(dir: &Path) -> (Pki, ClusterTls) {
+        Self::for_cluster_with_hosts(dir, &["127.0.0.1", "localhost"])
+    }
+
+    /// [`Pki::for_cluster`] with a server certificate valid for `hosts`.
+    pub fn for_cluster_with_hosts(dir: &Path, hosts: &[&str]) -> (Pki, ClusterTls) {
         let mut pki = Pki::new(dir);
-        pki.issue("server", &["127.0.0.1", "localhost"], false);
+        pki.issue("server", hosts, false);
         pki.issue("client", &[], false);
         let (cert, key) = pki.pair("server");
         let (client_cert, client_key) = pki.pair("client");
