@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use parking_lot::RwLock;
 
 use super::access::{has_key_prefix_access, has_write_root_access, Credentials};
+use super::v3store::{V3Store, V3Watcher};
 use crate::net::reply::{method_not_allowed, plain_error};
 use crate::v2::auth::AuthStore;
 use crate::v2::error::{ecode, V2Error};
@@ -173,17 +174,15 @@ fn event_response(ev: &Event, h: &V2Headers, no_value_on_success: bool) -> Respo
 }
 
 /// A long-poll (or `stream=true`) watch: headers at once, then one JSON line per event.
-fn watch_response(w: Watcher, h: &V2Headers, stream: bool) -> Response {
-    let start = w.start_index();
-    let events = futures::stream::unfold((w, false), move |(mut w, done)| async move {
-        if done {
-            return None;
-        }
-        let ev = w.recv().await?;
-        let line = Bytes::from(format!("{}\n", ev.to_json(KEYS_PREFIX)));
-        Some((Ok::<_, std::convert::Infallible>(line), (w, !stream)))
-    });
-    let mut r = Response::new(Body::from_stream(events));
+fn watch_response<S>(start: u64, events: S, h: &V2Headers, stream: bool) -> Response
+where
+    S: futures::Stream<Item = String> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    let lines = events
+        .take(if stream { usize::MAX } else { 1 })
+        .map(|line| Ok::<_, std::convert::Infallible>(Bytes::from(line)));
+    let mut r = Response::new(Body::from_stream(lines));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -193,6 +192,22 @@ fn watch_response(w: Watcher, h: &V2Headers, stream: bool) -> Response {
     set_header(&mut r, "x-raft-index", h.raft_index);
     set_header(&mut r, "x-raft-term", h.raft_term);
     r
+}
+
+/// The events of a v2 store watch as JSON lines.
+fn v2_lines(w: Watcher) -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(w, |mut w| async move {
+        let ev = w.recv().await?;
+        Some((format!("{}\n", ev.to_json(KEYS_PREFIX)), w))
+    })
+}
+
+/// The events of a v2v3 watch as JSON lines.
+fn v3_lines(w: V3Watcher) -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(w, |mut w| async move {
+        let ev = w.recv().await?;
+        Some((format!("{}\n", ev.to_json(KEYS_PREFIX)), w))
+    })
 }
 
 // ---- Go's URL and form rules ----
@@ -617,6 +632,7 @@ fn to_v2_request(method: Method, r: &KeyRequest, now: i64) -> V2Request {
 pub(super) async fn keys(
     State(b): State<Backend>,
     State(auth): State<Arc<AuthStore>>,
+    State(v3): State<Option<Arc<V3Store>>>,
     req: Request,
 ) -> Response {
     let path = match request_path(&req) {
@@ -646,6 +662,9 @@ pub(super) async fn keys(
         return key_error(&refused, &cluster);
     }
     let now = unix_nanos(b.now());
+    if let Some(v3) = v3 {
+        return v3_keys(&v3, &b, method.as_str(), &r, now).await;
+    }
     let result = match method.as_str() {
         "GET" if r.quorum => match b.linearizable().await {
             Ok(()) => b.store().read().get(&r.path, r.recursive, r.sorted, now),
@@ -657,7 +676,9 @@ pub(super) async fn keys(
                 .read()
                 .watch(&r.path, r.recursive, r.stream, r.wait_index);
             match watched {
-                Ok(w) => return watch_response(w, &b.headers(), r.stream),
+                Ok(w) => {
+                    return watch_response(w.start_index(), v2_lines(w), &b.headers(), r.stream)
+                }
                 Err(e) => Err(e),
             }
         }
@@ -674,6 +695,30 @@ pub(super) async fn keys(
     match result {
         Ok(ev) => event_response(&ev, &b.headers(), r.no_value_on_success),
         Err(e) => key_error(&trim_cause(e), &cluster),
+    }
+}
+
+/// A parsed keys request served by the v2v3 store (etcd's v2v3 server: every GET,
+/// `quorum` or not, reads the v3 keyspace linearizably).
+async fn v3_keys(v3: &V3Store, b: &Backend, method: &str, r: &KeyRequest, now: i64) -> Response {
+    let result = match method {
+        "GET" if r.wait && !r.quorum => match v3.watch(&r.path, r.recursive, r.wait_index) {
+            Ok(w) => return watch_response(w.start_index(), v3_lines(w), &b.headers(), r.stream),
+            Err(e) => Err(e),
+        },
+        "GET" | "HEAD" => v3.get(&r.path, r.recursive, r.sorted).await,
+        m => {
+            let method = match m {
+                "POST" => Method::Post,
+                "PUT" => Method::Put,
+                _ => Method::Delete,
+            };
+            v3.write(&to_v2_request(method, r, now)).await
+        }
+    };
+    match result {
+        Ok(ev) => event_response(&ev, &b.headers(), r.no_value_on_success),
+        Err(e) => key_error(&trim_cause(e), &cluster_id(&b.headers())),
     }
 }
 

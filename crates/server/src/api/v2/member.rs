@@ -19,7 +19,7 @@ pub struct MemberBackend {
     pub member: Arc<Member>,
 }
 
-fn v2_error(e: EtcdError) -> V2Error {
+pub(super) fn v2_error(e: EtcdError) -> V2Error {
     V2Error::raft_internal(e.to_string())
 }
 
