@@ -187,6 +187,11 @@ async fn keys_and_dirs_match_etcd() {
     trio.same(HttpRequest::new("GET", "/v2/keys/foo?quorum=true"))
         .await;
     trio.put("/", "value=x").await; // the root is read-only
+                                    // etcd's v2v3 server keeps no stats.
+    for stats in ["store", "self", "leader"] {
+        trio.same(HttpRequest::new("GET", &format!("/v2/stats/{stats}")))
+            .await;
+    }
     let layout = trio.same_layout().await;
     let keys: Vec<&str> = layout.iter().filter_map(|kv| kv["key"].as_str()).collect();
     assert!(keys.contains(&"/v2//004/k//1/a/b/c"), "{keys:?}");
@@ -231,7 +236,13 @@ async fn deletes_and_in_order_keys_match_etcd() {
     for target in ["/foo", "/foo", "/a", "/a?dir=true", "/foo2?recursive=true"] {
         trio.delete(target).await;
     }
+    // A file deleted with recursive or dir is refused as "Key already exists" by etcd's
+    // v2v3 store; a file below a directory deleted recursively goes with it.
+    trio.put("/f", "value=1").await;
+    trio.delete("/f?recursive=true").await;
+    trio.delete("/f?dir=true").await;
     trio.delete("/a?recursive=true").await;
+    trio.get("/a/b/c").await;
     trio.delete("/e?dir=true").await;
     trio.delete("/e?dir=true").await;
     trio.delete("/").await;

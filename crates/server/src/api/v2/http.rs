@@ -1031,26 +1031,49 @@ pub(super) async fn machines(State(b): State<Backend>, method: HttpMethod) -> Re
     r
 }
 
-pub(super) async fn stats_store(State(b): State<Backend>, method: HttpMethod) -> Response {
+/// The v2 stats, or, under `--experimental-enable-v2v3`, none: etcd's v2v3 server has no
+/// stats (empty bodies, and "not current leader").
+type V3 = Option<Arc<V3Store>>;
+
+pub(super) async fn stats_store(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    let body = b.store().read().stats_json();
+    let body = match v3 {
+        Some(_) => String::new(),
+        None => b.store().read().stats_json(),
+    };
     json_response(StatusCode::OK, body)
 }
 
-pub(super) async fn stats_self(State(b): State<Backend>, method: HttpMethod) -> Response {
+pub(super) async fn stats_self(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    json_response(StatusCode::OK, b.stats_self().to_json())
+    let body = match v3 {
+        Some(_) => String::new(),
+        None => b.stats_self().to_json(),
+    };
+    json_response(StatusCode::OK, body)
 }
 
-pub(super) async fn stats_leader(State(b): State<Backend>, method: HttpMethod) -> Response {
+pub(super) async fn stats_leader(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    match b.stats_leader() {
+    match b.stats_leader().filter(|_| v3.is_none()) {
         Some(s) => json_response(StatusCode::OK, s.to_json()),
         None => http_error(StatusCode::FORBIDDEN, "not current leader"),
     }
