@@ -643,7 +643,7 @@ pub(super) async fn keys(
     if !matches!(method.as_str(), "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
         return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
-    let cluster = cluster_id(&b.headers());
+    let cluster = cluster_id(&keys_headers(&b, v3.is_some()));
     let query = req.uri().query().unwrap_or("").to_string();
     let (parts, body) = req.into_parts();
     let form = match parse_form(&method, &parts.headers, &query, body).await {
@@ -663,7 +663,7 @@ pub(super) async fn keys(
     }
     let now = unix_nanos(b.now());
     if let Some(v3) = v3 {
-        return v3_keys(&v3, &b, method.as_str(), &r, now).await;
+        return v3_keys(&v3, &keys_headers(&b, true), method.as_str(), &r, now).await;
     }
     let result = match method.as_str() {
         "GET" if r.quorum => match b.linearizable().await {
@@ -698,12 +698,29 @@ pub(super) async fn keys(
     }
 }
 
+/// The headers of `/v2/keys` answers. etcd's v2v3 server has no raft index or term of
+/// its own (0) and a fixed stand-in cluster ID (`0xe7cd2f00d`, its `ID()` stub).
+fn keys_headers(b: &Backend, v2v3: bool) -> V2Headers {
+    if v2v3 {
+        V2Headers {
+            cluster_id: V2V3_CLUSTER_ID,
+            raft_index: 0,
+            raft_term: 0,
+        }
+    } else {
+        b.headers()
+    }
+}
+
+/// etcd's v2v3 server's `ID()`.
+const V2V3_CLUSTER_ID: u64 = 0xe7cd2f00d;
+
 /// A parsed keys request served by the v2v3 store (etcd's v2v3 server: every GET,
 /// `quorum` or not, reads the v3 keyspace linearizably).
-async fn v3_keys(v3: &V3Store, b: &Backend, method: &str, r: &KeyRequest, now: i64) -> Response {
+async fn v3_keys(v3: &V3Store, h: &V2Headers, method: &str, r: &KeyRequest, now: i64) -> Response {
     let result = match method {
         "GET" if r.wait && !r.quorum => match v3.watch(&r.path, r.recursive, r.wait_index) {
-            Ok(w) => return watch_response(w.start_index(), v3_lines(w), &b.headers(), r.stream),
+            Ok(w) => return watch_response(w.start_index(), v3_lines(w), h, r.stream),
             Err(e) => Err(e),
         },
         "GET" | "HEAD" => v3.get(&r.path, r.recursive, r.sorted).await,
@@ -717,8 +734,8 @@ async fn v3_keys(v3: &V3Store, b: &Backend, method: &str, r: &KeyRequest, now: i
         }
     };
     match result {
-        Ok(ev) => event_response(&ev, &b.headers(), r.no_value_on_success),
-        Err(e) => key_error(&trim_cause(e), &cluster_id(&b.headers())),
+        Ok(ev) => event_response(&ev, h, r.no_value_on_success),
+        Err(e) => key_error(&trim_cause(e), &cluster_id(h)),
     }
 }
 
