@@ -200,10 +200,10 @@ async fn keys_and_dirs_match_etcd() {
     trio.same(HttpRequest::new("GET", "/v2/keys/foo?quorum=true"))
         .await;
     trio.put("/", "value=x").await; // the root is read-only
-    // Refused before the store: the same errors, headers included.
+                                    // Refused before the store: the same errors, headers included.
     trio.put("/foo?prevIndex=abc", "value=x").await;
     trio.put("/foo?wait=true", "value=x").await;
-                                    // etcd's v2v3 server keeps no stats.
+    // etcd's v2v3 server keeps no stats.
     for stats in ["store", "self", "leader"] {
         trio.same(HttpRequest::new("GET", &format!("/v2/stats/{stats}")))
             .await;

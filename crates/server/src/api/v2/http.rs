@@ -194,19 +194,28 @@ where
     r
 }
 
-/// The events of a v2 store watch as JSON lines.
-fn v2_lines(w: Watcher) -> impl futures::Stream<Item = String> + Send + 'static {
-    futures::stream::unfold(w, |mut w| async move {
-        let ev = w.recv().await?;
-        Some((format!("{}\n", ev.to_json(KEYS_PREFIX)), w))
-    })
+/// Something a watch response reads events from: a v2 store watch, or a v2v3 one.
+trait EventSource: Send + 'static {
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<String>> + Send;
 }
 
-/// The events of a v2v3 watch as JSON lines.
-fn v3_lines(w: V3Watcher) -> impl futures::Stream<Item = String> + Send + 'static {
+impl EventSource for Watcher {
+    async fn next_event(&mut self) -> Option<String> {
+        Some(self.recv().await?.to_json(KEYS_PREFIX))
+    }
+}
+
+impl EventSource for V3Watcher {
+    async fn next_event(&mut self) -> Option<String> {
+        Some(self.recv().await?.to_json(KEYS_PREFIX))
+    }
+}
+
+/// A watch's events as JSON lines.
+fn lines<W: EventSource>(w: W) -> impl futures::Stream<Item = String> + Send + 'static {
     futures::stream::unfold(w, |mut w| async move {
-        let ev = w.recv().await?;
-        Some((format!("{}\n", ev.to_json(KEYS_PREFIX)), w))
+        let ev = w.next_event().await?;
+        Some((format!("{ev}\n"), w))
     })
 }
 
@@ -676,9 +685,7 @@ pub(super) async fn keys(
                 .read()
                 .watch(&r.path, r.recursive, r.stream, r.wait_index);
             match watched {
-                Ok(w) => {
-                    return watch_response(w.start_index(), v2_lines(w), &b.headers(), r.stream)
-                }
+                Ok(w) => return watch_response(w.start_index(), lines(w), &b.headers(), r.stream),
                 Err(e) => Err(e),
             }
         }
@@ -720,7 +727,7 @@ const V2V3_CLUSTER_ID: u64 = 0xe7cd2f00d;
 async fn v3_keys(v3: &V3Store, h: &V2Headers, method: &str, r: &KeyRequest, now: i64) -> Response {
     let result = match method {
         "GET" if r.wait && !r.quorum => match v3.watch(&r.path, r.recursive, r.wait_index) {
-            Ok(w) => return watch_response(w.start_index(), v3_lines(w), h, r.stream),
+            Ok(w) => return watch_response(w.start_index(), lines(w), h, r.stream),
             Err(e) => Err(e),
         },
         "GET" | "HEAD" => v3.get(&r.path, r.recursive, r.sorted).await,

@@ -183,3 +183,41 @@ fn event(
         refresh: false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(key: &str) -> NodeExtern {
+        NodeExtern {
+            key: key.into(),
+            value: None,
+            dir: true,
+            expiration: None,
+            ttl: 0,
+            nodes: None,
+            modified_index: 1,
+            created_index: 1,
+        }
+    }
+
+    #[test]
+    fn levels_nest_under_their_parents() {
+        let levels = vec![
+            vec![node("/1/a"), node("/1/b")],
+            vec![node("/1/a/x"), node("/1/b/y"), node("/1/c/orphan")],
+            vec![node("/1/a/x/z")],
+        ];
+        let tree = nest(levels);
+        assert_eq!(tree.len(), 2);
+        let a = tree[0].nodes.as_deref().expect("a's children");
+        assert_eq!(a[0].key, "/1/a/x");
+        assert_eq!(
+            a[0].nodes.as_deref().expect("x's children")[0].key,
+            "/1/a/x/z"
+        );
+        let b = tree[1].nodes.as_deref().expect("b's children");
+        assert_eq!((b.len(), b[0].key.as_str()), (1, "/1/b/y"));
+        assert!(nest(Vec::new()).is_empty());
+    }
+}

@@ -402,3 +402,76 @@ fn compare_failed(r: &V2Request, resp: &TxnResponse) -> V2Error {
     };
     V2Error::new(ecode::TEST_FAILED, cause, index)
 }
+
+#[cfg(test)]
+mod tests {
+    use chorus_api::etcdserverpb::{response_op, RangeResponse, ResponseHeader, ResponseOp};
+
+    use super::*;
+
+    fn failed(file: Option<KeyValue>, dir: Option<KeyValue>) -> TxnResponse {
+        let range = |kv: Option<KeyValue>| ResponseOp {
+            response: Some(response_op::Response::ResponseRange(RangeResponse {
+                kvs: kv.into_iter().collect(),
+                ..Default::default()
+            })),
+        };
+        TxnResponse {
+            header: Some(ResponseHeader {
+                revision: 8,
+                ..Default::default()
+            }),
+            succeeded: false,
+            responses: vec![range(file), range(dir)],
+        }
+    }
+
+    fn request(prev_value: &str, prev_index: u64) -> V2Request {
+        V2Request {
+            path: "/1/k".into(),
+            prev_value: prev_value.into(),
+            prev_index,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn compare_failures_read_as_etcds() {
+        let kv = KeyValue {
+            key: b"/v2//002/k//1/k".to_vec(),
+            value: b"v".to_vec(),
+            mod_revision: 5,
+            ..Default::default()
+        };
+        let e = compare_failed(&request("x", 0), &failed(Some(kv.clone()), None));
+        assert_eq!(
+            (e.code, e.cause.as_str(), e.index),
+            (ecode::TEST_FAILED, "[x != v]", 7)
+        );
+        let e = compare_failed(&request("", 3), &failed(Some(kv.clone()), None));
+        assert_eq!(e.cause, "[3 != 5]");
+        let e = compare_failed(&request("x", 3), &failed(Some(kv.clone()), None));
+        assert_eq!(e.cause, "[x != v] [3 != 5]");
+        let e = compare_failed(&request("x", 0), &failed(None, None));
+        assert_eq!((e.code, e.cause.as_str()), (ecode::KEY_NOT_FOUND, "/1/k"));
+        let e = compare_failed(&request("x", 0), &failed(None, Some(kv)));
+        assert_eq!(e.code, ecode::NOT_FILE);
+    }
+
+    #[test]
+    fn unique_names_are_gos_time_strings() {
+        // e.g. "2026-12-06 19:22:22.082776332 +0000 UTC m=+11.566694835"
+        let name = unique_name();
+        let (wall, mono) = name
+            .split_once(" +0000 UTC m=+")
+            .expect("zone and monotonic");
+        assert_eq!(
+            (wall.as_bytes()[4], wall.as_bytes()[10]),
+            (b'-', b' '),
+            "{name}"
+        );
+        assert!(!wall.ends_with('0') || !wall.contains('.'), "{name}");
+        let (secs, nanos) = mono.split_once('.').expect("seconds");
+        assert!(secs.parse::<u64>().is_ok() && nanos.len() == 9, "{name}");
+    }
+}
