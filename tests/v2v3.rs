@@ -320,3 +320,34 @@ async fn watches_match_etcd() {
     let target = format!("/w/y?wait=true&waitIndex={}", index + 1);
     trio.same_watch(&target, None, 1).await;
 }
+
+/// Concurrent sets under one new directory: every set lands, and the directory is made
+/// once (a set that raced and lost re-reads and commits again), on etcd and chorus alike
+/// (the order, so the indexes, differ by the race).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sets_make_one_directory() {
+    if !have_binaries() {
+        return;
+    }
+    const SETS: usize = 16;
+    let trio = Trio::start().await;
+    for ((addr, server), name) in trio.addrs.iter().zip(&trio.servers).zip(NAMES) {
+        let sets = (0..SETS).map(|i| {
+            let req = HttpRequest::new("PUT", &format!("/v2/keys/c/k{i:02}")).form("value=v");
+            async move { http::send(addr, &req).await.status }
+        });
+        let statuses = join_all(sets).await;
+        assert!(statuses.iter().all(|s| *s == 201), "{name}: {statuses:?}");
+        let listing = http::send(addr, &HttpRequest::new("GET", "/v2/keys/c")).await;
+        let children = listing.json()["node"]["nodes"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(children, SETS, "{name}: {}", listing.body);
+        let layout = v3_keys(&server.client_url(0)).await;
+        let dir = layout.iter().find(|kv| kv["key"] == "/v2//002/k//1/c/");
+        let version = dir.map(|kv| kv["version"].clone());
+        assert_eq!(version, Some(Value::from(1)), "{name}: {layout:?}");
+        // The keys, the directory and the action key.
+        assert_eq!(layout.len(), SETS + 2, "{name}: {layout:?}");
+    }
+}
