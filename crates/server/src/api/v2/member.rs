@@ -19,7 +19,7 @@ pub struct MemberBackend {
     pub member: Arc<Member>,
 }
 
-pub(super) fn v2_error(e: EtcdError) -> V2Error {
+fn v2_error(e: EtcdError) -> V2Error {
     V2Error::raft_internal(e.to_string())
 }
 

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use chorus_api::mvccpb::Event as V3Event;
 
 use super::layout::v2_rev;
-use super::{event, V3Store};
+use super::store::{event, V3Store};
 use crate::api::grpc::concurrency::{prefix_end, LocalWatch};
 use crate::v2::{ecode, Action, Event, V2Error};
 
@@ -15,7 +15,7 @@ use crate::v2::{ecode, Action, Event, V2Error};
 pub struct V3Watcher {
     watch: LocalWatch,
     member: std::sync::Arc<crate::member::Member>,
-    layout: super::Layout,
+    layout: super::layout::Layout,
     prefix: String,
     recursive: bool,
     start_index: u64,

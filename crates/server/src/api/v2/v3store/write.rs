@@ -7,7 +7,8 @@ use chorus_api::etcdserverpb::{Compare, RequestOp, TxnResponse};
 use chorus_api::mvccpb::KeyValue;
 
 use super::layout::{is_root, parents, v2_rev, v3_rev, MAX_PATH_DEPTH};
-use super::{event, ops, V3Store};
+use super::ops;
+use super::store::{event, V3Store};
 use crate::v2::format::{clean, join, rfc3339_nano};
 use crate::v2::{ecode, Action, Event, Method, V2Error, V2Request};
 
@@ -31,14 +32,10 @@ fn root_only(node_path: &str) -> V2Error {
     V2Error::new(ecode::ROOT_READ_ONLY, node_path, 0)
 }
 
-/// When Go's monotonic clock would read 0 (set when the store is built).
-pub(super) static PROCESS_START: std::sync::OnceLock<std::time::Instant> =
-    std::sync::OnceLock::new();
-
 /// Go's `fmt.Sprintf("%020s", time.Now())` in UTC, with the monotonic reading of this
 /// process (`m=+<seconds>`), as etcd names a POSTed key.
 fn unique_name() -> String {
-    let start = *PROCESS_START.get_or_init(std::time::Instant::now);
+    let start = *super::store::PROCESS_START.get_or_init(std::time::Instant::now);
     let now = crate::v2::request::unix_nanos(std::time::SystemTime::now());
     let wall = rfc3339_nano(now).replacen('T', " ", 1).replace('Z', "");
     let m = start.elapsed();
