@@ -35,7 +35,7 @@ async fn main() -> std::io::Result<()> {
             }
         }
     });
-    let app = router(backend).fallback(|| async {
+    let app = router(backend, None).fallback(|| async {
         (
             axum::http::StatusCode::NOT_FOUND,
             [("content-type", "text/plain; charset=utf-8")],

@@ -274,7 +274,7 @@ impl Api {
         ));
         backend.bootstrap_like_etcd();
         Api {
-            app: router_with(backend.clone(), Passwords::new(4)),
+            app: router_with(backend.clone(), Passwords::new(4), None),
             backend,
         }
     }

@@ -68,7 +68,7 @@ impl Api {
         backend.bootstrap_like_etcd();
         backend.set_now(at(1_795_609_720, 0));
         Api {
-            app: router(backend.clone()),
+            app: router(backend.clone(), None),
             backend,
         }
     }

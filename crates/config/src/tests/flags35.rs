@@ -276,11 +276,10 @@ fn accepted_with_a_notice() {
 }
 
 #[test]
-fn unimplemented_flags_name_what_was_given() {
-    assert_eq!(
-        err(&with_p(&["--experimental-enable-v2v3=/v2"])),
-        ConfigError::not_implemented("--experimental-enable-v2v3")
-    );
+fn once_refused_and_renamed_flags_are_accepted() {
+    // The v2 keys API over the v3 store (etcd 3.4, 3.5) is implemented.
+    let c = run(&with_p(&["--experimental-enable-v2v3=/v2/"]));
+    assert_eq!(c.experimental_enable_v2v3, "/v2/");
     assert!(run(&with_p(&["--enable-pprof"])).enable_pprof);
     // The 3.5 name of an implemented flag sets the 3.6 field.
     assert!(run(&with_p(&["--experimental-memory-mlock"])).memory_mlock);

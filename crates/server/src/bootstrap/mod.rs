@@ -168,6 +168,7 @@ fn limits(cfg: &Config) -> Limits {
         grpc_keepalive: (!cfg.grpc_keepalive_interval.is_zero())
             .then_some((cfg.grpc_keepalive_interval, cfg.grpc_keepalive_timeout)),
         enable_v2: cfg.effective_enable_v2(),
+        v2v3_prefix: cfg.experimental_enable_v2v3.clone(),
         quota: cfg.effective_quota_backend_bytes(),
         client_cert_auth: cfg.client_tls.client_cert_auth,
         max_learners: cfg.max_learners.max(0) as usize,

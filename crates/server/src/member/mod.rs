@@ -84,6 +84,8 @@ pub struct Limits {
     pub grpc_keepalive: Option<(Duration, Duration)>,
     /// `--enable-v2`: serve the v2 keys API.
     pub enable_v2: bool,
+    /// `--experimental-enable-v2v3` (empty: off): the v2 keys live under this v3 prefix.
+    pub v2v3_prefix: String,
     /// `--quota-backend-bytes` in force (None: no quota).
     pub quota: Option<u64>,
     /// `--client-cert-auth`: a verified client certificate's CN names the user.

@@ -11,7 +11,7 @@ use chorus_api::etcdserverpb::{
     watch_create_request, watch_request, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 use chorus_api::mvccpb::{event::EventType, Event};
-use chorus_storage::mvcc::{RangeEnd, RangeOptions};
+use chorus_storage::mvcc::{KvStore, RangeEnd, RangeOptions};
 use futures::Stream;
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -245,23 +245,26 @@ impl Sender {
         }
     }
 
-    /// The key-value before each event (none for a creation), as etcd's sendLoop does.
     fn fill_prev_kvs(&self, events: &mut [Event]) {
-        let kv = self.member.kv();
-        for e in events {
-            let Some(cur) = &e.kv else { continue };
-            let is_create =
-                e.r#type == EventType::Put as i32 && cur.create_revision == cur.mod_revision;
-            if is_create {
-                continue;
-            }
-            let opts = RangeOptions {
-                rev: cur.mod_revision - 1,
-                ..Default::default()
-            };
-            if let Ok(r) = kv.range(&cur.key, RangeEnd::Single, opts) {
-                e.prev_kv = r.kvs.into_iter().next();
-            }
+        fill_prev_kvs(&self.member.kv(), events);
+    }
+}
+
+/// The key-value before each event (none for a creation), as etcd's sendLoop does.
+pub(crate) fn fill_prev_kvs(kv: &KvStore, events: &mut [Event]) {
+    for e in events {
+        let Some(cur) = &e.kv else { continue };
+        let is_create =
+            e.r#type == EventType::Put as i32 && cur.create_revision == cur.mod_revision;
+        if is_create {
+            continue;
+        }
+        let opts = RangeOptions {
+            rev: cur.mod_revision - 1,
+            ..Default::default()
+        };
+        if let Ok(r) = kv.range(&cur.key, RangeEnd::Single, opts) {
+            e.prev_kv = r.kvs.into_iter().next();
         }
     }
 }

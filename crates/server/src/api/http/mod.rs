@@ -92,8 +92,13 @@ pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>, pprof: bool)
         router = router.merge(pprof::router());
     }
     if member.limits.enable_v2 {
+        let v3 = (!member.limits.v2v3_prefix.is_empty()).then(|| {
+            let store =
+                crate::api::v2::v3store::V3Store::new(member.clone(), &member.limits.v2v3_prefix);
+            Arc::new(store)
+        });
         let backend = Arc::new(crate::api::v2::member::MemberBackend { member });
-        router = router.merge(crate::api::v2::router(backend));
+        router = router.merge(crate::api::v2::router(backend, v3));
     }
     router.layer(axum::middleware::from_fn(cors))
 }

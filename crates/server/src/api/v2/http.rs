@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use parking_lot::RwLock;
 
 use super::access::{has_key_prefix_access, has_write_root_access, Credentials};
+use super::v3store::{V3Store, V3Watcher};
 use crate::net::reply::{method_not_allowed, plain_error};
 use crate::v2::auth::AuthStore;
 use crate::v2::error::{ecode, V2Error};
@@ -173,17 +174,15 @@ fn event_response(ev: &Event, h: &V2Headers, no_value_on_success: bool) -> Respo
 }
 
 /// A long-poll (or `stream=true`) watch: headers at once, then one JSON line per event.
-fn watch_response(w: Watcher, h: &V2Headers, stream: bool) -> Response {
-    let start = w.start_index();
-    let events = futures::stream::unfold((w, false), move |(mut w, done)| async move {
-        if done {
-            return None;
-        }
-        let ev = w.recv().await?;
-        let line = Bytes::from(format!("{}\n", ev.to_json(KEYS_PREFIX)));
-        Some((Ok::<_, std::convert::Infallible>(line), (w, !stream)))
-    });
-    let mut r = Response::new(Body::from_stream(events));
+fn watch_response<S>(start: u64, events: S, h: &V2Headers, stream: bool) -> Response
+where
+    S: futures::Stream<Item = String> + Send + 'static,
+{
+    use futures::StreamExt as _;
+    let lines = events
+        .take(if stream { usize::MAX } else { 1 })
+        .map(|line| Ok::<_, std::convert::Infallible>(Bytes::from(line)));
+    let mut r = Response::new(Body::from_stream(lines));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -193,6 +192,31 @@ fn watch_response(w: Watcher, h: &V2Headers, stream: bool) -> Response {
     set_header(&mut r, "x-raft-index", h.raft_index);
     set_header(&mut r, "x-raft-term", h.raft_term);
     r
+}
+
+/// Something a watch response reads events from: a v2 store watch, or a v2v3 one.
+trait EventSource: Send + 'static {
+    fn next_event(&mut self) -> impl std::future::Future<Output = Option<String>> + Send;
+}
+
+impl EventSource for Watcher {
+    async fn next_event(&mut self) -> Option<String> {
+        Some(self.recv().await?.to_json(KEYS_PREFIX))
+    }
+}
+
+impl EventSource for V3Watcher {
+    async fn next_event(&mut self) -> Option<String> {
+        Some(self.recv().await?.to_json(KEYS_PREFIX))
+    }
+}
+
+/// A watch's events as JSON lines.
+fn lines<W: EventSource>(w: W) -> impl futures::Stream<Item = String> + Send + 'static {
+    futures::stream::unfold(w, |mut w| async move {
+        let ev = w.next_event().await?;
+        Some((format!("{ev}\n"), w))
+    })
 }
 
 // ---- Go's URL and form rules ----
@@ -617,6 +641,7 @@ fn to_v2_request(method: Method, r: &KeyRequest, now: i64) -> V2Request {
 pub(super) async fn keys(
     State(b): State<Backend>,
     State(auth): State<Arc<AuthStore>>,
+    State(v3): State<Option<Arc<V3Store>>>,
     req: Request,
 ) -> Response {
     let path = match request_path(&req) {
@@ -627,7 +652,7 @@ pub(super) async fn keys(
     if !matches!(method.as_str(), "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
         return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
-    let cluster = cluster_id(&b.headers());
+    let cluster = cluster_id(&keys_headers(&b, v3.is_some()));
     let query = req.uri().query().unwrap_or("").to_string();
     let (parts, body) = req.into_parts();
     let form = match parse_form(&method, &parts.headers, &query, body).await {
@@ -646,6 +671,9 @@ pub(super) async fn keys(
         return key_error(&refused, &cluster);
     }
     let now = unix_nanos(b.now());
+    if let Some(v3) = v3 {
+        return v3_keys(&v3, &keys_headers(&b, true), method.as_str(), &r, now).await;
+    }
     let result = match method.as_str() {
         "GET" if r.quorum => match b.linearizable().await {
             Ok(()) => b.store().read().get(&r.path, r.recursive, r.sorted, now),
@@ -657,7 +685,7 @@ pub(super) async fn keys(
                 .read()
                 .watch(&r.path, r.recursive, r.stream, r.wait_index);
             match watched {
-                Ok(w) => return watch_response(w, &b.headers(), r.stream),
+                Ok(w) => return watch_response(w.start_index(), lines(w), &b.headers(), r.stream),
                 Err(e) => Err(e),
             }
         }
@@ -674,6 +702,47 @@ pub(super) async fn keys(
     match result {
         Ok(ev) => event_response(&ev, &b.headers(), r.no_value_on_success),
         Err(e) => key_error(&trim_cause(e), &cluster),
+    }
+}
+
+/// The headers of `/v2/keys` answers. etcd's v2v3 server has no raft index or term of
+/// its own (0) and a fixed stand-in cluster ID (`0xe7cd2f00d`, its `ID()` stub).
+fn keys_headers(b: &Backend, v2v3: bool) -> V2Headers {
+    if v2v3 {
+        V2Headers {
+            cluster_id: V2V3_CLUSTER_ID,
+            raft_index: 0,
+            raft_term: 0,
+        }
+    } else {
+        b.headers()
+    }
+}
+
+/// etcd's v2v3 server's `ID()`.
+const V2V3_CLUSTER_ID: u64 = 0xe7cd2f00d;
+
+/// A parsed keys request served by the v2v3 store (etcd's v2v3 server: every GET,
+/// `quorum` or not, reads the v3 keyspace linearizably).
+async fn v3_keys(v3: &V3Store, h: &V2Headers, method: &str, r: &KeyRequest, now: i64) -> Response {
+    let result = match method {
+        "GET" if r.wait && !r.quorum => match v3.watch(&r.path, r.recursive, r.wait_index) {
+            Ok(w) => return watch_response(w.start_index(), lines(w), h, r.stream),
+            Err(e) => Err(e),
+        },
+        "GET" | "HEAD" => v3.get(&r.path, r.recursive, r.sorted).await,
+        m => {
+            let method = match m {
+                "POST" => Method::Post,
+                "PUT" => Method::Put,
+                _ => Method::Delete,
+            };
+            v3.write(&to_v2_request(method, r, now)).await
+        }
+    };
+    match result {
+        Ok(ev) => event_response(&ev, h, r.no_value_on_success),
+        Err(e) => key_error(&trim_cause(e), &cluster_id(h)),
     }
 }
 
@@ -986,26 +1055,49 @@ pub(super) async fn machines(State(b): State<Backend>, method: HttpMethod) -> Re
     r
 }
 
-pub(super) async fn stats_store(State(b): State<Backend>, method: HttpMethod) -> Response {
+/// The v2 stats, or, under `--experimental-enable-v2v3`, none: etcd's v2v3 server has no
+/// stats (empty bodies, and "not current leader").
+type V3 = Option<Arc<V3Store>>;
+
+pub(super) async fn stats_store(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    let body = b.store().read().stats_json();
+    let body = match v3 {
+        Some(_) => String::new(),
+        None => b.store().read().stats_json(),
+    };
     json_response(StatusCode::OK, body)
 }
 
-pub(super) async fn stats_self(State(b): State<Backend>, method: HttpMethod) -> Response {
+pub(super) async fn stats_self(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    json_response(StatusCode::OK, b.stats_self().to_json())
+    let body = match v3 {
+        Some(_) => String::new(),
+        None => b.stats_self().to_json(),
+    };
+    json_response(StatusCode::OK, body)
 }
 
-pub(super) async fn stats_leader(State(b): State<Backend>, method: HttpMethod) -> Response {
+pub(super) async fn stats_leader(
+    State(b): State<Backend>,
+    State(v3): State<V3>,
+    method: HttpMethod,
+) -> Response {
     if method != HttpMethod::GET {
         return method_not_allowed("GET");
     }
-    match b.stats_leader() {
+    match b.stats_leader().filter(|_| v3.is_none()) {
         Some(s) => json_response(StatusCode::OK, s.to_json()),
         None => http_error(StatusCode::FORBIDDEN, "not current leader"),
     }

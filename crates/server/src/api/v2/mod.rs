@@ -2,7 +2,9 @@
 //! `/v2/machines` (`http.rs`) and `/v2/auth/*` (`auth.rs`), with etcd's v2 auth checks
 //! (`access.rs`), over the [`V2Backend`] they need, implemented by the member
 //! (`member.rs`) and, for tests and examples, by an in-process store (`local.rs`). The
-//! store itself, v2 auth's records included, is `crate::v2`.
+//! store itself, v2 auth's records included, is `crate::v2`. With
+//! `--experimental-enable-v2v3`, `/v2/keys` is served from the v3 keyspace instead
+//! (`v3store/`).
 //!
 //! ```text
 //!  router ── V2State { backend, auth } ──┬ keys, members ─▶ access checks ─▶ V2Backend
@@ -15,6 +17,7 @@ pub mod auth;
 pub mod http;
 pub mod local;
 pub mod member;
+pub mod v3store;
 
 use std::sync::Arc;
 
@@ -28,6 +31,7 @@ pub use http::{MemberError, MemberInfo, V2Backend, V2Headers};
 
 use crate::v2::auth::{AuthStore, Doer, Passwords};
 use crate::v2::{Event, V2Error, V2Request, V2Store};
+use v3store::V3Store;
 
 /// What every v2 handler may use: the member, and this listener's v2 auth store (etcd
 /// builds one per client handler too).
@@ -35,6 +39,14 @@ use crate::v2::{Event, V2Error, V2Request, V2Store};
 struct V2State {
     backend: Arc<dyn V2Backend>,
     auth: Arc<AuthStore>,
+    /// `--experimental-enable-v2v3`: the keys live in the v3 keyspace instead.
+    v3: Option<Arc<V3Store>>,
+}
+
+impl FromRef<V2State> for Option<Arc<V3Store>> {
+    fn from_ref(s: &V2State) -> Self {
+        s.v3.clone()
+    }
 }
 
 impl FromRef<V2State> for Arc<dyn V2Backend> {
@@ -69,12 +81,16 @@ impl Doer for BackendDoer {
 /// The v2 routes, passwords hashed as etcd 3.4 does (bcrypt cost 10). Merge into the
 /// client router (when `--enable-v2` is set, as etcd only serves them then); unknown
 /// paths fall through to its 404.
-pub fn router(backend: Arc<dyn V2Backend>) -> Router {
-    router_with(backend, Passwords::default())
+pub fn router(backend: Arc<dyn V2Backend>, v3: Option<Arc<V3Store>>) -> Router {
+    router_with(backend, Passwords::default(), v3)
 }
 
 /// [`router`] with another password hasher (tests use bcrypt's minimum cost).
-pub fn router_with(backend: Arc<dyn V2Backend>, passwords: Passwords) -> Router {
+pub fn router_with(
+    backend: Arc<dyn V2Backend>,
+    passwords: Passwords,
+    v3: Option<Arc<V3Store>>,
+) -> Router {
     let auth = Arc::new(AuthStore::new(
         Arc::new(BackendDoer(backend.clone())),
         passwords,
@@ -98,5 +114,5 @@ pub fn router_with(backend: Arc<dyn V2Backend>, passwords: Passwords) -> Router 
         .route("/v2/auth/roles/", any(auth::roles))
         .route("/v2/auth/roles/{*rest}", any(auth::roles))
         .layer(DefaultBodyLimit::disable())
-        .with_state(V2State { backend, auth })
+        .with_state(V2State { backend, auth, v3 })
 }
