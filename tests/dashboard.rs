@@ -21,6 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use chorus_client::PutOptions;
 use common::http::{self, HttpRequest};
 use common::{Cluster, ServerKind};
 use serde_json::{json, Value};
@@ -167,6 +168,13 @@ impl Browser {
                 "args": [css],
             }),
         );
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// An attribute of the element matching `css` (WebDriver's get element attribute).
+    fn attr(&self, css: &str, name: &str) -> String {
+        let id = self.find(css);
+        let v = self.cmd("GET", &format!("/element/{id}/attribute/{name}"), json!({}));
         v.as_str().unwrap_or_default().to_owned()
     }
 
@@ -323,9 +331,9 @@ async fn the_dashboard_shows_members_leader_keys_live_updates_and_leases() {
         b.wait_for("#keys-error", "long prefix", |t| t.contains("at most 1024"))
     });
     assert!(err.contains("1200 bytes"), "{err}");
+    // Back to app/ with the keyboard only: the prefix, then Enter.
     tokio::task::block_in_place(|| {
-        b.type_into("#prefix", "app/");
-        b.click("#prefix-form button[type=submit]");
+        b.type_into("#prefix", "app/\u{E007}");
         b.wait_for(&row("app/live"), "back to app/", |t| {
             t.contains("after-load")
         })
@@ -343,11 +351,63 @@ async fn the_dashboard_shows_members_leader_keys_live_updates_and_leases() {
         "the page changed nothing: {range}"
     );
 
+    // Writes through gRPC while the charts take a few intervals: the request rate, WAL
+    // fsync p99 and backend commit p99 get points (what the screenshot shows).
+    let client = c.client().await;
+    let load = tokio::spawn(async move {
+        for i in 0u64.. {
+            let key = format!("load/{}", i % 50);
+            client.put(key, "x", PutOptions::default()).await.ok();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let rate = tokio::task::block_in_place(|| {
+        b.wait_for("#chart-rate", "requests on the chart", |t| {
+            t.contains("latest") && !t.contains("latest 0.0/s")
+        });
+        let deadline = Instant::now() + SETTLE;
+        while b
+            .attr("#chart-commit", "data-points")
+            .parse::<u32>()
+            .unwrap_or(0)
+            < 4
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the commit chart has under 4 points"
+            );
+            std::thread::sleep(POLL);
+        }
+        b.wait_for("#chart-commit .last", "a commit p99", |t| t.contains("ms"))
+    });
+    load.abort();
+    assert!(rate.contains("latest"), "{rate}");
+
     let png = tokio::task::block_in_place(|| b.screenshot());
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     if std::env::var("CHORUS_BLESS").as_deref() == Ok("1") {
         std::fs::write(common::workspace_root().join("docs/dashboard.png"), &png).unwrap();
     }
+
+    // At phone width the page does not scroll sideways (wide tables scroll in their own
+    // box) and the keys are still there.
+    let fits = tokio::task::block_in_place(|| {
+        b.cmd("POST", "/window/rect", json!({"width": 390, "height": 844}));
+        b.wait_for(&row("app/name"), "phone width", |t| {
+            t.contains("before-load")
+        });
+        b.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": "return [document.documentElement.scrollWidth, window.innerWidth];", "args": []}),
+        )
+    });
+    let (scroll, inner) = (fits[0].as_u64().unwrap(), fits[1].as_u64().unwrap());
+    assert!(inner <= 500, "the window narrowed to phone width: {fits}");
+    assert!(
+        scroll <= inner,
+        "the page scrolls sideways at phone width: {fits}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

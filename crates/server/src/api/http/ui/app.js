@@ -414,6 +414,7 @@ function draw(id, data, fmt) {
   zero.textContent = "0";
   const foot = svgEl("text", { x: L, y: H - 1 });
   foot.textContent = `last ${Math.round((CHART_POINTS * METRICS_MS) / 1000)} s`;
+  fig.dataset.points = String(vals.length);
   const last = data[data.length - 1];
   const dot = last === null ? [] : [svgEl("circle", { class: "dot", cx: x(CHART_POINTS - 1), cy: y(last), r: 2.5 })];
   svg.replaceChildren(
