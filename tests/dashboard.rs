@@ -4,7 +4,7 @@
 //! (with its value), a key written after it loaded (no reload: the page's watch), a lease
 //! with its key, and under auth a sign-in form, then the keys the user may read and a
 //! permission error for the rest. `CHORUS_BLESS=1` saves the screenshot as
-//! `docs/dashboard.png`.
+//! `docs/dashboard.png`. On an https client URL the page is served over TLS (curl).
 //!
 //! ```text
 //!   test ──HTTP/1.1──▶ chromedriver :port ──▶ chromium --headless ──▶ member 0 /ui/
@@ -488,4 +488,42 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
             (0..3).all(|i| t.contains(&format!("m{i}")))
         })
     });
+}
+
+/// On an https client URL the page and its script are served over TLS by the member
+/// (curl with the cluster's CA and the client certificate `--client-cert-auth` asks for);
+/// a browser run under TLS is not part of this file (Chromium would need the client
+/// certificate installed).
+#[tokio::test]
+async fn on_a_tls_client_url_the_dashboard_is_served_over_tls() {
+    if !common::require_curl() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
+    let options = common::ClusterOptions {
+        tls: Some(tls.clone()),
+        ..common::ClusterOptions::default()
+    };
+    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let base = c.client_url(0);
+    assert!(base.starts_with("https://"), "{base}");
+    for (path, expect) in [
+        ("/ui/", "<title>chorus dashboard</title>"),
+        ("/ui/app.js", "\"use strict\""),
+    ] {
+        let out = tokio::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert", &tls.ca])
+            .args(["--cert", &tls.client_cert, "--key", &tls.client_key])
+            .arg(format!("{base}{path}"))
+            .output()
+            .await
+            .expect("run curl");
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && body.contains(expect),
+            "{path} over TLS: {}\n{body}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
