@@ -272,6 +272,9 @@ async fn the_dashboard_shows_members_leader_keys_live_updates_and_leases() {
     let lease = gateway(&c, "lease/grant", json!({"TTL": "600"}), None).await;
     let lease_id: u64 = lease["ID"].as_str().unwrap().parse().unwrap();
     put(&c, "app/session", "held", lease_id, None).await;
+    for i in 0..25 {
+        put(&c, &format!("page/{i:02}"), "p", 0, None).await;
+    }
 
     let b = tokio::task::block_in_place(Browser::start);
     let url = format!("{}/ui/", c.client_url(0));
@@ -331,6 +334,37 @@ async fn the_dashboard_shows_members_leader_keys_live_updates_and_leases() {
         b.wait_for("#keys-error", "long prefix", |t| t.contains("at most 1024"))
     });
     assert!(err.contains("1200 bytes"), "{err}");
+    // 25 keys, 10 a page: each page is its own range from the last key shown.
+    tokio::task::block_in_place(|| {
+        b.click("#page-size option:nth-child(1)");
+        b.type_into("#prefix", "page/\u{E007}");
+        let status = b.wait_for("#keys-status", "page 1", |t| t.contains("page 1, 10 shown"));
+        assert!(status.starts_with("25 key(s) under"), "{status}");
+        let rows = b.text("#kv tbody");
+        assert!(
+            rows.contains("page/00") && rows.contains("page/09"),
+            "{rows}"
+        );
+        assert!(!rows.contains("page/10"), "page 1 holds 10 keys:\n{rows}");
+        b.click("#next-page");
+        b.wait_for("#keys-status", "page 2", |t| t.contains("page 2, 10 shown"));
+        let rows = b.text("#kv tbody");
+        assert!(
+            rows.contains("page/10") && rows.contains("page/19"),
+            "{rows}"
+        );
+        assert!(
+            !rows.contains("page/09"),
+            "page 2 starts after page 1:\n{rows}"
+        );
+        b.click("#next-page");
+        b.wait_for("#keys-status", "page 3", |t| t.contains("page 3, 5 shown"));
+        assert_eq!(b.attr("#next-page", "disabled"), "true", "the last page");
+        b.click("#prev-page");
+        b.wait_for("#keys-status", "back to page 2", |t| {
+            t.contains("page 2, 10 shown")
+        });
+    });
     // Back to app/ with the keyboard only: the prefix, then Enter.
     tokio::task::block_in_place(|| {
         b.type_into("#prefix", "app/\u{E007}");
@@ -487,6 +521,17 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
         b.wait_for("#members tbody", "members under auth", |t| {
             (0..3).all(|i| t.contains(&format!("m{i}")))
         })
+    });
+    // A forged token in the tab's storage: the member refuses it, the page asks again.
+    tokio::task::block_in_place(|| {
+        b.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": "sessionStorage.setItem('chorus-token', 'forged.1'); location.reload();", "args": []}),
+        );
+        b.wait_for("#login-error", "a forged token", |t| {
+            t.contains("invalid auth token")
+        });
     });
 }
 

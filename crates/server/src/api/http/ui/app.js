@@ -465,8 +465,10 @@ async function loadPage(startKey) {
     state.more = !!r.more;
     const count = Number(r.count || 0);
     const page = state.pageStarts.length + 1;
+    const under = `“${state.prefix || "(all keys)"}”`;
+    const total = page === 1 ? `${count} key(s) under ${under}` : `${count} key(s) from this page to the end of ${under}`;
     $("keys-status").textContent =
-      `${count} key(s) under “${state.prefix || "(all keys)"}”; page ${page}, ${state.rows.length} shown ` +
+      `${total}; page ${page}, ${state.rows.length} shown ` +
       `(at most ${limit} per request), revision ${f(r.header, "revision")}.`;
     renderKeys();
     watchFrom(Number(f(r.header, "revision")) + 1);
