@@ -286,6 +286,12 @@ async fn the_dashboard_shows_members_leader_keys_live_updates_and_leases() {
             (0..3).all(|i| t.contains(&format!("m{i}"))) && t.contains("leader")
         })
     });
+    // Every member's own status (asked by the browser at its client URL): its version.
+    tokio::task::block_in_place(|| {
+        b.wait_for("#members tbody", "every member's status", |t| {
+            t.matches("3.5.1").count() == 3
+        })
+    });
     let leader_row = tokio::task::block_in_place(|| b.text("#members tr.is-leader th"));
     assert_eq!(
         leader_row,
@@ -516,10 +522,10 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
         !page.contains("root-only"),
         "a value the reader may not read:\n{page}"
     );
-    // The members are still shown (MemberList needs no permission).
+    // The members, and each member's status asked with the reader's token.
     tokio::task::block_in_place(|| {
         b.wait_for("#members tbody", "members under auth", |t| {
-            (0..3).all(|i| t.contains(&format!("m{i}")))
+            (0..3).all(|i| t.contains(&format!("m{i}"))) && t.matches("3.5.1").count() == 3
         })
     });
     // A forged token in the tab's storage: the member refuses it, the page asks again.
