@@ -517,6 +517,13 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
             t.contains("for-readers")
         });
     });
+    // The reader's watch on app/ brings a key root writes now.
+    put(&c, "app/later", "live-for-readers", 0, Some(&token)).await;
+    tokio::task::block_in_place(|| {
+        b.wait_for(&row("app/later"), "live update under auth", |t| {
+            t.contains("live-for-readers")
+        })
+    });
     let page = tokio::task::block_in_place(|| b.peek("body"));
     assert!(
         !page.contains("root-only"),
