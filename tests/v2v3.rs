@@ -52,6 +52,11 @@ impl Trio {
     /// The three servers, or `None` (the test is skipped) when etcd or etcdctl is not
     /// here outside CI.
     async fn start() -> Option<Trio> {
+        Trio::start_with(&[]).await
+    }
+
+    /// [`Trio::start`] with more flags for every server.
+    async fn start_with(extra: &[&str]) -> Option<Trio> {
         let present =
             common::require_etcd34() && common::require_etcd35() && common::require_etcdctl();
         if !present {
@@ -62,11 +67,12 @@ impl Trio {
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             ..Default::default()
         };
-        let etcd = opts(&["--enable-v2=true", &flag]);
+        let etcd = opts(&[&["--enable-v2=true", &flag], extra].concat());
+        let chorus = opts(&[&[flag.as_str()], extra].concat());
         let servers = vec![
             Cluster::start_with(ServerKind::Etcd34, 1, etcd.clone()),
             Cluster::start_with(ServerKind::Etcd35, 1, etcd),
-            Cluster::start_with(ServerKind::Chorus, 1, opts(&[&flag])),
+            Cluster::start_with(ServerKind::Chorus, 1, chorus),
         ];
         let servers = join_all(servers).await;
         let addrs = servers.iter().map(|c| c.client_addr(0)).collect();
@@ -349,4 +355,18 @@ async fn concurrent_sets_make_one_directory() {
         // The keys, the directory and the action key.
         assert_eq!(layout.len(), SETS + 2, "{name}: {layout:?}");
     }
+}
+
+/// A recursive delete is one txn of 65 operations (a range delete per depth): over
+/// `--max-txn-ops` it is refused with the v3 error as the cause, as etcd refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_limits_apply_as_in_etcd() {
+    let Some(trio) = Trio::start_with(&["--max-txn-ops=16"]).await else {
+        return;
+    };
+    trio.put("/a/b", "value=1").await;
+    let refused = trio.delete("/a?recursive=true").await;
+    assert_eq!(refused["errorCode"], 300, "{refused}");
+    trio.delete("/a/b").await;
+    trio.same_layout().await;
 }
