@@ -49,21 +49,34 @@ struct Trio {
 }
 
 impl Trio {
-    async fn start() -> Trio {
+    /// The three servers, or `None` (the test is skipped) when etcd or etcdctl is not
+    /// here outside CI.
+    async fn start() -> Option<Trio> {
+        Trio::start_with(&[]).await
+    }
+
+    /// [`Trio::start`] with more flags for every server.
+    async fn start_with(extra: &[&str]) -> Option<Trio> {
+        let present =
+            common::require_etcd34() && common::require_etcd35() && common::require_etcdctl();
+        if !present {
+            return None;
+        }
         let flag = format!("--experimental-enable-v2v3={PREFIX}");
         let opts = |args: &[&str]| ClusterOptions {
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             ..Default::default()
         };
-        let etcd = opts(&["--enable-v2=true", &flag]);
+        let etcd = opts(&[&["--enable-v2=true", &flag], extra].concat());
+        let chorus = opts(&[&[flag.as_str()], extra].concat());
         let servers = vec![
             Cluster::start_with(ServerKind::Etcd34, 1, etcd.clone()),
             Cluster::start_with(ServerKind::Etcd35, 1, etcd),
-            Cluster::start_with(ServerKind::Chorus, 1, opts(&[&flag])),
+            Cluster::start_with(ServerKind::Chorus, 1, chorus),
         ];
         let servers = join_all(servers).await;
         let addrs = servers.iter().map(|c| c.client_addr(0)).collect();
-        Trio { servers, addrs }
+        Some(Trio { servers, addrs })
     }
 
     /// Sends `req` to all; panics unless status, index and body are chorus's. Returns
@@ -170,16 +183,11 @@ async fn v3_keys(endpoint: &str) -> Vec<Value> {
         .collect()
 }
 
-fn have_binaries() -> bool {
-    common::require_etcd34() && common::require_etcd35() && common::require_etcdctl()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_dirs_match_etcd() {
-    if !have_binaries() {
+    let Some(trio) = Trio::start().await else {
         return;
-    }
-    let trio = Trio::start().await;
+    };
     trio.put("/foo", "value=bar").await;
     trio.put("/a/b/c", "value=1").await;
     trio.put("/d1", "dir=true").await;
@@ -199,8 +207,9 @@ async fn keys_and_dirs_match_etcd() {
     trio.same(HttpRequest::new("HEAD", "/v2/keys/foo")).await;
     trio.same(HttpRequest::new("GET", "/v2/keys/foo?quorum=true"))
         .await;
-    trio.put("/", "value=x").await; // the root is read-only
-                                    // Refused before the store: the same errors, headers included.
+    // The root is read-only.
+    trio.put("/", "value=x").await;
+    // Refused before the store: the same errors, headers included.
     trio.put("/foo?prevIndex=abc", "value=x").await;
     trio.put("/foo?wait=true", "value=x").await;
     // etcd's v2v3 server keeps no stats.
@@ -216,10 +225,9 @@ async fn keys_and_dirs_match_etcd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conditions_and_ttls_match_etcd() {
-    if !have_binaries() {
+    let Some(trio) = Trio::start().await else {
         return;
-    }
-    let trio = Trio::start().await;
+    };
     trio.put("/foo", "value=bar").await;
     trio.put("/foo", "value=baz&prevExist=true").await;
     trio.put("/foo", "value=baz&prevExist=false").await;
@@ -242,10 +250,9 @@ async fn conditions_and_ttls_match_etcd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deletes_and_in_order_keys_match_etcd() {
-    if !have_binaries() {
+    let Some(trio) = Trio::start().await else {
         return;
-    }
-    let trio = Trio::start().await;
+    };
     trio.put("/foo", "value=bar").await;
     trio.put("/a/b/c", "value=1").await;
     trio.put("/e", "dir=true").await;
@@ -278,10 +285,9 @@ async fn deletes_and_in_order_keys_match_etcd() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_match_etcd() {
-    if !have_binaries() {
+    let Some(trio) = Trio::start().await else {
         return;
-    }
-    let trio = Trio::start().await;
+    };
     trio.put("/w/x", "value=0").await;
     let set = |k: &str, v: &str| Some(HttpRequest::new("PUT", &format!("/v2/keys{k}")).form(v));
     let line = trio
@@ -326,11 +332,10 @@ async fn watches_match_etcd() {
 /// (the order, so the indexes, differ by the race).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sets_make_one_directory() {
-    if !have_binaries() {
-        return;
-    }
     const SETS: usize = 16;
-    let trio = Trio::start().await;
+    let Some(trio) = Trio::start().await else {
+        return;
+    };
     for ((addr, server), name) in trio.addrs.iter().zip(&trio.servers).zip(NAMES) {
         let sets = (0..SETS).map(|i| {
             let req = HttpRequest::new("PUT", &format!("/v2/keys/c/k{i:02}")).form("value=v");
@@ -350,4 +355,18 @@ async fn concurrent_sets_make_one_directory() {
         // The keys, the directory and the action key.
         assert_eq!(layout.len(), SETS + 2, "{name}: {layout:?}");
     }
+}
+
+/// A recursive delete is one txn of 65 operations (a range delete per depth): over
+/// `--max-txn-ops` it is refused with the v3 error as the cause, as etcd refuses it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txn_limits_apply_as_in_etcd() {
+    let Some(trio) = Trio::start_with(&["--max-txn-ops=16"]).await else {
+        return;
+    };
+    trio.put("/a/b", "value=1").await;
+    let refused = trio.delete("/a?recursive=true").await;
+    assert_eq!(refused["errorCode"], 300, "{refused}");
+    trio.delete("/a/b").await;
+    trio.same_layout().await;
 }

@@ -1059,19 +1059,21 @@ pub(super) async fn machines(State(b): State<Backend>, method: HttpMethod) -> Re
 /// stats (empty bodies, and "not current leader").
 type V3 = Option<Arc<V3Store>>;
 
+/// A `/v2/stats/*` body: `stats()`, or empty under v2v3.
+fn stats_response(method: HttpMethod, v3: V3, stats: impl FnOnce() -> String) -> Response {
+    if method != HttpMethod::GET {
+        return method_not_allowed("GET");
+    }
+    let body = if v3.is_some() { String::new() } else { stats() };
+    json_response(StatusCode::OK, body)
+}
+
 pub(super) async fn stats_store(
     State(b): State<Backend>,
     State(v3): State<V3>,
     method: HttpMethod,
 ) -> Response {
-    if method != HttpMethod::GET {
-        return method_not_allowed("GET");
-    }
-    let body = match v3 {
-        Some(_) => String::new(),
-        None => b.store().read().stats_json(),
-    };
-    json_response(StatusCode::OK, body)
+    stats_response(method, v3, || b.store().read().stats_json())
 }
 
 pub(super) async fn stats_self(
@@ -1079,14 +1081,7 @@ pub(super) async fn stats_self(
     State(v3): State<V3>,
     method: HttpMethod,
 ) -> Response {
-    if method != HttpMethod::GET {
-        return method_not_allowed("GET");
-    }
-    let body = match v3 {
-        Some(_) => String::new(),
-        None => b.stats_self().to_json(),
-    };
-    json_response(StatusCode::OK, body)
+    stats_response(method, v3, || b.stats_self().to_json())
 }
 
 pub(super) async fn stats_leader(

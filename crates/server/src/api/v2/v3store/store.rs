@@ -27,7 +27,8 @@ impl V3Store {
         V3Store { member, layout }
     }
 
-    /// A txn through raft (or served locally when it only reads).
+    /// A txn as the KV service runs it (quota, limits, served locally when it only
+    /// reads), as etcd's v2v3 store goes through its own v3 client.
     pub(super) async fn txn(
         &self,
         compare: Vec<Compare>,
@@ -39,12 +40,7 @@ impl V3Store {
             success,
             failure,
         };
-        let read_only = crate::kv::is_txn_read_only(&r);
-        let resp = if read_only {
-            self.member.read_txn(None, &r).await
-        } else {
-            self.member.txn(None, r).await
-        };
+        let resp = crate::api::grpc::kv::txn(&self.member, None, r).await;
         // Failures outside the store (timeouts, a stopped member), as etcd reports them.
         resp.map_err(|e| V2Error::raft_internal(e.to_string()))
     }
