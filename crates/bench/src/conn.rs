@@ -309,17 +309,8 @@ impl ConnConfig {
 /// each cause once.
 fn describe(status: &tonic::Status) -> String {
     use std::error::Error as _;
-    let mut text = format!("{:?}: {}", status.code(), status.message());
-    let mut source = status.source();
-    while let Some(e) = source {
-        let cause = e.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-        source = e.source();
-    }
-    text
+    let text = format!("{:?}: {}", status.code(), status.message());
+    chorus_client::with_causes(text, status.source())
 }
 
 /// Go's `time.ParseDuration` for the forms people type: `0`, `500ms`, `2s`, `1m30s`,

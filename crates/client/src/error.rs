@@ -144,3 +144,18 @@ pub mod messages {
     /// `PermissionDenied`: the user's roles do not allow the request.
     pub const PERMISSION_DENIED: &str = "etcdserver: permission denied";
 }
+
+/// `text` followed by each cause in `source`'s chain that `text` does not already say,
+/// `: `-separated (a TLS refusal sits several levels below tonic's "transport error").
+pub fn with_causes(mut text: String, source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    let mut source = source;
+    while let Some(e) = source {
+        let cause = e.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = e.source();
+    }
+    text
+}

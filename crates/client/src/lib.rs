@@ -73,7 +73,7 @@ pub use auth::{
     is_token_refused, AuthChannel, Credentials, TokenInterceptor, TokenSource, TOKEN_METADATA_KEY,
 };
 pub use client::{Client, ConnectOptions};
-pub use error::{messages, Error, Result};
+pub use error::{messages, with_causes, Error, Result};
 pub use kv::{prefix_range_end, Cmp, DeleteOptions, GetOptions, Op, PutOptions, Txn};
 pub use lease::{KeepAliveSender, KeepAliveStream};
 pub use tls::TlsOptions;

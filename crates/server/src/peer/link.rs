@@ -122,7 +122,7 @@ struct DialFailure {
 
 impl DialFailure {
     fn report(&mut self, to: u64, e: &super::dialer::DialError) {
-        let reason = error_chain(e);
+        let reason = chorus_client::with_causes(e.to_string(), std::error::Error::source(e));
         if self.last.as_deref() == Some(reason.as_str()) {
             tracing::debug!(remote_peer_id = %format!("{to:x}"), error = %reason, "peer unreachable");
             return;
@@ -130,20 +130,4 @@ impl DialFailure {
         tracing::warn!(remote_peer_id = %format!("{to:x}"), error = %reason, "failed to dial remote peer");
         self.last = Some(reason);
     }
-}
-
-/// `e` and its sources, `: `-separated (tonic's transport error alone says only
-/// "transport error").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
