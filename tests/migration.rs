@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::fleet::{doc_block, run, Fleet, Ran, Tools};
+use common::http::{send, HttpRequest};
 
 const ROOT: &str = "root:rootpw";
 
@@ -802,4 +803,124 @@ async fn restore_refusals_are_etcds_words() {
         assert_eq!(errors[0], errors[1], "{name}: chorusctl vs etcdutl");
         assert_eq!(errors[0], errors[2], "{name}: chorusctl vs etcdctl");
     }
+}
+
+/// v2 writes of every kind, before and after the `.snap` etcd takes every 10 entries.
+async fn write_v2(addr: &str) {
+    let mut writes: Vec<(&str, String, String)> = (0..12)
+        .map(|i| ("PUT", format!("/v2/keys/early/k{i}"), format!("value=v{i}")))
+        .collect();
+    let later = [
+        ("PUT", "/v2/keys/dir/a", "value=1"),
+        ("PUT", "/v2/keys/dir/ttl", "value=2&ttl=100000"),
+        ("POST", "/v2/keys/queue", "value=j1"),
+        ("POST", "/v2/keys/queue", "value=j2"),
+        ("PUT", "/v2/keys/cas", "value=x"),
+        ("PUT", "/v2/keys/cas?prevValue=x", "value=y"),
+        ("PUT", "/v2/keys/empty", "dir=true"),
+        ("DELETE", "/v2/keys/early/k0", ""),
+        ("DELETE", "/v2/keys/dir/a", ""),
+    ];
+    writes.extend(later.map(|(m, p, f)| (m, p.to_string(), f.to_string())));
+    for (method, path, form) in writes {
+        let r = send(addr, &HttpRequest::new(method, &path).form(&form)).await;
+        assert!(r.status < 300, "{method} {path} {form}: {r:?}");
+    }
+}
+
+/// The whole v2 key space as a client lists it, `ttl` (which counts down) left out.
+async fn v2_listing(addr: &str) -> serde_json::Value {
+    fn strip_ttl(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                o.remove("ttl");
+                o.values_mut().for_each(strip_ttl);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip_ttl),
+            _ => {}
+        }
+    }
+    let r = send(
+        addr,
+        &HttpRequest::new("GET", "/v2/keys/?recursive=true&sorted=true"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let mut v = r.json()["node"].clone();
+    strip_ttl(&mut v);
+    v
+}
+
+/// Path 2 with etcd's v2 store (`--enable-v2`): chorus serves the same v2 keys, with
+/// their indexes and expirations. `kill`: etcd is killed with its backend commits held
+/// back (the v2 writes after the `.snap` file are carried as raft entries); otherwise it
+/// stops cleanly (they are replayed into the store at the takeover).
+async fn takeover_v2(t: &Tools, kill: bool) {
+    let hold = "--backend-batch-interval=1h --backend-batch-limit=1000000";
+    let flags = format!(
+        "--enable-v2 --snapshot-count=10 {}",
+        if kill { hold } else { "" }
+    );
+    let mut src = Fleet::new(1);
+    start(&mut src, 0, "etcd-start", t, &flags).await;
+    let url = src.slots[0].client_url();
+    let addr = url.trim_start_matches("http://").to_string();
+    write_v2(&addr).await;
+    let seen = v2_listing(&addr).await;
+    assert_eq!(seen["nodes"].as_array().map(Vec::len), Some(5), "{seen}");
+    if kill {
+        src.kill9(0);
+    } else {
+        src.stop(0).await;
+    }
+    start(&mut src, 0, "chorus-start", t, "--enable-v2").await;
+    let log = src.log(0);
+    let position = log
+        .lines()
+        .find(|l| l.contains("etcd takeover: raft position"));
+    let position = position.expect("the raft position in the log");
+    assert!(
+        !position.contains(" snapshot=0 "),
+        "no .snap file: {position}"
+    );
+    let carried = log.lines().find(|l| l.contains("v2 store carried over"));
+    eprintln!(
+        "etcd {} (kill {kill}): {}",
+        t.version,
+        carried.expect("no v2 line")
+    );
+    assert_eq!(
+        v2_listing(&addr).await,
+        seen,
+        "chorus after taking over etcd {}",
+        t.version
+    );
+    // The index goes on from etcd's.
+    let after = send(
+        &addr,
+        &HttpRequest::new("PUT", "/v2/keys/after").form("value=z"),
+    )
+    .await;
+    let node = &after.json()["node"];
+    let newest = seen["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["modifiedIndex"].as_u64().unwrap());
+    assert!(
+        node["createdIndex"].as_u64().unwrap() > newest.max().unwrap(),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
+async fn takeover_carries_the_v2_store_of_a_killed_etcd_3_4() {
+    let Some(t) = Tools::etcd34() else { return };
+    takeover_v2(&t, true).await;
+}
+
+#[tokio::test]
+async fn takeover_carries_the_v2_store_of_a_stopped_etcd_3_5() {
+    let Some(t) = Tools::etcd35() else { return };
+    takeover_v2(&t, false).await;
 }

@@ -5,7 +5,8 @@
 //! ```text
 //!  chorus redb table (one read txn)       etcd bbolt bucket (written in bucket order)
 //!  alarm, auth, authRoles, authUsers  ─▶  same names, bytes as they are
-//!                                         cluster (empty: etcd sets its own version)
+//!  meta downgrade                     ─▶  cluster downgrade (etcd's JSON); no
+//!                                         clusterVersion: etcd decides its own
 //!  key  (main, sub)                   ─▶  key  <main>_<sub>, + 't' for a tombstone
 //!  lease  id                          ─▶  lease  BE id (LeaseRecord = leasepb.Lease)
 //!  members, members_removed           ─▶  hex ID: membership.Member JSON, "removed"
@@ -21,9 +22,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chorus_api::internalpb::Member as ChorusMember;
+use chorus_api::internalpb::{DowngradeInfoSet, Member as ChorusMember};
 use chorus_api::mvccpb::KeyValue;
-use chorus_etcd_format::backend::{buckets, keys, ConfState, Member, Revision};
+use chorus_etcd_format::backend::{buckets, keys, ConfState, DowngradeInfo, Member, Revision};
 use chorus_etcd_format::bbolt::{BoltError, BoltWriter, WriteSummary};
 use chorus_storage::backend::{self, meta_keys, BackendError};
 use prost::Message;
@@ -72,8 +73,7 @@ pub fn export_backend(tx: &ReadTransaction, path: &Path) -> Result<ExportSummary
     copy_raw(tx, &mut w, buckets::AUTH, backend::AUTH)?;
     copy_raw(tx, &mut w, buckets::AUTH_ROLES, backend::AUTH_ROLES)?;
     copy_raw(tx, &mut w, buckets::AUTH_USERS, backend::AUTH_USERS)?;
-    w.begin_bucket(buckets::CLUSTER)?;
-    w.end_bucket()?;
+    export_cluster(tx, &mut w)?;
     let (revisions, revision) = export_revisions(tx, &mut w)?;
     let leases = export_leases(tx, &mut w)?;
     let members = load_members(tx)?;
@@ -86,6 +86,26 @@ pub fn export_backend(tx: &ReadTransaction, path: &Path) -> Result<ExportSummary
         leases,
         file,
     })
+}
+
+/// `cluster`: the downgrade job, if one was ever set. The cluster version is left out:
+/// the etcd that restores the file decides its own, as it would after a restore of an
+/// etcd 3.4 snapshot.
+fn export_cluster(tx: &ReadTransaction, w: &mut BoltWriter) -> Result<(), ExportError> {
+    w.begin_bucket(buckets::CLUSTER)?;
+    let meta = tx.open_table(backend::META)?;
+    if let Some(v) = meta.get(chorus_storage::members::META_DOWNGRADE)? {
+        let d = DowngradeInfoSet::decode(v.value()).map_err(|e| ExportError::Corrupt {
+            what: format!("downgrade info: {e}"),
+        })?;
+        let etcd = DowngradeInfo {
+            target_version: d.ver,
+            enabled: d.enabled,
+        };
+        let json = serde_json::to_vec(&etcd).expect("JSON of a struct");
+        w.put(keys::DOWNGRADE, &json)?;
+    }
+    Ok(w.end_bucket()?)
 }
 
 /// A table keyed by bytes, copied as it is.

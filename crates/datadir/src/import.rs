@@ -95,6 +95,12 @@ pub struct ImportSummary {
     pub consistent_index: u64,
     /// Its term (etcd 3.5+).
     pub term: Option<u64>,
+    /// The cluster version imported (etcd 3.5+ keeps it in the backend).
+    pub cluster_version: Option<String>,
+    /// A cluster version newer than this chorus runs at, not imported.
+    pub cluster_version_dropped: Option<String>,
+    /// The target of an enabled downgrade job.
+    pub downgrade_target: Option<String>,
 }
 
 /// Copies every record of `src` (except membership) into `dst`, a freshly created chorus
@@ -108,6 +114,7 @@ pub fn import_backend(src: &EtcdBackend, dst: &Backend) -> Result<ImportSummary,
     write_meta(&tx, &meta, &mut summary)?;
     import_auth(src.db(), &tx, &mut summary)?;
     import_alarms(src.db(), &tx, &mut summary)?;
+    import_cluster(src, &tx, &mut summary)?;
     tx.commit().map_err(BackendError::from)?;
     dst.force_commit()?;
     summary.current_revision = summary
@@ -350,6 +357,33 @@ fn import_alarms(db: &Db, tx: &WriteTransaction, s: &mut ImportSummary) -> Resul
             .map_err(|err| bad_record(db, "alarm", &e.key, format!("not an AlarmMember: {err}")))?;
         table.insert(e.key.as_slice(), [].as_slice())?;
         s.alarms += 1;
+    }
+    Ok(())
+}
+
+/// The cluster version (when this chorus can run at it; else the leader decides it anew)
+/// and the downgrade job of etcd 3.5+'s `cluster` bucket.
+fn import_cluster(
+    src: &EtcdBackend,
+    tx: &WriteTransaction,
+    s: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let cluster = src.cluster()?;
+    if let Some(v) = cluster.cluster_version {
+        if crate::cluster_version_supported(&v) {
+            chorus_storage::members::set_cluster_version(tx, &v)?;
+            s.cluster_version = Some(v);
+        } else {
+            s.cluster_version_dropped = Some(v);
+        }
+    }
+    if let Some(d) = cluster.downgrade {
+        let job = chorus_api::internalpb::DowngradeInfoSet {
+            enabled: d.enabled,
+            ver: d.target_version,
+        };
+        chorus_storage::members::set_downgrade(tx, &job)?;
+        s.downgrade_target = job.enabled.then_some(job.ver);
     }
     Ok(())
 }

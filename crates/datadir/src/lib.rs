@@ -52,3 +52,21 @@ pub enum DataDirError {
     #[error(transparent)]
     Snap(#[from] chorus_storage::snap::SnapError),
 }
+
+/// Whether this chorus can run at cluster version `v` (`major.minor[.patch]`): not newer
+/// than the etcd version it reports. A newer one found in etcd's files is not carried
+/// over (the leader decides the version anew), where keeping it would stop every start
+/// with etcd's "cluster cannot be downgraded".
+pub fn cluster_version_supported(v: &str) -> bool {
+    let major_minor = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (
+        major_minor(v),
+        major_minor(chorus_config::ETCD_COMPAT_VERSION),
+    ) {
+        (Some(found), Some(ours)) => found <= ours,
+        _ => false,
+    }
+}

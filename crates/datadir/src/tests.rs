@@ -95,6 +95,11 @@ fn source(dir: &std::path::Path) -> Backend {
         is_learner: false,
     };
     members::save(&tx, &member).unwrap();
+    let downgrade = chorus_api::internalpb::DowngradeInfoSet {
+        enabled: true,
+        ver: "3.4.0".into(),
+    };
+    members::set_downgrade(&tx, &downgrade).unwrap();
     tx.commit().unwrap();
     b
 }
@@ -142,6 +147,17 @@ fn export_then_import_keeps_every_record() {
     assert_eq!(imported.current_revision, 4);
     assert_eq!(imported.leases, 2);
     assert!(imported.auth_enabled);
+    // The downgrade job goes out in etcd's JSON and comes back; the cluster version is
+    // left for the restoring etcd to decide.
+    let cluster = etcd.cluster().unwrap();
+    assert_eq!(cluster.cluster_version, None);
+    let d = cluster.downgrade.unwrap();
+    assert_eq!((d.target_version.as_str(), d.enabled), ("3.4.0", true));
+    assert_eq!(imported.downgrade_target.as_deref(), Some("3.4.0"));
+    assert_eq!(
+        members::downgrade(&dst).unwrap(),
+        members::downgrade(&src).unwrap()
+    );
     assert_eq!(rows(&src, backend::KV), rows(&dst, backend::KV));
     assert_eq!(rows(&src, backend::LEASES), rows(&dst, backend::LEASES));
     assert_eq!(rows(&src, backend::ALARMS), rows(&dst, backend::ALARMS));
@@ -335,5 +351,30 @@ fn both_formats_are_told_apart_by_content_and_restore() {
         // The new cluster's membership replaced the old one's.
         let members = members::load(&db).unwrap();
         assert_eq!(members.values().next().unwrap().name, "m0");
+    }
+}
+
+#[test]
+fn an_etcd_cluster_version_is_imported_unless_newer_than_chorus() {
+    let dir = tempfile::tempdir().unwrap();
+    for (version, kept) in [("3.4.0", true), ("3.5.0", true), ("3.6.0", false)] {
+        let bolt = dir.path().join(format!("etcd-{version}.db"));
+        let mut w = BoltWriter::create(&bolt).unwrap();
+        w.begin_bucket(b"cluster").unwrap();
+        w.put(b"clusterVersion", version.as_bytes()).unwrap();
+        w.end_bucket().unwrap();
+        w.finish().unwrap();
+        let dst_path = dir.path().join(format!("dst-{version}"));
+        let dst = Backend::open(&dst_path, &BackendOptions::default()).unwrap();
+        let etcd = EtcdBackend::open(&bolt).unwrap();
+        let s = import_backend(&etcd, &dst).unwrap();
+        let stored = members::cluster_version(&dst).unwrap();
+        if kept {
+            assert_eq!(stored.as_deref(), Some(version));
+            assert_eq!(s.cluster_version.as_deref(), Some(version));
+        } else {
+            assert_eq!(stored, None);
+            assert_eq!(s.cluster_version_dropped.as_deref(), Some(version));
+        }
     }
 }

@@ -32,6 +32,7 @@
 pub mod backend;
 pub mod bbolt;
 pub mod entry;
+pub mod gotime;
 pub mod proto;
 pub mod snap;
 pub mod wal;

@@ -38,6 +38,8 @@ pub mod meta_keys {
     pub const TERM: &str = "term";
     pub const SCHEDULED_COMPACT: &str = "scheduledCompactRev";
     pub const FINISHED_COMPACT: &str = "finishedCompactRev";
+    /// The v2 store, saved with the consistent index it matches (the server's v2 module).
+    pub const V2_STORE: &str = "v2_store";
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,7 @@ mod plan;
 mod stage;
 mod swap;
 mod translate;
+mod v2;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +35,7 @@ use chorus_storage::backend::BackendOptions;
 use chorus_storage::wal::WalOptions;
 
 pub use translate::TranslateStats;
+pub use v2::{V2Builder, V2Seed, V2SeedNode, V2Tree};
 pub use version::SUPPORTED;
 
 /// Why an etcd data dir could not be taken over. Every refusal leaves etcd's files as
@@ -78,6 +80,8 @@ pub enum TakeoverError {
     },
     #[error("etcd takeover: writing chorus's files: {0}")]
     Chorus(String),
+    #[error("etcd takeover refused: the v2 store cannot be carried over: {0}")]
+    V2Store(String),
 }
 
 /// How the chorus files are written.
@@ -85,6 +89,9 @@ pub enum TakeoverError {
 pub struct TakeoverOptions {
     pub wal: WalOptions,
     pub backend: BackendOptions,
+    /// Builds chorus's v2 store from etcd's (the server's v2 module); `None` leaves the
+    /// v2 store empty.
+    pub v2: Option<V2Builder>,
 }
 
 /// What a takeover did.

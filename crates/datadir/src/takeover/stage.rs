@@ -56,6 +56,9 @@ pub fn write(
     let backend = Backend::open(&snap_dir.join("db"), &opts.backend).map_err(chorus)?;
     let import = import_backend(&m.backend, &backend)?;
     write_membership(&backend, plan).map_err(chorus)?;
+    if let Some(build) = opts.v2 {
+        write_v2(&backend, m, plan, build)?;
+    }
     drop(backend);
     let mut meta = SnapshotMetadata {
         index: plan.index,
@@ -89,6 +92,34 @@ fn write_membership(backend: &Backend, plan: &Plan) -> Result<(), BackendError> 
         backend::put_meta_u64(&mut meta, meta_keys::CONSISTENT_INDEX, plan.index)?;
         backend::put_meta_u64(&mut meta, meta_keys::TERM, plan.term)?;
     }
+    tx.commit()?;
+    Ok(())
+}
+
+/// etcd's v2 store as of the consistent index, in chorus's form.
+fn write_v2(
+    backend: &Backend,
+    m: &EtcdMember,
+    plan: &Plan,
+    build: super::V2Builder,
+) -> Result<(), TakeoverError> {
+    let seed = super::v2::seed(m, plan.index, &plan.members)?;
+    let blob = build(&seed).map_err(TakeoverError::V2Store)?;
+    save_v2(backend, &blob).map_err(chorus)?;
+    tracing::info!(
+        from_snapshot = seed.tree.is_some(),
+        v2_index_at_snapshot = seed.tree.as_ref().map_or(0, |t| t.current_index),
+        keys = seed.keys(),
+        replayed_writes = seed.requests.len(),
+        "etcd takeover: v2 store carried over (the snapshot's tree and the v2 writes up to the consistent index)"
+    );
+    Ok(())
+}
+
+fn save_v2(backend: &Backend, blob: &[u8]) -> Result<(), BackendError> {
+    let tx = backend.begin_durable_write()?;
+    tx.open_table(backend::META)?
+        .insert(meta_keys::V2_STORE, blob)?;
     tx.commit()?;
     Ok(())
 }

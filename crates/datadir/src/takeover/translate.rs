@@ -9,9 +9,13 @@
 //!    auth_user_add|change_password with a       the same, hashed here with bcrypt (etcd 3.4
 //!      plaintext password (etcd 3.4)              hashed in apply; chorus hashes before)
 //!    cluster_member_attr_set (3.5+)             member_attributes
-//!    range, cluster_version_set, downgrade_*    empty (nothing chorus keeps)
+//!    cluster_version_set (3.5+)                 cluster_version_set (empty if newer than chorus)
+//!    downgrade_info_set (3.5+)                  downgrade_info_set
+//!    range, downgrade_version_test (3.6+)       empty (nothing to keep)
 //!  v2 Request PUT /0/members/<id>/attributes ─▶ member_attributes
-//!  other v2 requests (v2 keys, /0/version)  ─▶  empty: chorus does not take over the v2 store
+//!  v2 Request PUT /0/version (3.3/3.4)      ─▶  cluster_version_set (empty if newer than chorus)
+//!  v2 writes of keys and v2 auth (/1, /2)   ─▶  v2 (the v2 store up to here: v2.rs)
+//!  other v2 requests (QGET, other /0 paths) ─▶  empty
 //!  ConfChange add|add-learner (member JSON) ─▶  ConfChangeV2, context internalpb.Member
 //!  ConfChange remove                        ─▶  ConfChangeV2 remove
 //!  ConfChange update (new peer URLs)        ─▶  normal, member_peer_urls
@@ -24,8 +28,8 @@ use std::collections::BTreeMap;
 
 use chorus_api::internalpb::internal_request::Request as R;
 use chorus_api::internalpb::{
-    InternalAuthenticateRequest, InternalRequest, Member, MemberAttributes, MemberPeerUrls,
-    RequestHeader,
+    ClusterVersionSet, DowngradeInfoSet, InternalAuthenticateRequest, InternalRequest, Member,
+    MemberAttributes, MemberPeerUrls, RequestHeader,
 };
 use chorus_etcd_format::entry::{decode_entry, request_kind, ConfChangeContext, EntryPayload};
 use chorus_etcd_format::proto::etcdserverpb_raft::{InternalRaftRequest, Request as V2Request};
@@ -165,10 +169,16 @@ fn request(mut r: InternalRaftRequest, index: u64) -> Result<Option<R>, Takeover
             client_urls: attrs.client_urls,
         })));
     }
-    let nothing_kept = r.range.is_some()
-        || r.cluster_version_set.is_some()
-        || r.downgrade_info_set.is_some()
-        || r.downgrade_version_test.is_some();
+    if let Some(v) = r.cluster_version_set.take() {
+        return Ok(cluster_version(v.ver));
+    }
+    if let Some(d) = r.downgrade_info_set.take() {
+        return Ok(Some(R::DowngradeInfoSet(DowngradeInfoSet {
+            enabled: d.enabled,
+            ver: d.ver,
+        })));
+    }
+    let nothing_kept = r.range.is_some() || r.downgrade_version_test.is_some();
     if nothing_kept {
         return Ok(None);
     }
@@ -208,9 +218,25 @@ fn v2_prefix(path: &[u8]) -> &[u8] {
     }
 }
 
-/// Member attributes published through the v2 store (etcd 3.3/3.4); nothing else of the
-/// v2 store is taken over.
+/// A cluster version chorus can run at; a newer one is left to the leader to decide anew.
+fn cluster_version(ver: String) -> Option<R> {
+    crate::cluster_version_supported(&ver)
+        .then_some(R::ClusterVersionSet(ClusterVersionSet { ver }))
+}
+
+/// A v2 request: member attributes and the cluster version (etcd 3.3/3.4 publish them
+/// through the v2 store) as chorus's own requests, writes of v2 keys and v2 auth as v2
+/// requests; nothing else.
 fn v2_request(r: &V2Request, index: u64) -> Result<Option<R>, TakeoverError> {
+    match v2_prefix(&r.path) {
+        b"/1" | b"/2" => return Ok(super::v2::write_request(r).map(R::V2)),
+        _ if r.path == b"/0/version" && r.method == "PUT" => {
+            return Ok(cluster_version(
+                String::from_utf8_lossy(&r.val).into_owned(),
+            ));
+        }
+        _ => {}
+    }
     let path = String::from_utf8_lossy(&r.path);
     let Some(id) = path
         .strip_prefix("/0/members/")
@@ -420,7 +446,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_requests_keep_only_member_attributes() {
+    fn v2_requests_carry_member_attributes_version_and_v2_writes() {
         let v2 = |method: &str, path: &str, val: &str| {
             let r = V2Request {
                 method: method.into(),
@@ -443,11 +469,68 @@ mod tests {
             client_urls: vec!["http://c".into()],
         };
         assert_eq!(got.request, Some(R::MemberAttributes(want)));
-        for e in [v2("PUT", "/1/foo", "bar"), v2("PUT", "/0/version", "3.4.0")] {
+        let put = chorus_request(&translate(&v2("PUT", "/1/foo", "bar"), &mut stats).unwrap());
+        let Some(R::V2(put)) = put.request else {
+            panic!("not a v2 request: {put:?}")
+        };
+        assert_eq!((put.path.as_str(), put.val.as_str()), ("/1/foo", "bar"));
+        let user = chorus_request(&translate(&v2("PUT", "/2/users/u", "{}"), &mut stats).unwrap());
+        assert!(matches!(user.request, Some(R::V2(_))), "{user:?}");
+        let version = v2("PUT", "/0/version", "3.4.0");
+        let got = chorus_request(&translate(&version, &mut stats).unwrap());
+        let want = ClusterVersionSet {
+            ver: "3.4.0".into(),
+        };
+        assert_eq!(got.request, Some(R::ClusterVersionSet(want)));
+        // A read, another /0 path, and a cluster version newer than chorus: nothing.
+        for e in [
+            v2("QGET", "/1/foo", ""),
+            v2("PUT", "/0/other", "x"),
+            v2("PUT", "/0/version", "3.9.0"),
+        ] {
             assert!(translate(&e, &mut stats).unwrap().data.is_empty());
         }
+        assert_eq!(stats.carried.get("v2 /1"), Some(&1));
+        assert_eq!(stats.carried.get("v2 /2"), Some(&1));
+        assert_eq!(stats.carried.get("v2 /0"), Some(&2));
         assert_eq!(stats.emptied.get("v2 /1"), Some(&1));
-        assert_eq!(stats.emptied.get("v2 /0"), Some(&1));
+        assert_eq!(stats.emptied.get("v2 /0"), Some(&2));
+    }
+
+    #[test]
+    fn cluster_version_and_downgrade_requests_are_carried() {
+        use chorus_etcd_format::proto::membershippb;
+        let mut stats = TranslateStats::default();
+        let set = |ver: &str| InternalRaftRequest {
+            cluster_version_set: Some(membershippb::ClusterVersionSetRequest { ver: ver.into() }),
+            ..Default::default()
+        };
+        let got = translate(&normal_of(set("3.5.0")), &mut stats).unwrap();
+        let want = ClusterVersionSet {
+            ver: "3.5.0".into(),
+        };
+        assert_eq!(
+            chorus_request(&got).request,
+            Some(R::ClusterVersionSet(want))
+        );
+        let newer = translate(&normal_of(set("3.6.0")), &mut stats).unwrap();
+        assert!(newer.data.is_empty());
+        let downgrade = InternalRaftRequest {
+            downgrade_info_set: Some(membershippb::DowngradeInfoSetRequest {
+                enabled: true,
+                ver: "3.4.0".into(),
+            }),
+            ..Default::default()
+        };
+        let got = translate(&normal_of(downgrade), &mut stats).unwrap();
+        let want = DowngradeInfoSet {
+            enabled: true,
+            ver: "3.4.0".into(),
+        };
+        assert_eq!(
+            chorus_request(&got).request,
+            Some(R::DowngradeInfoSet(want))
+        );
     }
 
     #[test]

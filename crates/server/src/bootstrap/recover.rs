@@ -38,6 +38,7 @@ pub fn take_over_etcd(cfg: &Config, backend_opts: &BackendOptions) -> Result<boo
     let opts = TakeoverOptions {
         wal: wal_options(cfg),
         backend: backend_opts.clone(),
+        v2: Some(crate::v2::takeover::build),
     };
     Ok(take_over(cfg, &opts)?.is_some())
 }

@@ -28,6 +28,7 @@ pub mod persist;
 pub mod request;
 pub mod stats;
 pub mod store;
+pub mod takeover;
 
 pub use error::{ecode, V2Error};
 pub use request::{apply, sync_request, Method, V2Request};

@@ -5,7 +5,7 @@ use chorus_storage::backend::{Backend, BackendError, META};
 
 use super::V2Store;
 
-pub const META_V2_STORE: &str = "v2_store";
+pub use chorus_storage::backend::meta_keys::V2_STORE as META_V2_STORE;
 
 /// A new cluster's v2 store: its first members' raft attributes under `/0`, as etcd's
 /// bootstrap conf changes write them (in member-ID order), saved in the backend.

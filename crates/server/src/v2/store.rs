@@ -1497,6 +1497,27 @@ impl V2Store {
         if saved.version != SNAPSHOT_VERSION {
             return Err(RecoverError::Version(saved.version));
         }
+        self.restore(saved)
+    }
+
+    /// A store holding `nodes` (every directory before its children) at `current_index`,
+    /// with no event history yet: a tree carried over from etcd.
+    pub fn from_tree(current_index: u64, nodes: Vec<SavedNode>) -> Result<V2Store, RecoverError> {
+        let mut store = V2Store::new();
+        store.restore(Saved {
+            version: SNAPSHOT_VERSION,
+            current_index,
+            nodes,
+            history: SavedHistory {
+                start_index: current_index,
+                last_index: current_index,
+                events: Vec::new(),
+            },
+        })?;
+        Ok(store)
+    }
+
+    fn restore(&mut self, saved: Saved) -> Result<(), RecoverError> {
         let mut nodes: HashMap<String, Node> = HashMap::with_capacity(saved.nodes.len());
         let mut ttl_keys = BTreeSet::new();
         for n in saved.nodes {
@@ -1570,14 +1591,16 @@ struct Saved {
     history: SavedHistory,
 }
 
-#[derive(Serialize, Deserialize)]
-struct SavedNode {
-    path: String,
-    created_index: u64,
-    modified_index: u64,
-    expire_time: Option<i64>,
+/// A node as snapshots keep it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedNode {
+    pub path: String,
+    pub created_index: u64,
+    pub modified_index: u64,
+    /// Absolute expiration, unix nanoseconds; `None`: permanent.
+    pub expire_time: Option<i64>,
     /// `None` for a directory.
-    value: Option<String>,
+    pub value: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
