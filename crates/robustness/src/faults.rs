@@ -11,10 +11,13 @@ use serde::Serialize;
 use crate::cluster::Cluster;
 use crate::proxy::LinkFault;
 
-/// A crash point in the server (`fail_point!` under the `failpoints` feature).
+/// A crash point in the server (`fail_point!` under the `failpoints` feature), or a point
+/// where the disk fails an I/O call (`error`: the point returns the error instead of
+/// crashing, and the member must stop by itself without acknowledging the write).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrashPoint {
     pub name: &'static str,
+    pub error: bool,
     /// Hits let through before the crash are drawn from `0..=max_skip`.
     pub max_skip: u32,
     /// Reached only when a follower installs a snapshot sent by the leader.
@@ -24,62 +27,98 @@ pub struct CrashPoint {
 pub const CRASH_POINTS: &[CrashPoint] = &[
     CrashPoint {
         name: "raftBeforeSave",
+        error: false,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftAfterSave",
+        error: false,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "walBeforeFdatasync",
+        error: false,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "walAfterFdatasync",
+        error: false,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "backendBeforeCommit",
+        error: false,
         max_skip: 10,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "backendAfterCommit",
+        error: false,
         max_skip: 10,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftBeforeSaveSnap",
+        error: false,
         max_skip: 1,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftAfterSaveSnap",
+        error: false,
         max_skip: 1,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "applyBeforeInstallSnapshot",
+        error: false,
         max_skip: 0,
         needs_snapshot_install: true,
     },
     CrashPoint {
         name: "applyAfterInstallSnapshot",
+        error: false,
         max_skip: 0,
         needs_snapshot_install: true,
     },
     CrashPoint {
         name: "compactBeforeCommitBatch",
+        error: false,
         max_skip: 0,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "compactAfterCommitBatch",
+        error: false,
         max_skip: 0,
+        needs_snapshot_install: false,
+    },
+];
+
+/// Disk failures (fsyncgate's lesson): an fdatasync of the WAL that fails (EIO), a WAL
+/// write on a full disk (ENOSPC), a backend commit that fails (EIO). The member stops; a
+/// restart recovers what was durable, and no acknowledged write may be missing.
+pub const DISK_ERRORS: &[CrashPoint] = &[
+    CrashPoint {
+        name: "walFdatasyncError",
+        error: true,
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "walWriteError",
+        error: true,
+        max_skip: 40,
+        needs_snapshot_install: false,
+    },
+    CrashPoint {
+        name: "backendCommitError",
+        error: true,
+        max_skip: 10,
         needs_snapshot_install: false,
     },
 ];
@@ -110,6 +149,7 @@ impl Fault {
             Fault::Blackhole => "blackhole".into(),
             Fault::Delay => "delay".into(),
             Fault::Drop => "drop".into(),
+            Fault::Crash(c) if c.error => format!("disk-{}", c.name),
             Fault::Crash(c) => format!("crash-{}", c.name),
         }
     }
@@ -125,6 +165,7 @@ impl Fault {
             Fault::Drop,
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
+        v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
         v
     }
 
@@ -270,10 +311,11 @@ pub async fn inject(
                 pick_member(cluster, rng)
             };
             let skip = rng.gen_range(0..=point.max_skip);
+            let action = if point.error { "return" } else { "panic" };
             let spec = if skip == 0 {
-                format!("{}=panic", point.name)
+                format!("{}={action}", point.name)
             } else {
-                format!("{}={skip}*off->panic", point.name)
+                format!("{}={skip}*off->{action}", point.name)
             };
             detail = format!("FAILPOINTS={spec}");
             let others_at = if point.needs_snapshot_install {

@@ -39,7 +39,7 @@ pub fn scenarios(
                 && members.is_none()
                 && m == 1
                 && !matches!(fault, Fault::KillRandom | Fault::Pause)
-                && !matches!(fault, Fault::Crash(c) if c.name == "walBeforeFdatasync" || c.name == "backendAfterCommit")
+                && !matches!(fault, Fault::Crash(c) if c.name == "walBeforeFdatasync" || c.name == "backendAfterCommit" || c.name == "walFdatasyncError")
             {
                 continue;
             }

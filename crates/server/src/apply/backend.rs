@@ -50,6 +50,10 @@ impl Applier {
         tx.set_durability(redb::Durability::Immediate)
             .map_err(|e| ApplyError::Commit(e.to_string()))?;
         fail::fail_point!("backendBeforeCommit");
+        // Robustness builds: a disk that fails the backend's commit (EIO).
+        fail::fail_point!("backendCommitError", |_| Err(ApplyError::Commit(
+            std::io::Error::from_raw_os_error(libc::EIO).to_string()
+        )));
         let started = Instant::now();
         tx.commit()?;
         chorus_metrics::BACKEND_COMMIT_SECONDS.observe_duration(started.elapsed());

@@ -532,6 +532,12 @@ impl Wal {
         if self.tail_has_payload && self.offset + buf.len() as u64 > self.opts.segment_size {
             self.cut()?;
         }
+        // Robustness builds: a disk that is full (ENOSPC) when the log is written.
+        fail::fail_point!("walWriteError", |_| Err(WalError::io(
+            "write",
+            self.tail_path(),
+            std::io::Error::from_raw_os_error(libc::ENOSPC)
+        )));
         self.tail
             .write_all_at(buf, self.offset)
             .map_err(|e| WalError::io("write", self.tail_path(), e))?;
@@ -588,6 +594,13 @@ impl Wal {
 
     fn sync_tail(&mut self) -> Result<(), WalError> {
         fail::fail_point!("walBeforeFdatasync");
+        // Robustness builds: a disk that fails the sync (EIO). The WAL is poisoned after
+        // it (never retried as if it had worked) and the member stops.
+        fail::fail_point!("walFdatasyncError", |_| Err(WalError::io(
+            "fdatasync",
+            self.tail_path(),
+            std::io::Error::from_raw_os_error(libc::EIO)
+        )));
         if !self.opts.unsafe_no_fsync {
             let started = std::time::Instant::now();
             self.tail
