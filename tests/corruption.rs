@@ -237,3 +237,59 @@ async fn compaction_hash_check_raises_corrupt() {
     assert_eq!(out.ok().trim(), format!("compacted revision {rev}"));
     expect_corrupt_alarm(&cluster).await;
 }
+
+/// Flips one bit of every on-disk copy of `needle` in `file`; returns how many.
+fn flip_bit_of_every(file: &Path, needle: &[u8]) -> usize {
+    let mut bytes = std::fs::read(file).unwrap();
+    let at: Vec<usize> = bytes
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    for &i in &at {
+        bytes[i + needle.len() - 1] ^= 0x01;
+    }
+    std::fs::write(file, bytes).unwrap();
+    at.len()
+}
+
+/// A bit flipped on disk while the member was stopped, in its backend or in its WAL, is
+/// found before anything is served: the member refuses to start and names the file.
+#[tokio::test(flavor = "multi_thread")]
+async fn bit_flips_on_disk_refuse_the_start() {
+    for (file, expect) in [
+        ("member/snap/db", "is damaged"),
+        ("member/wal", "crc mismatch"),
+    ] {
+        let mut cluster = Cluster::start(ServerKind::Chorus, 1).await;
+        write_keys(&cluster).await;
+        cluster.stop(0).await;
+        let data = cluster.member(0).data_dir.clone();
+        let mut path = data.join(file);
+        if path.is_dir() {
+            let mut segments: Vec<_> = std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "wal"))
+                .collect();
+            segments.sort();
+            path = segments.remove(0);
+        }
+        let flipped = flip_bit_of_every(&path, b"v13");
+        assert!(flipped > 0, "no copy of the value in {}", path.display());
+        cluster.spawn(0);
+        let status = cluster.wait_exit(0).await;
+        assert!(!status.success());
+        let log = cluster.log(0);
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let line = log
+            .lines()
+            .find(|l| l.contains(expect))
+            .unwrap_or_else(|| panic!("{file}: no {expect:?} in the log:\n{log}"));
+        assert!(line.contains(&name), "the file is not named: {line}");
+        if file == "member/wal" {
+            assert!(line.contains("at offset"), "no offset: {line}");
+        }
+    }
+}

@@ -50,6 +50,8 @@ pub enum BackendError {
         #[source]
         source: redb::DatabaseError,
     },
+    #[error("backend: {path} is damaged ({detail}): a page does not match its checksum, the file was changed on disk outside chorus; restore this member from a snapshot, or remove it from the cluster and add it back")]
+    Damaged { path: PathBuf, detail: String },
     #[error("backend: {0}")]
     Database(#[from] redb::DatabaseError),
     #[error("backend: {0}")]
@@ -115,12 +117,33 @@ pub struct Backend {
 impl Backend {
     /// Opens (or creates) the database file and makes sure every table exists.
     pub fn open(path: &Path, opts: &BackendOptions) -> Result<Backend> {
+        Backend::open_checked(path, opts, false)
+    }
+
+    /// Opens the database file after checking every page of its committed trees against
+    /// its checksum (redb's integrity check, which reads the whole file): a file changed
+    /// outside chorus, such as a bit flipped on disk, is refused with the file named
+    /// instead of being served.
+    pub fn open_verified(path: &Path, opts: &BackendOptions) -> Result<Backend> {
+        Backend::open_checked(path, opts, true)
+    }
+
+    fn open_checked(path: &Path, opts: &BackendOptions, verify: bool) -> Result<Backend> {
         let db = Database::builder()
             .set_cache_size(opts.cache_size)
+            .set_check_integrity_on_open(verify)
             .create(path)
-            .map_err(|source| BackendError::Open {
-                path: path.to_owned(),
-                source,
+            .map_err(|source| match source {
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                    BackendError::Damaged {
+                        path: path.to_owned(),
+                        detail,
+                    }
+                }
+                source => BackendError::Open {
+                    path: path.to_owned(),
+                    source,
+                },
             })?;
         let backend = Backend {
             db,
@@ -448,6 +471,35 @@ mod tests {
         let len = std::fs::metadata(backend.path()).unwrap().len();
         assert!(backend.size() <= len, "{} of {len}", backend.size());
         assert!(backend.quota_size() < 5 * 4096);
+    }
+
+    /// A bit flipped in a stored value: a plain open serves the changed value (as bbolt
+    /// would), a verified open refuses the file and names it.
+    #[test]
+    fn a_verified_open_refuses_a_flipped_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let backend = Backend::open(&path, &BackendOptions::default()).unwrap();
+        for i in 0..100u32 {
+            let v = format!("value-{i:04}");
+            put(&backend, AUTH, format!("k{i}").as_bytes(), v.as_bytes());
+        }
+        drop(backend);
+        let verified = Backend::open_verified(&path, &BackendOptions::default()).unwrap();
+        assert_eq!(get(&verified, AUTH, b"k50").unwrap(), b"value-0050");
+        drop(verified);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(10).position(|w| w == b"value-0050").unwrap();
+        bytes[at + 9] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let e = Backend::open_verified(&path, &BackendOptions::default())
+            .err()
+            .expect("a flipped bit is refused");
+        let text = e.to_string();
+        assert!(text.contains(&path.display().to_string()), "{text}");
+        assert!(text.contains("is damaged"), "{text}");
+        let plain = Backend::open(&path, &BackendOptions::default()).unwrap();
+        assert_eq!(get(&plain, AUTH, b"k50").unwrap(), b"value-0051");
     }
 
     fn put(backend: &Backend, def: TableDefinition<&[u8], &[u8]>, k: &[u8], v: &[u8]) {

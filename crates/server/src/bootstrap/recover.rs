@@ -248,7 +248,9 @@ fn open_backend(
             let _ = std::fs::remove_file(&received);
         }
     }
-    let backend = Backend::open(&db, backend_opts)?;
+    // Every page is checked against its checksum before anything is served: a bit
+    // flipped on disk refuses the start (docs/robustness.md, "Disk faults").
+    let backend = Backend::open_verified(&db, backend_opts)?;
     let ci = consistent_index(&backend)?;
     if ci < index {
         return Err(StartError::BackendBehind { ci, index });
