@@ -11,13 +11,25 @@ use serde::Serialize;
 use crate::cluster::Cluster;
 use crate::proxy::LinkFault;
 
-/// A crash point in the server (`fail_point!` under the `failpoints` feature), or a point
-/// where the disk fails an I/O call (`error`: the point returns the error instead of
-/// crashing, and the member must stop by itself without acknowledging the write).
+/// What a failpoint does when it is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointKind {
+    /// The member dies there, as a crash would.
+    Crash,
+    /// The disk fails the I/O call: the point returns the error, and the member must
+    /// stop by itself without acknowledging what it could not make durable.
+    DiskError,
+    /// A deliberately broken member (a mutant): the point breaks a guarantee once and the
+    /// member goes on. The checker must catch it: such a scenario passes only when the
+    /// checker reports a violation.
+    Mutant,
+}
+
+/// A failpoint in the server (`fail_point!` under the `failpoints` feature).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrashPoint {
     pub name: &'static str,
-    pub error: bool,
+    pub kind: PointKind,
     /// Hits let through before the crash are drawn from `0..=max_skip`.
     pub max_skip: u32,
     /// Reached only when a follower installs a snapshot sent by the leader.
@@ -27,73 +39,73 @@ pub struct CrashPoint {
 pub const CRASH_POINTS: &[CrashPoint] = &[
     CrashPoint {
         name: "raftBeforeSave",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftAfterSave",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "walBeforeFdatasync",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "walAfterFdatasync",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "backendBeforeCommit",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 10,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "backendAfterCommit",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 10,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftBeforeSaveSnap",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 1,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "raftAfterSaveSnap",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 1,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "applyBeforeInstallSnapshot",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: true,
     },
     CrashPoint {
         name: "applyAfterInstallSnapshot",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: true,
     },
     CrashPoint {
         name: "compactBeforeCommitBatch",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "compactAfterCommitBatch",
-        error: false,
+        kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: false,
     },
@@ -105,23 +117,32 @@ pub const CRASH_POINTS: &[CrashPoint] = &[
 pub const DISK_ERRORS: &[CrashPoint] = &[
     CrashPoint {
         name: "walFdatasyncError",
-        error: true,
+        kind: PointKind::DiskError,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "walWriteError",
-        error: true,
+        kind: PointKind::DiskError,
         max_skip: 40,
         needs_snapshot_install: false,
     },
     CrashPoint {
         name: "backendCommitError",
-        error: true,
+        kind: PointKind::DiskError,
         max_skip: 10,
         needs_snapshot_install: false,
     },
 ];
+
+/// Mutants: `applyDropPut` answers one put with success without applying it (a lost
+/// acknowledged write). Proof that the checker catches what it is there to catch.
+pub const MUTANTS: &[CrashPoint] = &[CrashPoint {
+    name: "applyDropPut",
+    kind: PointKind::Mutant,
+    max_skip: 20,
+    needs_snapshot_install: false,
+}];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -149,8 +170,11 @@ impl Fault {
             Fault::Blackhole => "blackhole".into(),
             Fault::Delay => "delay".into(),
             Fault::Drop => "drop".into(),
-            Fault::Crash(c) if c.error => format!("disk-{}", c.name),
-            Fault::Crash(c) => format!("crash-{}", c.name),
+            Fault::Crash(c) => match c.kind {
+                PointKind::Crash => format!("crash-{}", c.name),
+                PointKind::DiskError => format!("disk-{}", c.name),
+                PointKind::Mutant => format!("mutant-{}", c.name),
+            },
         }
     }
 
@@ -166,6 +190,7 @@ impl Fault {
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
+        v.extend(MUTANTS.iter().map(|&c| Fault::Crash(c)));
         v
     }
 
@@ -174,6 +199,8 @@ impl Fault {
         match self {
             Fault::Blackhole | Fault::Delay | Fault::Drop => members > 1,
             Fault::Crash(c) if c.needs_snapshot_install => members > 1,
+            // One member: the broken answer is the only one, so it must be caught.
+            Fault::Crash(c) if c.kind == PointKind::Mutant => members == 1,
             _ => true,
         }
     }
@@ -311,7 +338,11 @@ pub async fn inject(
                 pick_member(cluster, rng)
             };
             let skip = rng.gen_range(0..=point.max_skip);
-            let action = if point.error { "return" } else { "panic" };
+            let action = match point.kind {
+                PointKind::Crash => "panic",
+                PointKind::DiskError => "return",
+                PointKind::Mutant => "1*return->off",
+            };
             let spec = if skip == 0 {
                 format!("{}={action}", point.name)
             } else {
@@ -340,6 +371,18 @@ pub async fn inject(
                     cluster.options.snapshot_catchup_entries + cluster.options.snapshot_count;
                 wait_for_progress(cluster, m, others_at + behind, Duration::from_secs(15)).await;
                 cluster.proxy.heal();
+            }
+            if point.kind == PointKind::Mutant {
+                // The mutant goes on serving with its broken answer out.
+                cluster.wait_ready(m).await?;
+                return Ok(Injection {
+                    fault: fault.name(),
+                    members: vec![m],
+                    at: began.duration_since(start).as_secs_f64(),
+                    took: began.elapsed().as_secs_f64(),
+                    triggered,
+                    detail,
+                });
             }
             match cluster.wait_exit(m, Duration::from_secs(15)).await {
                 Some(status) => detail.push_str(&format!("; exited with {status}")),

@@ -16,6 +16,14 @@ pub enum Profile {
 
 /// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for
 /// `ci`, and is the total time to spread over the scenarios for `soak`.
+/// Failpoints the CI profile also runs on one member.
+const CI_SINGLE_MEMBER: &[&str] = &[
+    "walBeforeFdatasync",
+    "backendAfterCommit",
+    "walFdatasyncError",
+    "applyDropPut",
+];
+
 pub fn scenarios(
     profile: Profile,
     members: Option<usize>,
@@ -34,12 +42,12 @@ pub fn scenarios(
             if !fault.applies_to(m) {
                 continue;
             }
-            // The CI profile runs single-member clusters for a few faults only.
+            // The CI profile runs single-member clusters for a few faults only (and the mutant).
             if profile == Profile::Ci
                 && members.is_none()
                 && m == 1
                 && !matches!(fault, Fault::KillRandom | Fault::Pause)
-                && !matches!(fault, Fault::Crash(c) if c.name == "walBeforeFdatasync" || c.name == "backendAfterCommit" || c.name == "walFdatasyncError")
+                && !matches!(fault, Fault::Crash(c) if CI_SINGLE_MEMBER.contains(&c.name))
             {
                 continue;
             }

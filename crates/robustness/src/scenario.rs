@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::cluster::{Cluster, ClusterOptions};
-use crate::faults::{inject, Fault, Injection};
+use crate::faults::{inject, Fault, Injection, PointKind};
 use crate::history::{History, KeyRange, Request, Response, Watcher};
 use crate::proxy::ProxyCounts;
 use crate::traffic::{self, key, key_space, Recorder, TrafficConfig, WatchPlan};
@@ -58,16 +58,26 @@ pub struct Summary {
     pub proxy: ProxyCounts,
     pub seconds: f64,
     pub report_dir: Option<PathBuf>,
+    /// The fault is a mutant: the checker must report a violation.
+    pub expects_violation: bool,
 }
 
 impl Summary {
+    /// A scenario with a mutant passes when the checker caught it; any other when the
+    /// checker found nothing.
     pub fn passed(&self) -> bool {
-        self.errors.is_empty() && self.validation.ok()
+        self.errors.is_empty() && self.validation.ok() != self.expects_violation
     }
 
     pub fn verdict(&self) -> &str {
         if !self.errors.is_empty() {
             "error"
+        } else if self.expects_violation {
+            if self.validation.ok() {
+                "MUTANT NOT CAUGHT"
+            } else {
+                "ok (mutant caught)"
+            }
         } else if self.validation.ok() {
             "ok"
         } else if self.validation.linearizable == "ok" {
@@ -149,6 +159,7 @@ pub async fn run(
         proxy,
         seconds: 0.0,
         report_dir: None,
+        expects_violation: matches!(cfg.fault, Fault::Crash(c) if c.kind == PointKind::Mutant),
     };
     if summary.faults == 0 {
         summary

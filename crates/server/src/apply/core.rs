@@ -45,6 +45,11 @@ impl Apply for Core {
         _origin: &Origin<'_>,
         req: Request,
     ) -> Result<ApplyResult, ApplyError> {
+        if matches!(req, Request::Put(_)) {
+            // Robustness builds only: a mutant that answers a put with success without
+            // applying it, to show that the robustness checker catches a lost write.
+            fail::fail_point!("applyDropPut", |_| Ok(Ok(Applied::Put(Default::default()))));
+        }
         Ok(match req {
             Request::Put(p) => self.kv_write(b, |t, lessor, moved| {
                 kv::put(t, &p, lessor, moved).map(Applied::Put)
