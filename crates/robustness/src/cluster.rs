@@ -25,6 +25,9 @@ pub struct ClusterOptions {
     pub snapshot_count: u64,
     pub snapshot_catchup_entries: u64,
     pub ready_timeout: Duration,
+    /// The binary is a real etcd: no chorus-only flags (etcd 3.4 lacks
+    /// `--experimental-snapshot-catchup-entries`).
+    pub etcd: bool,
 }
 
 impl Default for ClusterOptions {
@@ -35,6 +38,7 @@ impl Default for ClusterOptions {
             snapshot_count: 200,
             snapshot_catchup_entries: 100,
             ready_timeout: Duration::from_secs(30),
+            etcd: false,
         }
     }
 }
@@ -107,7 +111,7 @@ impl Cluster {
                 let data_dir = dir.join(&name);
                 let log_path = dir.join(format!("{name}.log"));
                 let client_url = format!("http://127.0.0.1:{client_port}");
-                let args = vec![
+                let mut args = vec![
                     format!("--name={name}"),
                     format!("--data-dir={}", data_dir.display()),
                     format!("--listen-client-urls={client_url}"),
@@ -120,11 +124,13 @@ impl Cluster {
                     format!("--heartbeat-interval={}", options.heartbeat_interval_ms),
                     format!("--election-timeout={}", options.election_timeout_ms),
                     format!("--snapshot-count={}", options.snapshot_count),
-                    format!(
+                ];
+                if !options.etcd {
+                    args.push(format!(
                         "--experimental-snapshot-catchup-entries={}",
                         options.snapshot_catchup_entries
-                    ),
-                ];
+                    ));
+                }
                 Member {
                     name,
                     client_port,

@@ -12,10 +12,10 @@ use crate::traffic::TrafficConfig;
 pub enum Profile {
     Ci,
     Soak,
+    /// A few scenarios against a real etcd (`--chorus-bin` names etcd's binary).
+    Etcd,
 }
 
-/// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for
-/// `ci`, and is the total time to spread over the scenarios for `soak`.
 /// Failpoints the CI profile also runs on one member.
 const CI_SINGLE_MEMBER: &[&str] = &[
     "walBeforeFdatasync",
@@ -23,6 +23,18 @@ const CI_SINGLE_MEMBER: &[&str] = &[
     "walFdatasyncError",
     "applyDropPut",
 ];
+
+/// The `etcd` profile: faults that need no failpoint, run against a real etcd to show that
+/// the checker finds etcd's histories linearizable (it does not only agree with chorus).
+const ETCD_SCENARIOS: &[(usize, Fault)] = &[
+    (3, Fault::KillRandom),
+    (3, Fault::KillLeader),
+    (3, Fault::Blackhole),
+    (1, Fault::Pause),
+];
+
+/// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for
+/// `ci` and `etcd`, and is the total time to spread over the scenarios for `soak`.
 
 pub fn scenarios(
     profile: Profile,
@@ -37,7 +49,10 @@ pub fn scenarios(
         None => vec![3, 1],
     };
     let faults = Fault::all();
-    for &m in &member_counts {
+    if profile == Profile::Etcd {
+        out.extend(ETCD_SCENARIOS.iter().map(|&(m, f)| (m, f, 0)));
+    }
+    for &m in member_counts.iter().filter(|_| profile != Profile::Etcd) {
         for (i, fault) in faults.iter().enumerate() {
             if !fault.applies_to(m) {
                 continue;
@@ -59,8 +74,8 @@ pub fn scenarios(
     }
     let count = out.len().max(1) as u32;
     let per = match (profile, duration) {
-        (Profile::Ci, Some(d)) => d,
-        (Profile::Ci, None) => Duration::from_secs(8),
+        (Profile::Ci | Profile::Etcd, Some(d)) => d,
+        (Profile::Ci | Profile::Etcd, None) => Duration::from_secs(8),
         (Profile::Soak, Some(total)) => (total / count).max(Duration::from_secs(20)),
         (Profile::Soak, None) => Duration::from_secs(120),
     };
@@ -70,21 +85,24 @@ pub fn scenarios(
             members: m,
             duration: per,
             max_faults: match profile {
-                Profile::Ci => 6,
+                Profile::Ci | Profile::Etcd => 6,
                 Profile::Soak => 1000,
             },
             traffic: TrafficConfig {
-                clients: if profile == Profile::Ci { 4 } else { 6 },
+                clients: if profile == Profile::Soak { 6 } else { 4 },
                 keys: 10,
                 max_ops_per_client: match profile {
-                    Profile::Ci => 5_000,
+                    Profile::Ci | Profile::Etcd => 5_000,
                     Profile::Soak => 1_000_000,
                 },
                 request_timeout: Duration::from_secs(2),
                 random_watchers: 3,
                 compact_interval: Duration::from_millis(1500),
             },
-            cluster: ClusterOptions::default(),
+            cluster: ClusterOptions {
+                etcd: profile == Profile::Etcd,
+                ..ClusterOptions::default()
+            },
             seed: seed.wrapping_add(i as u64 * 7919 + m as u64),
             budget: 50_000_000,
         })

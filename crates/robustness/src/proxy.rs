@@ -7,7 +7,9 @@
 //!                      │  (/proc/net/tcp inode → /proc/<pid>/fd), so each direction of
 //!                      │  each member pair has its own fault settings:
 //!                      │    bytes i→j: LinkFault(i, j)     bytes j→i: LinkFault(j, i)
-//!                      └─ blackhole (bytes read and discarded), delay + jitter (order kept),
+//!                      └─ blackhole (bytes read and discarded; the connection is reset
+//!                         once the link heals, never resumed past the gap), delay +
+//!                         jitter (order kept),
 //!                         drop (with probability p per chunk the connection is reset,
 //!                         losing what was in flight: raft messages are dropped, not
 //!                         corrupted)
@@ -244,6 +246,10 @@ async fn pump(
     let reader = async {
         let mut buf = vec![0u8; 64 * 1024];
         let mut last = Instant::now();
+        // A connection that lost bytes to a blackhole never forwards again: TCP does not
+        // resume a stream past a gap, and going on would hand the peer the middle of a
+        // message (etcd's peer stream has no framing check and panics on it).
+        let mut gap = false;
         loop {
             let n = match r.read(&mut buf).await {
                 Ok(0) | Err(_) => return false,
@@ -255,7 +261,12 @@ async fn pump(
                     .stats
                     .chunks_blackholed
                     .fetch_add(1, Ordering::Relaxed);
+                gap = true;
                 continue;
+            }
+            if gap {
+                shared.stats.resets.fetch_add(1, Ordering::Relaxed);
+                return true;
             }
             let (reset, jitter) = {
                 let mut rng = rand::thread_rng();
