@@ -35,7 +35,6 @@ const ETCD_SCENARIOS: &[(usize, Fault)] = &[
 
 /// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for
 /// `ci` and `etcd`, and is the total time to spread over the scenarios for `soak`.
-
 pub fn scenarios(
     profile: Profile,
     members: Option<usize>,
