@@ -8,11 +8,12 @@ use std::time::Duration;
 use chorus_api::etcdserverpb::{
     auth_client::AuthClient, cluster_client::ClusterClient, kv_client::KvClient,
     lease_client::LeaseClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
-    CompactionRequest, CompactionResponse, DeleteRangeResponse, HashKvRequest, HashKvResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseLeasesRequest,
-    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse, MemberListRequest, MemberListResponse, PutResponse, RangeResponse,
-    StatusRequest, StatusResponse, TxnRequest, TxnResponse, WatchRequest,
+    CompactionRequest, CompactionResponse, DefragmentRequest, DefragmentResponse,
+    DeleteRangeResponse, HashKvRequest, HashKvResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, MemberListRequest,
+    MemberListResponse, PutResponse, RangeResponse, StatusRequest, StatusResponse, TxnRequest,
+    TxnResponse, WatchRequest,
 };
 use chorus_api::{
     v3electionpb::election_client::ElectionClient, v3lockpb::lock_client::LockClient,
@@ -454,6 +455,16 @@ impl Client {
         self.call(Retry::Immutable, |ch| async move {
             MaintenanceClient::new(self.authed(ch))
                 .status(StatusRequest {})
+                .await
+        })
+        .await
+    }
+
+    /// Maintenance.Defragment of the member answering (use `for_endpoint` to pick one).
+    pub async fn defragment(&self) -> Result<DefragmentResponse> {
+        self.call(Retry::Immutable, |ch| async move {
+            MaintenanceClient::new(self.authed(ch))
+                .defragment(DefragmentRequest {})
                 .await
         })
         .await

@@ -13,6 +13,12 @@ pub fn received_snapshot_path(snap_dir: &Path, index: u64) -> PathBuf {
     snap_dir.join(format!("{index:016x}.snap.db"))
 }
 
+/// Where a defragment writes the compacted copy before it replaces the backend; a crash
+/// can leave it behind, and the next start removes it.
+pub fn defrag_copy_path(snap_dir: &Path) -> PathBuf {
+    snap_dir.join("defrag.db.tmp")
+}
+
 /// Creates a data directory (mode 0700, like etcd) and checks that it is writable
 /// (etcd's TouchDirAll).
 pub fn create_dir(dir: &Path) -> Result<(), crate::DataDirError> {

@@ -34,6 +34,8 @@ pub struct CrashPoint {
     pub max_skip: u32,
     /// Reached only when a follower installs a snapshot sent by the leader.
     pub needs_snapshot_install: bool,
+    /// Reached only during a defragment (which the fault asks the member for).
+    pub needs_defrag: bool,
 }
 
 pub const CRASH_POINTS: &[CrashPoint] = &[
@@ -42,72 +44,98 @@ pub const CRASH_POINTS: &[CrashPoint] = &[
         kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "raftAfterSave",
         kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "walBeforeFdatasync",
         kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "walAfterFdatasync",
         kind: PointKind::Crash,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "backendBeforeCommit",
         kind: PointKind::Crash,
         max_skip: 10,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "backendAfterCommit",
         kind: PointKind::Crash,
         max_skip: 10,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "raftBeforeSaveSnap",
         kind: PointKind::Crash,
         max_skip: 1,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "raftAfterSaveSnap",
         kind: PointKind::Crash,
         max_skip: 1,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "applyBeforeInstallSnapshot",
         kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: true,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "applyAfterInstallSnapshot",
         kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: true,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "compactBeforeCommitBatch",
         kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "compactAfterCommitBatch",
         kind: PointKind::Crash,
         max_skip: 0,
         needs_snapshot_install: false,
+        needs_defrag: false,
+    },
+    CrashPoint {
+        name: "defragBeforeRename",
+        kind: PointKind::Crash,
+        max_skip: 0,
+        needs_snapshot_install: false,
+        needs_defrag: true,
+    },
+    CrashPoint {
+        name: "defragAfterRename",
+        kind: PointKind::Crash,
+        max_skip: 0,
+        needs_snapshot_install: false,
+        needs_defrag: true,
     },
 ];
 
@@ -120,18 +148,21 @@ pub const DISK_ERRORS: &[CrashPoint] = &[
         kind: PointKind::DiskError,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "walWriteError",
         kind: PointKind::DiskError,
         max_skip: 40,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
     CrashPoint {
         name: "backendCommitError",
         kind: PointKind::DiskError,
         max_skip: 10,
         needs_snapshot_install: false,
+        needs_defrag: false,
     },
 ];
 
@@ -142,6 +173,7 @@ pub const MUTANTS: &[CrashPoint] = &[CrashPoint {
     kind: PointKind::Mutant,
     max_skip: 20,
     needs_snapshot_install: false,
+    needs_defrag: false,
 }];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,6 +416,11 @@ pub async fn inject(
                     detail,
                 });
             }
+            if point.needs_defrag {
+                cluster.wait_ready(m).await?;
+                // The member dies inside the call: its answer is an error.
+                let _ = defragment(cluster, m).await;
+            }
             match cluster.wait_exit(m, Duration::from_secs(15)).await {
                 Some(status) => detail.push_str(&format!("; exited with {status}")),
                 None => {
@@ -405,6 +442,20 @@ pub async fn inject(
         triggered,
         detail,
     })
+}
+
+/// Asks member `i` to defragment its backend.
+async fn defragment(cluster: &Cluster, i: usize) -> Option<()> {
+    let c = chorus_client::Client::connect(
+        &[cluster.members[i].client_url()],
+        chorus_client::ConnectOptions {
+            request_timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        },
+    )
+    .await
+    .ok()?;
+    c.defragment().await.ok().map(drop)
 }
 
 async fn raft_index(cluster: &Cluster, i: usize) -> Option<u64> {

@@ -21,6 +21,7 @@ const CI_SINGLE_MEMBER: &[&str] = &[
     "walBeforeFdatasync",
     "backendAfterCommit",
     "walFdatasyncError",
+    "defragAfterRename",
     "applyDropPut",
 ];
 

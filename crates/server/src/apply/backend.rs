@@ -146,8 +146,9 @@ impl Applier {
     fn defragment_file(&mut self) -> Result<(), ApplyError> {
         let started = Instant::now();
         let before = self.backend.refresh_size();
-        let tmp = self.limits.snap_dir.join("defrag.db.tmp");
+        let tmp = chorus_datadir::layout::defrag_copy_path(&self.limits.snap_dir);
         copy_backend(&self.backend, &tmp, &self.limits.backend_opts)?;
+        fail::fail_point!("defragBeforeRename");
         self.switch_backend(&tmp, true)?;
         let after = self.backend.refresh_size();
         tracing::info!(
@@ -168,7 +169,10 @@ impl Applier {
             path: file.to_owned(),
             source,
         })?;
-        if !same_content {
+        if same_content {
+            // A defragment: the copy is in place, the directory not yet synced.
+            fail::fail_point!("defragAfterRename");
+        } else {
             // A snapshot install: the leader's database is in place, nothing opened yet.
             fail::fail_point!("applyAfterInstallSnapshot");
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chorus_api::peerpb::MembersResponse;
 use chorus_config::Config;
-use chorus_datadir::layout::{backend_path, received_snapshot_path};
+use chorus_datadir::layout::{backend_path, defrag_copy_path, received_snapshot_path};
 use chorus_datadir::member::wal_options;
 use chorus_datadir::takeover::{take_over, TakeoverOptions};
 use chorus_datadir::WalMetadata;
@@ -234,6 +234,10 @@ fn open_backend(
 ) -> Result<Backend, StartError> {
     let snap_dir = cfg.snap_dir();
     let db = backend_path(&snap_dir);
+    let copy = defrag_copy_path(&snap_dir);
+    if std::fs::remove_file(&copy).is_ok() {
+        tracing::warn!(file = %copy.display(), "removed the copy an interrupted defragment left");
+    }
     let received = received_snapshot_path(&snap_dir, index);
     if index > 0 && received.exists() {
         let backend = Backend::open(&db, backend_opts)?;
