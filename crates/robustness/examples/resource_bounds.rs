@@ -13,6 +13,7 @@
 //!    puts of 1 KiB;
 //! 4. maximum-size requests: 200 puts of 1.4 MiB (just under `--max-request-bytes`);
 //! 5. slowloris: 2,000 HTTP/1 connections that send one header byte a second.
+//!
 //! The member runs on 127.0.0.1 with ports chosen at run time and is killed at the end.
 
 use std::process::Stdio;
