@@ -104,41 +104,44 @@ fn per_peer<T>(
 
 fn render_transfers(out: &mut Exposition, dir: &str, label: &str, f: &SnapshotTransfers) {
     let what = if dir == "send" { "sends" } else { "receives" };
-    let counter = |out: &mut Exposition, name: &str, l: &[(&str, &str)], c: &Counter| {
-        out.sample(name, l, c.get() as f64)
-    };
-    let name = format!("etcd_network_snapshot_{dir}_success");
-    let help = format!("Total number of successful snapshot {what}");
-    per_peer(
-        out,
-        (name.as_str(), "counter", help.as_str()),
-        label,
-        &f.success,
-        counter,
+    let name = |suffix: &str| format!("etcd_network_snapshot_{dir}_{suffix}");
+    let counters = [
+        (
+            "success",
+            format!("Total number of successful snapshot {what}"),
+            &f.success,
+        ),
+        (
+            "failures",
+            format!("Total number of snapshot {dir} failures"),
+            &f.failures,
+        ),
+    ];
+    for (suffix, help, family) in counters {
+        let full = name(suffix);
+        let meta = (full.as_str(), "counter", help.as_str());
+        per_peer(out, meta, label, family, |o, n, l, c| {
+            o.sample(n, l, c.get() as f64)
+        });
+    }
+    let (inflights, help) = (
+        name("inflights_total"),
+        format!("Total number of inflight snapshot {what}"),
     );
-    let name = format!("etcd_network_snapshot_{dir}_inflights_total");
-    let help = format!("Total number of inflight snapshot {what}");
     per_peer(
         out,
-        (name.as_str(), "gauge", help.as_str()),
+        (inflights.as_str(), "gauge", help.as_str()),
         label,
         &f.inflights,
         |o, n, l, g| o.sample(n, l, g.get() as f64),
     );
-    let name = format!("etcd_network_snapshot_{dir}_failures");
-    let help = format!("Total number of snapshot {dir} failures");
-    per_peer(
-        out,
-        (name.as_str(), "counter", help.as_str()),
-        label,
-        &f.failures,
-        counter,
+    let (seconds, help) = (
+        name("total_duration_seconds"),
+        format!("Total latency distributions of v3 snapshot {what}"),
     );
-    let name = format!("etcd_network_snapshot_{dir}_total_duration_seconds");
-    let help = format!("Total latency distributions of v3 snapshot {what}");
     per_peer(
         out,
-        (name.as_str(), "histogram", help.as_str()),
+        (seconds.as_str(), "histogram", help.as_str()),
         label,
         &f.seconds,
         |o, n, l, h| o.histogram_series(n, l, h),

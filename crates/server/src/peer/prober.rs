@@ -16,12 +16,13 @@ use raft::eraftpb::Message;
 use tokio::sync::mpsc;
 
 use super::dialer::PeerDialer;
-use super::PING_INTERVAL;
 use chorus_metrics::{peer_label, PEER_RTT_SECONDS};
 
 /// etcd records its prober's round trip every 30 s (`statusMonitoringInterval`).
 const PROBE_INTERVAL: Duration = Duration::from_secs(30);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// How long a probe may take before it counts as unanswered (etcd's rafthttp deadline).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type RaftClient = chorus_api::peerpb::raft_client::RaftClient<tonic::transport::Channel>;
 
@@ -69,7 +70,7 @@ impl Prober {
             from: self.from,
         };
         let started = Instant::now();
-        let answered = tokio::time::timeout(PING_INTERVAL, c.probe(req)).await;
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, c.probe(req)).await;
         matches!(answered, Ok(Ok(_))).then(|| started.elapsed())
     }
 }

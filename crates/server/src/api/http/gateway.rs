@@ -98,12 +98,10 @@ where
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let req = match decode::<Req>(&body) {
-        Ok(r) => r,
+    let (req, metered) = match begin_call::<Req>(slot, &body) {
+        Ok(started) => started,
         Err(s) => return error(&s),
     };
-    let metered = begin(slot);
-    received(&metered, &req);
     match call(with_token(req, token)).await {
         Ok(resp) => {
             if let Some(m) = &metered {
@@ -120,6 +118,46 @@ where
             error(&s)
         }
     }
+}
+
+/// One server-streaming gateway call (Observe, Snapshot): the JSON body decoded into the
+/// request, each message the call streams back a `{"result": ...}` line.
+async fn server_stream<Req, Resp, S, F, Fut>(
+    slot: Option<usize>,
+    body: Bytes,
+    token: Option<&HeaderValue>,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned + Default + prost::Message,
+    Resp: Serialize + prost::Message + Send + 'static,
+    S: futures::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let (req, metered) = match begin_call::<Req>(slot, &body) {
+        Ok(started) => started,
+        Err(st) => return error(&st),
+    };
+    match call(with_token(req, token)).await {
+        Ok(resp) => json_stream(metered, resp.into_inner()),
+        Err(st) => json_stream(
+            metered,
+            futures::stream::once(async move { Err::<Resp, _>(st) }),
+        ),
+    }
+}
+
+/// A gateway call's request decoded from its JSON body, and the call counted as started
+/// with that message received (a body that is not the request is refused uncounted).
+fn begin_call<Req>(slot: Option<usize>, body: &[u8]) -> Result<(Req, Option<Call>), Status>
+where
+    Req: DeserializeOwned + Default + prost::Message,
+{
+    let req = decode::<Req>(body)?;
+    let metered = begin(slot);
+    received(&metered, &req);
+    Ok((req, metered))
 }
 
 /// Counts the start of a gateway call to the method in `slot` (the gateway sends no
@@ -198,35 +236,9 @@ async fn call(
         "lease/keepalive" | "kv/lease/keepalive" => {
             keep_alive(s.member.clone(), slot, token, body).await
         }
-        "election/observe" => {
-            let req = match decode::<chorus_api::v3electionpb::LeaderRequest>(&body) {
-                Ok(r) => r,
-                Err(st) => return error(&st),
-            };
-            let metered = begin(slot);
-            received(&metered, &req);
-            match s.election.observe(with_token(req, token)).await {
-                Ok(resp) => json_stream(metered, resp.into_inner()),
-                Err(st) => {
-                    let failed = Err::<chorus_api::v3electionpb::LeaderResponse, _>(st);
-                    json_stream(metered, futures::stream::once(async move { failed }))
-                }
-            }
-        }
+        "election/observe" => server_stream(slot, body, token, |r| s.election.observe(r)).await,
         "maintenance/snapshot" => {
-            let req = match decode::<chorus_api::etcdserverpb::SnapshotRequest>(&body) {
-                Ok(r) => r,
-                Err(st) => return error(&st),
-            };
-            let metered = begin(slot);
-            received(&metered, &req);
-            match s.maintenance.snapshot(with_token(req, token)).await {
-                Ok(resp) => json_stream(metered, resp.into_inner()),
-                Err(st) => {
-                    let failed = Err::<chorus_api::etcdserverpb::SnapshotResponse, _>(st);
-                    json_stream(metered, futures::stream::once(async move { failed }))
-                }
-            }
+            server_stream(slot, body, token, |r| s.maintenance.snapshot(r)).await
         }
         _ => (
             StatusCode::NOT_FOUND,
