@@ -564,6 +564,22 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
     });
 }
 
+/// Three members on https URLs with the test PKI (kept in the returned directory), with
+/// `extra` flags after the harness's TLS flags.
+async fn tls_cluster(
+    extra: &[&str],
+) -> (tempfile::TempDir, common::Pki, common::ClusterTls, Cluster) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
+    let options = common::ClusterOptions {
+        tls: Some(tls.clone()),
+        extra_args: extra.iter().map(|a| a.to_string()).collect(),
+        ..common::ClusterOptions::default()
+    };
+    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    (tmp, pki, tls, c)
+}
+
 /// On an https client URL the page and its script are served over TLS by the member
 /// (curl with the cluster's CA and the client certificate `--client-cert-auth` asks for);
 /// `over_tls_the_dashboard_shows_members_and_keys` runs the page itself in the browser.
@@ -572,13 +588,7 @@ async fn on_a_tls_client_url_the_dashboard_is_served_over_tls() {
     if !common::require_curl() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (_pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
-    let options = common::ClusterOptions {
-        tls: Some(tls.clone()),
-        ..common::ClusterOptions::default()
-    };
-    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let (_tmp, _pki, tls, c) = tls_cluster(&[]).await;
     let base = c.client_url(0);
     assert!(base.starts_with("https://"), "{base}");
     for (path, expect) in [
@@ -621,14 +631,7 @@ async fn over_tls_the_dashboard_shows_members_and_keys() {
     if !common::require_chromium() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (_pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
-    let options = common::ClusterOptions {
-        tls: Some(tls),
-        extra_args: vec!["--client-cert-auth=false".into()],
-        ..common::ClusterOptions::default()
-    };
-    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let (_tmp, _pki, _, c) = tls_cluster(&["--client-cert-auth=false"]).await;
     let client = c.client().await;
     client
         .put("tls/key", "over-tls", PutOptions::default())
