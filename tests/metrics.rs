@@ -460,7 +460,18 @@ async fn v2_store_and_scrapes_are_counted() {
         ..ClusterOptions::default()
     };
     let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
-    let (_, before) = cluster.http_get(0, "/metrics").await;
+    // The member's own sets (its published attributes, the cluster version) come in
+    // after it is ready: counted before the requests, they are not the requests' own.
+    let sets = r#"etcd_debugging_store_writes_total{action="set"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let before = loop {
+        let (_, text) = cluster.http_get(0, "/metrics").await;
+        if text.contains(&format!("\n{sets} 2\n")) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let (code, body) = cluster.http(0, "PUT", "/v2/keys/a", "value=1").await;
     assert_eq!(code, 201, "{body}");
     let (code, _) = cluster.http_get(0, "/v2/keys/?recursive=true").await;
@@ -490,7 +501,7 @@ async fn v2_store_and_scrapes_are_counted() {
             r#"etcd_debugging_store_reads_total{action="getRecursive"}"#,
             1.0,
         ),
-        (r#"etcd_debugging_store_writes_total{action="set"}"#, 2.0),
+        (sets, 2.0),
         ("etcd_debugging_store_watch_requests_total", 1.0),
     ] {
         assert_eq!(added(series), want, "{series}\n{text}");
