@@ -3,8 +3,9 @@
 //! person sees: the members and which is leader, a key written before the page loaded
 //! (with its value), a key written after it loaded (no reload: the page's watch), a lease
 //! with its key, and under auth a sign-in form, then the keys the user may read and a
-//! permission error for the rest. `CHORUS_BLESS=1` saves the screenshot as
-//! `docs/dashboard.png`. On an https client URL the page is served over TLS (curl).
+//! permission error for the rest; a learner's row and a NOSPACE alarm; the page over TLS
+//! (https client URLs). `CHORUS_BLESS=1` saves the screenshot as `docs/dashboard.png`. On
+//! an https client URL with client-certificate auth the page is served over TLS (curl).
 //!
 //! ```text
 //!   test ──HTTP/1.1──▶ chromedriver :port ──▶ chromium --headless ──▶ member 0 /ui/
@@ -83,6 +84,11 @@ struct Browser {
 
 impl Browser {
     fn start() -> Browser {
+        Browser::start_with(&[])
+    }
+
+    /// A browser with more Chromium flags.
+    fn start_with(extra: &[&str]) -> Browser {
         let port = common::free_low_ports(1)[0];
         let driver = Command::new(common::chromedriver_binary().expect("require_chromium()"))
             .arg(format!("--port={port}"))
@@ -102,17 +108,27 @@ impl Browser {
             assert!(Instant::now() < deadline, "chromedriver did not listen");
             std::thread::sleep(POLL);
         }
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1280,1400",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|a| a.to_string())
+        .collect();
+        args.push(format!("--user-data-dir={}", b._profile.path().display()));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": common::chromium_binary().expect("require_chromium()"),
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                    "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    "--window-size=1280,1400",
-                    format!("--user-data-dir={}", b._profile.path().display()),
-                ],
+                "args": args,
             },
         }}});
         let v = exchange(port, "POST", "/session", &caps);
@@ -548,22 +564,31 @@ async fn under_auth_the_dashboard_asks_for_a_login_and_shows_what_the_user_may_r
     });
 }
 
+/// Three members on https URLs with the test PKI (kept in the returned directory), with
+/// `extra` flags after the harness's TLS flags.
+async fn tls_cluster(
+    extra: &[&str],
+) -> (tempfile::TempDir, common::Pki, common::ClusterTls, Cluster) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
+    let options = common::ClusterOptions {
+        tls: Some(tls.clone()),
+        extra_args: extra.iter().map(|a| a.to_string()).collect(),
+        ..common::ClusterOptions::default()
+    };
+    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    (tmp, pki, tls, c)
+}
+
 /// On an https client URL the page and its script are served over TLS by the member
 /// (curl with the cluster's CA and the client certificate `--client-cert-auth` asks for);
-/// a browser run under TLS is not part of this file (Chromium would need the client
-/// certificate installed).
+/// `over_tls_the_dashboard_shows_members_and_keys` runs the page itself in the browser.
 #[tokio::test]
 async fn on_a_tls_client_url_the_dashboard_is_served_over_tls() {
     if !common::require_curl() {
         return;
     }
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (_pki, tls) = common::Pki::for_cluster(&tmp.path().join("ssl"));
-    let options = common::ClusterOptions {
-        tls: Some(tls.clone()),
-        ..common::ClusterOptions::default()
-    };
-    let c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let (_tmp, _pki, tls, c) = tls_cluster(&[]).await;
     let base = c.client_url(0);
     assert!(base.starts_with("https://"), "{base}");
     for (path, expect) in [
@@ -584,4 +609,101 @@ async fn on_a_tls_client_url_the_dashboard_is_served_over_tls() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The members' three statuses and a key's row, once the page has them.
+fn wait_for_members_and_key(b: &Browser, key: &str, value: &str) {
+    b.wait_for("#members tbody", "three members and their statuses", |t| {
+        (0..3).all(|i| t.contains(&format!("m{i}"))) && t.matches("3.5.1").count() == 3
+    });
+    b.wait_for(&row(key), key, |t| t.contains(value));
+}
+
+/// The page served over TLS works in the browser: the members (each one's status asked
+/// at its https client URL) and a key. Chromium is started with
+/// `--ignore-certificate-errors` (adding the test CA to its trust store needs NSS's
+/// `certutil`, not installed), and the members do not ask for a client certificate here
+/// (`--client-cert-auth=false` after the harness's TLS flags): a browser would need one
+/// installed. The TLS handshake, the https origins and the cross-origin status calls are
+/// what this covers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_dashboard_shows_members_and_keys() {
+    if !common::require_chromium() {
+        return;
+    }
+    let (_tmp, _pki, _, c) = tls_cluster(&["--client-cert-auth=false"]).await;
+    let client = c.client().await;
+    client
+        .put("tls/key", "over-tls", PutOptions::default())
+        .await
+        .unwrap();
+    let url = format!("{}/ui/", c.client_url(0));
+    assert!(url.starts_with("https://"), "{url}");
+    let b = tokio::task::block_in_place(|| Browser::start_with(&["--ignore-certificate-errors"]));
+    tokio::task::block_in_place(|| {
+        b.goto(&url);
+        let scheme = b.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": "return location.protocol;", "args": []}),
+        );
+        assert_eq!(scheme, json!("https:"));
+        wait_for_members_and_key(&b, "tls/key", "over-tls");
+    });
+}
+
+/// A learner's row says so (it was added with `member add --learner` and started), and a
+/// NOSPACE alarm (a 13-page `--quota-backend-bytes` filled with 4 KiB values) shows in
+/// every member's alarm column (each member's status lists the cluster's alarms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_learner_and_an_alarm() {
+    if !common::require_chromium() {
+        return;
+    }
+    let options = common::ClusterOptions {
+        extra_args: vec![format!("--quota-backend-bytes={}", 13 * 4096)],
+        ..common::ClusterOptions::default()
+    };
+    let mut c = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    put(&c, "small", "fits", 0, None).await;
+    let j = c.add_joiner();
+    let peer = c.member(j).peer_url();
+    let added = json!({"peerURLs": [peer], "isLearner": true});
+    gateway(&c, "cluster/member/add", added, None).await;
+    c.spawn(j);
+    c.wait_ready(j).await;
+    let client = c.client().await;
+    let page = "b".repeat(4096);
+    let mut refused = None;
+    for i in 0..200 {
+        if let Err(e) = client
+            .put(format!("fill/{i}"), page.as_str(), PutOptions::default())
+            .await
+        {
+            refused = Some(e.to_string());
+            break;
+        }
+    }
+    let refused = refused.expect("200 pages of 4 KiB fit in a 13-page quota");
+    assert!(refused.contains("database space exceeded"), "{refused}");
+
+    let b = tokio::task::block_in_place(Browser::start);
+    let url = format!("{}/ui/", c.client_url(0));
+    tokio::task::block_in_place(|| {
+        b.goto(&url);
+        let learner = b.wait_for(
+            "#members tr[data-member=\"m3\"]",
+            "the learner's row",
+            |t| t.contains("learner"),
+        );
+        assert!(!learner.contains("follower"), "{learner}");
+        for i in 0..4 {
+            let css = format!("#members tr[data-member=\"m{i}\"]");
+            b.wait_for(&css, "the alarm in the member's row", |t| {
+                t.contains("NOSPACE")
+            });
+        }
+        let members = b.text("#members tbody");
+        assert_eq!(members.matches("learner").count(), 1, "{members}");
+    });
 }

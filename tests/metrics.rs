@@ -31,20 +31,29 @@ const MUST_HAVE: &[&str] = &[
     "etcd_debugging_mvcc_compact_revision",
     "etcd_debugging_mvcc_current_revision",
     "etcd_debugging_mvcc_db_compaction_keys_total",
+    "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
     "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
     "etcd_debugging_mvcc_events_total",
+    "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
     "etcd_debugging_mvcc_keys_total",
+    "etcd_debugging_mvcc_pending_events_total",
     "etcd_debugging_mvcc_slow_watcher_total",
     "etcd_debugging_mvcc_total_put_size_in_bytes",
     "etcd_debugging_mvcc_watch_stream_total",
     "etcd_debugging_mvcc_watcher_total",
     "etcd_debugging_server_lease_expired_total",
     "etcd_debugging_snap_save_total_duration_seconds",
+    "etcd_debugging_store_expires_total",
+    "etcd_debugging_store_reads_total",
+    "etcd_debugging_store_watch_requests_total",
+    "etcd_debugging_store_watchers",
+    "etcd_debugging_store_writes_total",
     "etcd_disk_backend_commit_duration_seconds",
     "etcd_disk_backend_defrag_duration_seconds",
     "etcd_disk_backend_snapshot_duration_seconds",
     "etcd_disk_wal_fsync_duration_seconds",
     "etcd_disk_wal_write_bytes_total",
+    "etcd_mvcc_db_open_read_transactions",
     "etcd_mvcc_db_total_size_in_bytes",
     "etcd_mvcc_db_total_size_in_use_in_bytes",
     "etcd_mvcc_delete_total",
@@ -55,6 +64,7 @@ const MUST_HAVE: &[&str] = &[
     "etcd_mvcc_txn_total",
     "etcd_network_client_grpc_received_bytes_total",
     "etcd_network_client_grpc_sent_bytes_total",
+    "etcd_server_apply_duration_seconds",
     "etcd_server_client_requests_total",
     "etcd_server_go_version",
     "etcd_server_has_leader",
@@ -87,6 +97,8 @@ const MUST_HAVE: &[&str] = &[
     "process_open_fds",
     "process_resident_memory_bytes",
     "process_start_time_seconds",
+    "promhttp_metric_handler_requests_in_flight",
+    "promhttp_metric_handler_requests_total",
 ];
 
 /// etcd 3.5.1's families (after the workload, on one member) that chorus does not serve;
@@ -96,24 +108,12 @@ const OMITTED: &[&str] = &[
     "etcd_debugging_disk_backend_commit_rebalance_duration_seconds",
     "etcd_debugging_disk_backend_commit_spill_duration_seconds",
     "etcd_debugging_disk_backend_commit_write_duration_seconds",
-    "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
-    "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
-    "etcd_debugging_mvcc_pending_events_total",
     "etcd_debugging_snap_save_marshalling_duration_seconds",
-    "etcd_debugging_store_expires_total",
-    "etcd_debugging_store_reads_total",
-    "etcd_debugging_store_watch_requests_total",
-    "etcd_debugging_store_watchers",
-    "etcd_debugging_store_writes_total",
     "etcd_grpc_proxy_cache_hits_total",
     "etcd_grpc_proxy_cache_keys_total",
     "etcd_grpc_proxy_cache_misses_total",
     "etcd_grpc_proxy_events_coalescing_total",
     "etcd_grpc_proxy_watchers_coalescing_total",
-    "etcd_mvcc_db_open_read_transactions",
-    "etcd_server_apply_duration_seconds",
-    "promhttp_metric_handler_requests_in_flight",
-    "promhttp_metric_handler_requests_total",
 ];
 
 /// Families chorus serves that etcd 3.5.1 does not (etcd 3.4's names, kept for 3.4 users).
@@ -297,6 +297,20 @@ async fn workload_is_counted_and_basic_has_no_handling_time() {
     for (series, want) in expected {
         assert_eq!(value(&text, series), want, "{series}");
     }
+    // Each applied request in etcd's apply histogram, by its op; the txn's put is in it.
+    for (op, want) in [("Put", 2.0), ("Txn", 1.0), ("LeaseGrant", 1.0)] {
+        let series = format!(
+            "etcd_server_apply_duration_seconds_count{{op=\"{op}\",success=\"true\",version=\"v3\"}}"
+        );
+        assert_eq!(value(&text, &series), want, "{series}");
+    }
+    // The scrape being served is in flight and not yet counted, as Go's handler shows it.
+    assert_eq!(
+        value(&text, "promhttp_metric_handler_requests_in_flight"),
+        1.0
+    );
+    let scrapes = r#"promhttp_metric_handler_requests_total{code="200"}"#;
+    assert_eq!(value(&text, scrapes), 0.0);
     let ok_puts = format!("grpc_server_handled_total{{grpc_code=\"OK\",{}", &put[1..]);
     assert_eq!(value(&text, &ok_puts), 2.0);
     let revoke =
@@ -335,7 +349,7 @@ fn parses_families_and_label_names() {
 }
 
 /// With peers, the per-peer families appear with one series per peer, labelled with its
-/// hexadecimal member ID as etcd labels them.
+/// hexadecimal member ID as etcd labels them (the round-trip histogram included).
 #[tokio::test]
 async fn peer_families_have_a_series_per_peer() {
     let cluster = Cluster::start(ServerKind::Chorus, 3).await;
@@ -355,6 +369,8 @@ async fn peer_families_have_a_series_per_peer() {
             "etcd_network_peer_sent_bytes_total",
             "etcd_network_peer_received_bytes_total",
             "etcd_network_active_peers",
+            // The prober's first round trip to each peer.
+            "etcd_network_peer_round_trip_time_seconds_count",
         ]
         .iter()
         .all(|name| series(&text, name) == 2);
@@ -368,4 +384,250 @@ async fn peer_families_have_a_series_per_peer() {
     assert_eq!(active.labels, ["Local", "Remote"].map(String::from).into());
     let mine = format!("etcd_network_active_peers{{Local=\"{me}\",");
     assert_eq!(text.matches(&mine).count(), 2, "{text}");
+}
+
+/// A call through the `/v3` JSON gateway counts as the gRPC call it stands for, as etcd's
+/// gateway (a loopback gRPC client without `client-api-version`) shows it.
+#[tokio::test]
+async fn gateway_calls_count_as_grpc_calls() {
+    let cluster = Cluster::start(ServerKind::Chorus, 1).await;
+    let (_, before) = cluster.http_get(0, "/metrics").await;
+    let put_body = r#"{"key":"Z3c=","value":"MQ=="}"#;
+    let (code, body) = cluster.http(0, "POST", "/v3/kv/put", put_body).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = cluster
+        .http(0, "POST", "/v3/kv/range", r#"{"key":"Z3c="}"#)
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // A lease that does not exist: NotFound, no message sent back.
+    let (code, body) = cluster
+        .http(0, "POST", "/v3/lease/revoke", r#"{"ID":"7"}"#)
+        .await;
+    assert_eq!(code, 404, "{body}");
+    // Not JSON: refused by the gateway before any call, so not counted.
+    let (code, _) = cluster.http(0, "POST", "/v3/kv/put", "{nope").await;
+    assert_eq!(code, 400);
+    let (_, text) = cluster.http_get(0, "/metrics").await;
+    let labels = |service: &str, method: &str| {
+        format!(
+            r#"grpc_method="{method}",grpc_service="etcdserverpb.{service}",grpc_type="unary"}}"#
+        )
+    };
+    let (put, range, revoke) = (
+        labels("KV", "Put"),
+        labels("KV", "Range"),
+        labels("Lease", "LeaseRevoke"),
+    );
+    let expected = [
+        (format!("grpc_server_started_total{{{put}"), 1.0),
+        (format!("grpc_server_msg_received_total{{{put}"), 1.0),
+        (format!("grpc_server_msg_sent_total{{{put}"), 1.0),
+        (
+            format!("grpc_server_handled_total{{grpc_code=\"OK\",{put}"),
+            1.0,
+        ),
+        (
+            format!("grpc_server_handled_total{{grpc_code=\"OK\",{range}"),
+            1.0,
+        ),
+        (format!("grpc_server_msg_sent_total{{{range}"), 1.0),
+        (format!("grpc_server_started_total{{{revoke}"), 1.0),
+        (format!("grpc_server_msg_sent_total{{{revoke}"), 0.0),
+        (
+            format!("grpc_server_handled_total{{grpc_code=\"NotFound\",{revoke}"),
+            1.0,
+        ),
+        (
+            r#"etcd_server_client_requests_total{client_api_version="unknown",type="unary"}"#
+                .to_owned(),
+            3.0,
+        ),
+    ];
+    for (series, want) in expected {
+        let added = value(&text, &series) - value(&before, &series);
+        assert_eq!(added, want, "{series}");
+    }
+    let bytes = "etcd_network_client_grpc_received_bytes_total";
+    assert!(value(&text, bytes) > value(&before, bytes));
+}
+
+/// The v2 store's operations (the membership's own writes included), its watchers, and
+/// the `/metrics` handler's scrapes are counted as etcd counts them.
+#[tokio::test]
+async fn v2_store_and_scrapes_are_counted() {
+    let options = ClusterOptions {
+        extra_args: vec!["--enable-v2=true".into()],
+        ..ClusterOptions::default()
+    };
+    let cluster = Cluster::start_with(ServerKind::Chorus, 1, options).await;
+    // The member's own sets (its published attributes, the cluster version) come in
+    // after it is ready: counted before the requests, they are not the requests' own.
+    let sets = r#"etcd_debugging_store_writes_total{action="set"}"#;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let before = loop {
+        let (_, text) = cluster.http_get(0, "/metrics").await;
+        if text.contains(&format!("\n{sets} 2\n")) {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let (code, body) = cluster.http(0, "PUT", "/v2/keys/a", "value=1").await;
+    assert_eq!(code, 201, "{body}");
+    let (code, _) = cluster.http_get(0, "/v2/keys/?recursive=true").await;
+    assert_eq!(code, 200);
+    // A watch waiting for the next change of /w is one watcher until the change comes.
+    let addr = format!("127.0.0.1:{}", cluster.member(0).client_port);
+    let watch = tokio::spawn(async move {
+        common::cluster::http_exchange(&addr, "GET", "/v2/keys/w?wait=true", "").await
+    });
+    let watchers = "etcd_debugging_store_watchers";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while value(&cluster.http_get(0, "/metrics").await.1, watchers) != 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no watcher registered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (code, body) = cluster.http(0, "PUT", "/v2/keys/w", "value=2").await;
+    assert_eq!(code, 201, "{body}");
+    let (code, event) = watch.await.unwrap();
+    assert_eq!(code, 200, "{event}");
+    let (_, text) = cluster.http_get(0, "/metrics").await;
+    let added = |series: &str| value(&text, series) - value(&before, series);
+    for (series, want) in [
+        (
+            r#"etcd_debugging_store_reads_total{action="getRecursive"}"#,
+            1.0,
+        ),
+        (sets, 2.0),
+        ("etcd_debugging_store_watch_requests_total", 1.0),
+    ] {
+        assert_eq!(added(series), want, "{series}\n{text}");
+    }
+    for (series, want) in [
+        // The member added at bootstrap.
+        (r#"etcd_debugging_store_writes_total{action="create"}"#, 1.0),
+        (watchers, 0.0),
+        (
+            r#"etcd_server_apply_duration_seconds_count{op="PUT",success="true",version="v2"}"#,
+            2.0,
+        ),
+        ("promhttp_metric_handler_requests_in_flight", 1.0),
+    ] {
+        assert_eq!(value(&text, series), want, "{series}\n{text}");
+    }
+    // Every scrape before this one, each answered 200.
+    let scrapes = value(
+        &text,
+        r#"promhttp_metric_handler_requests_total{code="200"}"#,
+    );
+    let earlier = value(
+        &before,
+        r#"promhttp_metric_handler_requests_total{code="200"}"#,
+    );
+    assert!(scrapes >= earlier + 2.0, "{scrapes} after {earlier}");
+}
+
+/// A follower that was down past the snapshot threshold gets the leader's snapshot:
+/// counted as sent on the leader (`To` the follower) and received on the follower
+/// (`From` the leader), with their durations; every member's prober has measured a round
+/// trip to each peer.
+#[tokio::test]
+async fn snapshot_transfers_and_round_trips_are_counted_per_peer() {
+    let options = ClusterOptions {
+        snapshot_count: Some(50),
+        extra_args: vec!["--experimental-snapshot-catchup-entries=10".into()],
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start_with(ServerKind::Chorus, 3, options).await;
+    let (_, ids) = cluster.ids().await;
+    let leader = cluster.leader().await;
+    let behind = (leader + 1) % 3;
+    cluster.stop(behind).await;
+    let c = cluster.member_client(leader).await;
+    for i in 0..200 {
+        c.put(format!("s{i:04}"), "v", PutOptions::default())
+            .await
+            .unwrap();
+    }
+    cluster.spawn(behind);
+    cluster.wait_ready(behind).await;
+    let follower = cluster.member_client(behind).await;
+    // A linearizable read on the follower waits until it applied the leader's snapshot.
+    let got = follower.get("s0199", GetOptions::default()).await.unwrap();
+    assert_eq!(got.kvs.len(), 1);
+    let (to, from) = (format!("{:x}", ids[behind]), format!("{:x}", ids[leader]));
+    let (_, sent) = cluster.http_get(leader, "/metrics").await;
+    let (_, received) = cluster.http_get(behind, "/metrics").await;
+    let logs = cluster.logs();
+    for (text, series) in [
+        (
+            &sent,
+            format!("etcd_network_snapshot_send_success{{To=\"{to}\"}}"),
+        ),
+        (
+            &sent,
+            format!("etcd_network_snapshot_send_total_duration_seconds_count{{To=\"{to}\"}}"),
+        ),
+        (
+            &received,
+            format!("etcd_network_snapshot_receive_success{{From=\"{from}\"}}"),
+        ),
+        (
+            &received,
+            format!(
+                "etcd_network_snapshot_receive_total_duration_seconds_count{{From=\"{from}\"}}"
+            ),
+        ),
+    ] {
+        assert!(value(text, &series) >= 1.0, "{series}\n{logs}");
+    }
+    assert_eq!(
+        value(
+            &sent,
+            &format!("etcd_network_snapshot_send_inflights_total{{To=\"{to}\"}}")
+        ),
+        0.0
+    );
+    let received_fam = &families(&received)["etcd_network_snapshot_receive_success"];
+    assert_eq!(received_fam.labels, ["From"].map(String::from).into());
+    // The restarted member probes both peers as soon as it is up.
+    let rtt = "etcd_network_peer_round_trip_time_seconds_count{To=";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, text) = cluster.http_get(behind, "/metrics").await;
+        if text.matches(rtt).count() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A physical compaction (answered once it is done) is timed in etcd's two pause
+/// histograms, and a member with no range in progress has no read transaction open.
+#[tokio::test]
+async fn compaction_pauses_and_open_read_transactions_are_counted() {
+    let cluster = Cluster::start(ServerKind::Chorus, 1).await;
+    let c = cluster.client().await;
+    let mut rev = 0;
+    for i in 0..20 {
+        let put = c
+            .put("c", i.to_string(), PutOptions::default())
+            .await
+            .unwrap();
+        rev = put.header.unwrap().revision;
+    }
+    c.get("c", GetOptions::default()).await.unwrap();
+    c.compact(rev, true).await.unwrap();
+    let (_, text) = cluster.http_get(0, "/metrics").await;
+    for series in [
+        "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds_count",
+        "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds_count",
+    ] {
+        assert!(value(&text, series) >= 1.0, "{series}\n{text}");
+    }
+    assert_eq!(value(&text, "etcd_mvcc_db_open_read_transactions"), 0.0);
 }

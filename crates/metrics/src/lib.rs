@@ -16,37 +16,49 @@
 //! a read-mostly lock ([`Labeled`]). A labelled family with no series yet is not rendered
 //! (Prometheus' Go client does the same).
 
+mod apply;
 mod disk;
 mod exposition;
 pub mod grpc;
 mod lease;
 mod mvcc;
 mod network;
+mod peer;
 mod primitives;
 mod process;
+mod scrape;
 mod server;
 mod snap;
+mod store;
 
+pub use apply::{observe_apply, ApplyOp};
 pub use disk::*;
 pub use exposition::{format_float, Exposition};
 pub use lease::*;
 pub use mvcc::*;
 pub use network::*;
+pub use peer::{Inflight, SnapshotTransfers, PEER_RTT_SECONDS, SNAPSHOT_RECEIVE, SNAPSHOT_SEND};
 pub use primitives::{exponential_buckets, Counter, Gauge, Histogram, Labeled, MAX_SERIES};
 pub use process::render as render_process;
+pub use scrape::Scrape;
 pub use server::*;
 pub use snap::*;
+pub use store::*;
 
 /// Renders every family this crate holds (the member adds the ones it reads at scrape).
 pub fn render(out: &mut Exposition) {
     disk::render(out);
     server::render(out);
+    apply::render(out);
     mvcc::render(out);
     lease::render(out);
     snap::render(out);
+    store::render(out);
     network::render(out);
+    peer::render(out);
     grpc::render(out);
     process::render(out);
+    scrape::render(out);
 }
 
 #[cfg(test)]

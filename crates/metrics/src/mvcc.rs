@@ -20,6 +20,15 @@ pub static DB_COMPACTION_KEYS: Counter = Counter::new();
 pub static DB_COMPACTION_LAST: Gauge = Gauge::new();
 /// A whole compaction, in milliseconds.
 pub static DB_COMPACTION_TOTAL_MS: Histogram<14> = Histogram::new(exponential_buckets(100.0, 2.0));
+/// One compaction transaction (a batch of deletions), in whole milliseconds.
+pub static DB_COMPACTION_PAUSE_MS: Histogram<13> = Histogram::new(exponential_buckets(1.0, 2.0));
+/// Compacting the in-memory index, in whole milliseconds.
+pub static INDEX_COMPACTION_PAUSE_MS: Histogram<14> = Histogram::new(exponential_buckets(0.5, 2.0));
+/// Backend read transactions open (the snapshots ranges and watch catch-up read from).
+pub static DB_OPEN_READ_TXN: Gauge = Gauge::new();
+/// Events that could not go to a watcher at once and wait for catch-up (etcd only ever
+/// adds to this gauge).
+pub static PENDING_EVENTS: Gauge = Gauge::new();
 pub static HASH_SECONDS: Histogram<15> = Histogram::new(exponential_buckets(0.01, 2.0));
 pub static HASH_REV_SECONDS: Histogram<15> = Histogram::new(exponential_buckets(0.01, 2.0));
 
@@ -57,6 +66,16 @@ pub(crate) fn render(out: &mut Exposition) {
         "Total number of watch streams.",
         &WATCH_STREAMS,
     );
+    out.gauge_of(
+        "etcd_debugging_mvcc_pending_events_total",
+        "Total number of pending events to be sent.",
+        &PENDING_EVENTS,
+    );
+    out.gauge_of(
+        "etcd_mvcc_db_open_read_transactions",
+        "The number of currently open read transactions",
+        &DB_OPEN_READ_TXN,
+    );
     render_compaction(out);
     out.histogram(
         "etcd_mvcc_hash_duration_seconds",
@@ -85,5 +104,15 @@ fn render_compaction(out: &mut Exposition) {
         "etcd_debugging_mvcc_db_compaction_total_duration_milliseconds",
         "Bucketed histogram of db compaction total duration.",
         &DB_COMPACTION_TOTAL_MS,
+    );
+    out.histogram(
+        "etcd_debugging_mvcc_db_compaction_pause_duration_milliseconds",
+        "Bucketed histogram of db compaction pause duration.",
+        &DB_COMPACTION_PAUSE_MS,
+    );
+    out.histogram(
+        "etcd_debugging_mvcc_index_compaction_pause_duration_milliseconds",
+        "Bucketed histogram of index compaction pause duration.",
+        &INDEX_COMPACTION_PAUSE_MS,
     );
 }

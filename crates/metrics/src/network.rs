@@ -10,6 +10,8 @@ use crate::primitives::{Counter, Gauge, Labeled};
 pub static PEER_SENT_BYTES: Labeled<Counter, 1> = Labeled::new(Counter::new);
 /// Bytes of raft messages received, per `From` peer.
 pub static PEER_RECEIVED_BYTES: Labeled<Counter, 1> = Labeled::new(Counter::new);
+/// Message streams from a peer that failed (broken, or a message refused), per `From`.
+pub static PEER_RECEIVED_FAILURES: Labeled<Counter, 1> = Labeled::new(Counter::new);
 /// Messages dropped because the peer's queue was full or its stream broke, per `To`.
 pub static PEER_SENT_FAILURES: Labeled<Counter, 1> = Labeled::new(Counter::new);
 /// Open message streams per `Local`, `Remote` member.
@@ -51,7 +53,7 @@ impl PeerSeries {
 }
 
 pub(crate) fn render(out: &mut Exposition) {
-    let per_peer: [(&str, &str, &str, &Labeled<Counter, 1>); 3] = [
+    let per_peer: [(&str, &str, &str, &Labeled<Counter, 1>); 4] = [
         (
             "etcd_network_peer_sent_bytes_total",
             "The total number of bytes sent to peers.",
@@ -69,6 +71,12 @@ pub(crate) fn render(out: &mut Exposition) {
             "The total number of send failures from peers.",
             "To",
             &PEER_SENT_FAILURES,
+        ),
+        (
+            "etcd_network_peer_received_failures_total",
+            "The total number of receive failures from peers.",
+            "From",
+            &PEER_RECEIVED_FAILURES,
         ),
     ];
     for (name, help, label, family) in per_peer {

@@ -110,6 +110,11 @@ impl<const N: usize> Histogram<N> {
         self.observe(d.as_secs_f64());
     }
 
+    /// Records `d` in whole milliseconds, as etcd's `time.Since(start) / time.Millisecond`.
+    pub fn observe_millis(&self, d: Duration) {
+        self.observe(d.as_millis() as f64);
+    }
+
     pub fn count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }

@@ -16,7 +16,7 @@ use super::chain::{Apply, Batch, Effects, Origin};
 use super::context::ApplyContext;
 use super::error::ApplyError;
 use super::result::ApplyResult;
-use super::{auth, compaction, core, corrupt, members, quota};
+use super::{auth, compaction, core, corrupt, members, quota, timing};
 use crate::error::EtcdError;
 use crate::mailbox::Receiver;
 use crate::raft::{ApplyTask, Committed};
@@ -277,7 +277,8 @@ impl Applier {
         Ok(())
     }
 
-    /// One request through the appliers, timed against `--experimental-warning-apply-duration`.
+    /// One request through the appliers, timed into `etcd_server_apply_duration_seconds`
+    /// and against `--experimental-warning-apply-duration`.
     fn apply_request(
         &mut self,
         batch: &mut Batch<'_, '_, '_>,
@@ -286,8 +287,10 @@ impl Applier {
     ) -> Result<ApplyResult, ApplyError> {
         let started = Instant::now();
         let kind = super::chain::request_kind(&request);
+        let op = timing::op(&request);
         let result = self.chain.apply(batch, origin, request)?;
         let took = started.elapsed();
+        timing::record(op, &result, took);
         if took > self.limits.warning_apply_duration {
             tracing::warn!(
                 took = %chorus_log::GoDuration(took),

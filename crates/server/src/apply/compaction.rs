@@ -38,7 +38,7 @@ pub fn spawn_compactor(
 
 fn record_compaction(started: std::time::Instant, deleted: usize) {
     use chorus_metrics::{DB_COMPACTION_KEYS, DB_COMPACTION_LAST, DB_COMPACTION_TOTAL_MS};
-    DB_COMPACTION_TOTAL_MS.observe(started.elapsed().as_secs_f64() * 1000.0);
+    DB_COMPACTION_TOTAL_MS.observe_millis(started.elapsed());
     DB_COMPACTION_KEYS.add(deleted as u64);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
     DB_COMPACTION_LAST.set(now.map_or(0, |d| d.as_secs() as i64));

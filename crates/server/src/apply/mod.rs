@@ -29,6 +29,7 @@ mod error;
 mod members;
 mod quota;
 mod result;
+mod timing;
 mod version;
 
 pub use applier::{Applier, ApplyLimits};

@@ -8,6 +8,7 @@
 //!  apply thread ─send_snapshot()─► dump thread ─► Raft.Snapshot chunks ─► remote: restore
 //!                                   into snap/<index>.snap.db, then Step(MsgSnap)
 //!  member ─lease_renew / promote ─► leader's PeerService ─► its PeerHandler (the member)
+//!  prober (one per peer) ─► Raft.Probe every 30 s ─► peer_round_trip_time_seconds
 //! ```
 //! A full queue or a broken connection drops messages and reports the peer unreachable;
 //! raft retries. The outgoing side ([`PeerTransport`]) exists before the member (raft
@@ -15,12 +16,13 @@
 
 mod dialer;
 mod link;
+mod prober;
 mod service;
 mod snapshot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_api::etcdserverpb::{LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
 use chorus_api::peerpb::raft_client::RaftClient;
@@ -100,6 +102,15 @@ impl PeerTransport {
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let urls = urls.to_vec();
+        let prober = prober::Prober {
+            dialer: self.dialer.clone(),
+            from: self.id,
+            to: id,
+            cluster_id: self.cluster_id,
+            urls: urls.clone(),
+            alive: tx.downgrade(),
+        };
+        self.rt.spawn(prober.run());
         peers.insert(
             id,
             Peer {
@@ -246,9 +257,14 @@ impl PeerTransport {
         };
         let (raft_tx, dialer) = (self.raft_tx.clone(), self.dialer.clone());
         self.rt.spawn(async move {
+            let (inflight, started) = (chorus_metrics::SNAPSHOT_SEND.start(to), Instant::now());
             let ok = match snapshot::send(&dialer, envelope, &urls, msg, tx).await {
-                Ok(()) => true,
+                Ok(()) => {
+                    inflight.succeeded(started.elapsed());
+                    true
+                }
                 Err(e) => {
+                    inflight.failed();
                     tracing::warn!(to = %format!("{to:x}"), "failed to send snapshot: {e}");
                     false
                 }

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use chorus_api::etcdserverpb::{HashKvResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
 use chorus_api::internalpb::Member;
@@ -102,6 +103,35 @@ impl<H: PeerHandler> PeerService<H> {
     }
 }
 
+impl<H: PeerHandler> PeerService<H> {
+    /// Steps a batch's raft messages in order.
+    async fn step_batch(&self, messages: Vec<Vec<u8>>) -> Result<(), Status> {
+        for raw in messages {
+            let m = parse_message(&raw)?;
+            if m.get_msg_type() == MessageType::MsgAppend {
+                self.cfg.traffic.received(raw.len());
+            }
+            self.step(m).await?;
+        }
+        Ok(())
+    }
+
+    /// Restores the snapshot whose first chunk is `first`, then steps its message.
+    async fn receive_snapshot(
+        &self,
+        first: SnapshotChunk,
+        stream: &mut Streaming<SnapshotChunk>,
+    ) -> Result<(), Status> {
+        let msg = parse_message(&first.message)?;
+        let index = msg.get_snapshot().get_metadata().index;
+        let path = chorus_datadir::layout::received_snapshot_path(&self.cfg.snap_dir, index);
+        let opts = self.cfg.backend_opts.clone();
+        super::snapshot::receive(first.data, stream, path, opts).await?;
+        tracing::info!(index, "received snapshot");
+        self.step(msg).await
+    }
+}
+
 fn parse_message(raw: &[u8]) -> Result<Message, Status> {
     Message::parse_from_bytes(raw)
         .map_err(|e| Status::invalid_argument(format!("raft message: {e}")))
@@ -112,19 +142,24 @@ impl<H: PeerHandler> Raft for PeerService<H> {
     async fn stream(&self, req: Request<Streaming<RaftBatch>>) -> Result<Response<Ack>, Status> {
         let mut stream = req.into_inner();
         let mut received = chorus_metrics::PeerSeries::new(&chorus_metrics::PEER_RECEIVED_BYTES);
-        while let Some(batch) = stream.message().await? {
-            self.check(batch.cluster_id, batch.to)?;
-            let bytes: usize = batch.messages.iter().map(Vec::len).sum();
-            received.add(batch.from, bytes as u64);
-            for raw in batch.messages {
-                let m = parse_message(&raw)?;
-                if m.get_msg_type() == MessageType::MsgAppend {
-                    self.cfg.traffic.received(raw.len());
-                }
-                self.step(m).await?;
+        // The sender, once a batch named it: a failure after that is its receive failure.
+        let mut from = None;
+        let result = async {
+            while let Some(batch) = stream.message().await? {
+                self.check(batch.cluster_id, batch.to)?;
+                from = Some(batch.from);
+                let bytes: usize = batch.messages.iter().map(Vec::len).sum();
+                received.add(batch.from, bytes as u64);
+                self.step_batch(batch.messages).await?;
             }
+            Ok::<_, Status>(Response::new(Ack {}))
         }
-        Ok(Response::new(Ack {}))
+        .await;
+        if let (Err(_), Some(from)) = (&result, from) {
+            let label = chorus_metrics::peer_label(from);
+            chorus_metrics::PEER_RECEIVED_FAILURES.add([&label], 1);
+        }
+        result
     }
 
     async fn snapshot(
@@ -137,13 +172,17 @@ impl<H: PeerHandler> Raft for PeerService<H> {
             .await?
             .ok_or_else(|| Status::invalid_argument("empty snapshot stream"))?;
         self.check(first.cluster_id, first.to)?;
-        let msg = parse_message(&first.message)?;
-        let index = msg.get_snapshot().get_metadata().index;
-        let path = chorus_datadir::layout::received_snapshot_path(&self.cfg.snap_dir, index);
-        let opts = self.cfg.backend_opts.clone();
-        super::snapshot::receive(first.data, &mut stream, path, opts).await?;
-        tracing::info!(index, "received snapshot");
-        self.step(msg).await?;
+        let (inflight, started) = (
+            chorus_metrics::SNAPSHOT_RECEIVE.start(first.from),
+            Instant::now(),
+        );
+        match self.receive_snapshot(first, &mut stream).await {
+            Ok(()) => inflight.succeeded(started.elapsed()),
+            Err(e) => {
+                inflight.failed();
+                return Err(e);
+            }
+        }
         Ok(Response::new(Ack {}))
     }
 

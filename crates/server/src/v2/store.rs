@@ -378,8 +378,15 @@ pub struct StoreStats {
     pub expire_count: AtomicU64,
 }
 
-fn count<T>(r: &Result<T, V2Error>, ok: &AtomicU64, fail: &AtomicU64) {
-    count_as_etcd(r, ok, fail, &[]);
+fn count<T>(action: Action, r: &Result<T, V2Error>, ok: &AtomicU64, fail: &AtomicU64) {
+    count_as_etcd(action, r, ok, fail, &[]);
+}
+
+/// A read for `/v2/stats/store` and `etcd_debugging_store_reads_total`.
+fn count_read<T>(recursive: bool, r: &Result<T, V2Error>, ok: &AtomicU64, fail: &AtomicU64) {
+    let action = if recursive { "getRecursive" } else { "get" };
+    chorus_metrics::STORE_READS.add([action], 1);
+    count_as_etcd_stats(r, ok, fail, &[]);
 }
 
 /// Counts a result, with etcd 3.4's quirk: its store counts an operation from a deferred
@@ -387,8 +394,24 @@ fn count<T>(r: &Result<T, V2Error>, ok: &AtomicU64, fail: &AtomicU64) {
 /// successes. `as_success` names the error codes that do this for the operation:
 /// update (root, a value on a directory), delete (root), compare-and-swap (root),
 /// compare-and-delete (a directory, a failed compare). `/v2/stats/store` then reads as
-/// etcd's.
-fn count_as_etcd<T>(r: &Result<T, V2Error>, ok: &AtomicU64, fail: &AtomicU64, as_success: &[u32]) {
+/// etcd's. Every write counts in `etcd_debugging_store_writes_total` by its action.
+fn count_as_etcd<T>(
+    action: Action,
+    r: &Result<T, V2Error>,
+    ok: &AtomicU64,
+    fail: &AtomicU64,
+    as_success: &[u32],
+) {
+    chorus_metrics::STORE_WRITES.add([action.as_str()], 1);
+    count_as_etcd_stats(r, ok, fail, as_success);
+}
+
+fn count_as_etcd_stats<T>(
+    r: &Result<T, V2Error>,
+    ok: &AtomicU64,
+    fail: &AtomicU64,
+    as_success: &[u32],
+) {
     match r {
         Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
         Err(e) if as_success.contains(&e.code) => ok.fetch_add(1, Ordering::Relaxed),
@@ -895,7 +918,12 @@ impl V2Store {
             e.node = Some(self.load(path, &clean_path, recursive, sorted, now));
             e
         });
-        count(&r, &self.stats.gets_success, &self.stats.gets_fail);
+        count_read(
+            recursive,
+            &r,
+            &self.stats.gets_success,
+            &self.stats.gets_fail,
+        );
         r
     }
 
@@ -926,7 +954,12 @@ impl V2Store {
                 self.notify(Arc::new(e.clone()));
                 e
             });
-        count(&r, &self.stats.create_success, &self.stats.create_fail);
+        count(
+            Action::Create,
+            &r,
+            &self.stats.create_success,
+            &self.stats.create_fail,
+        );
         r
     }
 
@@ -942,7 +975,12 @@ impl V2Store {
         now: i64,
     ) -> Result<Event, V2Error> {
         let r = self.set_inner(path, dir, value, expire_time, refresh, now);
-        count(&r, &self.stats.sets_success, &self.stats.sets_fail);
+        count(
+            Action::Set,
+            &r,
+            &self.stats.sets_success,
+            &self.stats.sets_fail,
+        );
         r
     }
 
@@ -1068,6 +1106,7 @@ impl V2Store {
     ) -> Result<Event, V2Error> {
         let r = self.update_inner(path, value, expire_time, refresh, now);
         count_as_etcd(
+            Action::Update,
             &r,
             &self.stats.update_success,
             &self.stats.update_fail,
@@ -1158,6 +1197,7 @@ impl V2Store {
             now,
         );
         count_as_etcd(
+            Action::CompareAndSwap,
             &r,
             &self.stats.compare_and_swap_success,
             &self.stats.compare_and_swap_fail,
@@ -1228,6 +1268,7 @@ impl V2Store {
     ) -> Result<Event, V2Error> {
         let r = self.delete_inner(path, dir || recursive, recursive, now);
         count_as_etcd(
+            Action::Delete,
             &r,
             &self.stats.delete_success,
             &self.stats.delete_fail,
@@ -1277,6 +1318,7 @@ impl V2Store {
     ) -> Result<Event, V2Error> {
         let r = self.cad_inner(path, prev_value, prev_index, now);
         count_as_etcd(
+            Action::CompareAndDelete,
             &r,
             &self.stats.compare_and_delete_success,
             &self.stats.compare_and_delete_fail,
@@ -1338,6 +1380,7 @@ impl V2Store {
             }
             let removed = self.remove_subtree(&path);
             self.stats.expire_count.fetch_add(1, Ordering::Relaxed);
+            chorus_metrics::STORE_EXPIRES.inc();
             let e = Arc::new(e);
             for p in &removed {
                 self.notify_watchers(&e, p, true);
@@ -1407,6 +1450,7 @@ impl V2Store {
         stream: bool,
         since_index: u64,
     ) -> Result<Watcher, V2Error> {
+        chorus_metrics::STORE_WATCH_REQUESTS.inc();
         let key = clean(&join(&["/", path]));
         let since_index = if since_index == 0 {
             self.current_index + 1

@@ -494,9 +494,11 @@ impl WatchHub {
             else {
                 continue;
             };
+            let n = evs.len();
             if w.stream.events(w, k.1, rev, evs) {
                 w.sent_since_tick = true;
             } else {
+                chorus_metrics::PENDING_EVENTS.add(n as i64);
                 fell_behind.push((k, first));
             }
         }
@@ -600,7 +602,9 @@ impl WatchHub {
                 Ok(events) => {
                     let events: Vec<Event> = events.into_iter().filter(|e| w.wants(e)).collect();
                     if !events.is_empty() {
+                        let n = events.len();
                         if !w.stream.events(w, k.1, rev, events) {
+                            chorus_metrics::PENDING_EVENTS.add(n as i64);
                             continue; // still behind: try again next round
                         }
                         w.sent_since_tick = true;

@@ -19,7 +19,7 @@ pub mod index;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chorus_api::mvccpb::{event::EventType, Event, KeyValue};
 use parking_lot::RwLock;
@@ -126,6 +126,13 @@ pub type Chunk = Vec<((i64, i64), Arc<[u8]>)>;
 struct View {
     tx: redb::ReadTransaction,
     pending: Vec<Arc<Chunk>>,
+}
+
+/// An open read transaction counts in `etcd_mvcc_db_open_read_transactions`.
+impl Drop for View {
+    fn drop(&mut self) {
+        chorus_metrics::DB_OPEN_READ_TXN.dec();
+    }
 }
 
 impl View {
@@ -290,8 +297,10 @@ impl KvStore {
     /// A backend snapshot and the pending revisions; call with the index lock held so
     /// that a commit cannot fall between the two.
     fn view(&self) -> Result<View> {
+        let tx = self.backend.begin_read()?;
+        chorus_metrics::DB_OPEN_READ_TXN.inc();
         Ok(View {
-            tx: self.backend.begin_read()?,
+            tx,
             pending: self.pending.read().clone(),
         })
     }
@@ -383,12 +392,15 @@ impl KvStore {
     /// `--compaction-sleep-interval`), so a long compaction leaves the backend's write
     /// lock to apply between its transactions. Blocks the calling thread.
     pub fn compact_paced(&self, rev: i64, chunk: usize, pause: Duration) -> Result<usize> {
+        let started = Instant::now();
         let keep = self.index.write().compact(rev);
+        chorus_metrics::INDEX_COMPACTION_PAUSE_MS.observe_millis(started.elapsed());
         let mut deleted = 0;
         let mut next = (0i64, 0i64);
         // The kept records, hashed on the way (the compaction hash check compares them).
         let mut crc = crc32c::crc32c(b"compaction");
         loop {
+            let batch = Instant::now();
             let tx = self.backend.begin_write()?;
             let done = {
                 let mut table = tx.open_table(KV)?;
@@ -423,6 +435,7 @@ impl KvStore {
             };
             fail::fail_point!("compactBeforeCommitBatch");
             tx.commit().map_err(BackendError::from)?;
+            chorus_metrics::DB_COMPACTION_PAUSE_MS.observe_millis(batch.elapsed());
             fail::fail_point!("compactAfterCommitBatch");
             if done {
                 self.record_compaction_hash(CompactionHash {

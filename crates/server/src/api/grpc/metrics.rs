@@ -2,7 +2,9 @@
 //! `client_requests_total`): each call on the client port is counted as it starts, its
 //! messages and bytes as its bodies go by, and its code when the status arrives (in the
 //! response headers of a trailers-only reply, else in the trailers). A few atomic adds per
-//! call and per frame; the clock is read only with `--metrics=extensive`.
+//! call and per frame; the clock is read only with `--metrics=extensive`. The JSON
+//! gateway counts its calls here too ([`Call::begin`]), as etcd's gateway calls its own
+//! gRPC server.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -33,17 +35,38 @@ impl Call {
         B::Error: Into<axum::BoxError>,
     {
         let slot = grpc::method_index(req.uri().path());
-        let call = slot.map(|slot| {
-            STATS[slot].started.inc();
-            count_client_request(&req, grpc::kind(slot));
-            Call {
-                slot,
-                started: grpc::handling_time_enabled().then(Instant::now),
-                done: false,
-            }
-        });
+        let call = slot.map(|slot| Call::begin(slot, client_api_version(&req)));
         let req = req.map(|inner| Body::new(Metered::new(inner, slot, Direction::Received)));
         (req, call)
+    }
+
+    /// Counts the start of a call to the method in `slot` from a client that sent
+    /// `client_api_version` (`unknown` without it).
+    pub(crate) fn begin(slot: usize, client_api_version: &str) -> Call {
+        STATS[slot].started.inc();
+        count_client_request(client_api_version, grpc::kind(slot));
+        Call {
+            slot,
+            started: grpc::handling_time_enabled().then(Instant::now),
+            done: false,
+        }
+    }
+
+    /// One message of `bytes` (encoded) received from the client.
+    pub(crate) fn received(&self, bytes: usize) {
+        STATS[self.slot].msg_received.inc();
+        CLIENT_GRPC_RECEIVED_BYTES.add(bytes as u64);
+    }
+
+    /// One message of `bytes` (encoded) sent to the client.
+    pub(crate) fn sent(&self, bytes: usize) {
+        STATS[self.slot].msg_sent.inc();
+        CLIENT_GRPC_SENT_BYTES.add(bytes as u64);
+    }
+
+    /// The call ended with gRPC status `code`.
+    pub(crate) fn end(mut self, code: tonic::Code) {
+        self.record(code as usize);
     }
 
     /// Wraps the response: its status is read from the headers now, or from the trailers
@@ -82,12 +105,14 @@ impl Drop for Call {
 const CLIENT_API_VERSION: http::HeaderName = http::HeaderName::from_static("client-api-version");
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
-fn count_client_request<B>(req: &http::Request<B>, kind: Kind) {
-    let version = req
-        .headers()
+fn client_api_version<B>(req: &http::Request<B>) -> &str {
+    req.headers()
         .get(CLIENT_API_VERSION)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown");
+        .unwrap_or("unknown")
+}
+
+fn count_client_request(version: &str, kind: Kind) {
     let kind = if kind == Kind::Unary {
         "unary"
     } else {

@@ -28,7 +28,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::{Code, Status};
 
+use super::gateway_methods;
 use crate::api::grpc::health::HealthNotifier;
+use crate::api::grpc::metrics::Call;
 use crate::api::grpc::{auth, cluster, election, kv, lease, lock, maintenance};
 use crate::member::Member;
 use crate::watch::StreamHandle;
@@ -84,29 +86,90 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
 /// One gateway call: the JSON body decoded into the request, the `Authorization` header
 /// passed on as the `token` metadata (grpc-gateway forwards it; the client certificate's
 /// name never stands for the caller here, as in etcd), the response encoded as JSON.
-async fn unary<Req, Resp, F, Fut>(body: Bytes, token: Option<&HeaderValue>, call: F) -> Response
+async fn unary<Req, Resp, F, Fut>(
+    slot: Option<usize>,
+    body: Bytes,
+    token: Option<&HeaderValue>,
+    call: F,
+) -> Response
 where
-    Req: DeserializeOwned + Default,
-    Resp: Serialize,
+    Req: DeserializeOwned + Default + prost::Message,
+    Resp: Serialize + prost::Message,
     F: FnOnce(tonic::Request<Req>) -> Fut,
     Fut: Future<Output = Result<tonic::Response<Resp>, Status>>,
 {
-    let req = match decode::<Req>(&body) {
-        Ok(r) => r,
+    let (req, metered) = match begin_call::<Req>(slot, &body) {
+        Ok(started) => started,
         Err(s) => return error(&s),
     };
-    let mut req = tonic::Request::new(req);
-    if let Some(token) =
-        token.and_then(|t| tonic::metadata::MetadataValue::try_from(t.as_bytes()).ok())
-    {
-        req.metadata_mut().insert("token", token);
+    match call(with_token(req, token)).await {
+        Ok(resp) => {
+            if let Some(m) = &metered {
+                m.sent(resp.get_ref().encoded_len());
+            }
+            end_call(metered, Code::Ok);
+            match serde_json::to_string(resp.get_ref()) {
+                Ok(s) => json_response(StatusCode::OK, s),
+                Err(e) => error(&Status::internal(e.to_string())),
+            }
+        }
+        Err(s) => {
+            end_call(metered, s.code());
+            error(&s)
+        }
     }
-    match call(req).await {
-        Ok(resp) => match serde_json::to_string(resp.get_ref()) {
-            Ok(s) => json_response(StatusCode::OK, s),
-            Err(e) => error(&Status::internal(e.to_string())),
-        },
-        Err(s) => error(&s),
+}
+
+/// One server-streaming gateway call (Observe, Snapshot): the JSON body decoded into the
+/// request, each message the call streams back a `{"result": ...}` line.
+async fn server_stream<Req, Resp, S, F, Fut>(
+    slot: Option<usize>,
+    body: Bytes,
+    token: Option<&HeaderValue>,
+    call: F,
+) -> Response
+where
+    Req: DeserializeOwned + Default + prost::Message,
+    Resp: Serialize + prost::Message + Send + 'static,
+    S: futures::Stream<Item = Result<Resp, Status>> + Send + 'static,
+    F: FnOnce(tonic::Request<Req>) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let (req, metered) = match begin_call::<Req>(slot, &body) {
+        Ok(started) => started,
+        Err(st) => return error(&st),
+    };
+    match call(with_token(req, token)).await {
+        Ok(resp) => json_stream(metered, resp.into_inner()),
+        Err(st) => json_stream(
+            metered,
+            futures::stream::once(async move { Err::<Resp, _>(st) }),
+        ),
+    }
+}
+
+/// A gateway call's request decoded from its JSON body, and the call counted as started
+/// with that message received (a body that is not the request is refused uncounted).
+fn begin_call<Req>(slot: Option<usize>, body: &[u8]) -> Result<(Req, Option<Call>), Status>
+where
+    Req: DeserializeOwned + Default + prost::Message,
+{
+    let req = decode::<Req>(body)?;
+    let metered = begin(slot);
+    received(&metered, &req);
+    Ok((req, metered))
+}
+
+/// Counts the start of a gateway call to the method in `slot` (the gateway sends no
+/// client API version).
+fn begin(slot: Option<usize>) -> Option<Call> {
+    slot.map(|slot| Call::begin(slot, "unknown"))
+}
+
+/// Counts one request message of a metered call.
+fn received(metered: &Option<Call>, msg: &impl prost::Message) {
+    if let Some(m) = metered {
+        m.received(msg.encoded_len());
     }
 }
 
@@ -129,62 +192,53 @@ async fn call(
     body: Bytes,
 ) -> Response {
     let token = headers.get(header::AUTHORIZATION);
-    if let Some(r) = auth_call(&s, &path, &body, token).await {
+    let slot = gateway_methods::slot(&path);
+    if let Some(r) = auth_call(&s, slot, &path, &body, token).await {
         return r;
     }
     match path.as_str() {
-        "kv/range" => unary(body, token, |r| s.kv.range(r)).await,
-        "kv/put" => unary(body, token, |r| s.kv.put(r)).await,
-        "kv/deleterange" => unary(body, token, |r| s.kv.delete_range(r)).await,
-        "kv/txn" => unary(body, token, |r| s.kv.txn(r)).await,
-        "kv/compaction" => unary(body, token, |r| s.kv.compact(r)).await,
-        "lease/grant" => unary(body, token, |r| s.lease.lease_grant(r)).await,
-        "lease/revoke" | "kv/lease/revoke" => unary(body, token, |r| s.lease.lease_revoke(r)).await,
+        "kv/range" => unary(slot, body, token, |r| s.kv.range(r)).await,
+        "kv/put" => unary(slot, body, token, |r| s.kv.put(r)).await,
+        "kv/deleterange" => unary(slot, body, token, |r| s.kv.delete_range(r)).await,
+        "kv/txn" => unary(slot, body, token, |r| s.kv.txn(r)).await,
+        "kv/compaction" => unary(slot, body, token, |r| s.kv.compact(r)).await,
+        "lease/grant" => unary(slot, body, token, |r| s.lease.lease_grant(r)).await,
+        "lease/revoke" | "kv/lease/revoke" => {
+            unary(slot, body, token, |r| s.lease.lease_revoke(r)).await
+        }
         "lease/timetolive" | "kv/lease/timetolive" => {
-            unary(body, token, |r| s.lease.lease_time_to_live(r)).await
+            unary(slot, body, token, |r| s.lease.lease_time_to_live(r)).await
         }
-        "lease/leases" | "kv/lease/leases" => unary(body, token, |r| s.lease.lease_leases(r)).await,
-        "cluster/member/add" => unary(body, token, |r| s.cluster.member_add(r)).await,
-        "cluster/member/remove" => unary(body, token, |r| s.cluster.member_remove(r)).await,
-        "cluster/member/update" => unary(body, token, |r| s.cluster.member_update(r)).await,
-        "cluster/member/list" => unary(body, token, |r| s.cluster.member_list(r)).await,
-        "cluster/member/promote" => unary(body, token, |r| s.cluster.member_promote(r)).await,
-        "maintenance/alarm" => unary(body, token, |r| s.maintenance.alarm(r)).await,
-        "maintenance/status" => unary(body, token, |r| s.maintenance.status(r)).await,
-        "maintenance/defragment" => unary(body, token, |r| s.maintenance.defragment(r)).await,
-        "maintenance/hash" => unary(body, token, |r| s.maintenance.hash(r)).await,
+        "lease/leases" | "kv/lease/leases" => {
+            unary(slot, body, token, |r| s.lease.lease_leases(r)).await
+        }
+        "cluster/member/add" => unary(slot, body, token, |r| s.cluster.member_add(r)).await,
+        "cluster/member/remove" => unary(slot, body, token, |r| s.cluster.member_remove(r)).await,
+        "cluster/member/update" => unary(slot, body, token, |r| s.cluster.member_update(r)).await,
+        "cluster/member/list" => unary(slot, body, token, |r| s.cluster.member_list(r)).await,
+        "cluster/member/promote" => unary(slot, body, token, |r| s.cluster.member_promote(r)).await,
+        "maintenance/alarm" => unary(slot, body, token, |r| s.maintenance.alarm(r)).await,
+        "maintenance/status" => unary(slot, body, token, |r| s.maintenance.status(r)).await,
+        "maintenance/defragment" => unary(slot, body, token, |r| s.maintenance.defragment(r)).await,
+        "maintenance/hash" => unary(slot, body, token, |r| s.maintenance.hash(r)).await,
         // etcd 3.5's path for HashKV (3.4 shadows it behind Hash).
-        "maintenance/hashkv" => unary(body, token, |r| s.maintenance.hash_kv(r)).await,
+        "maintenance/hashkv" => unary(slot, body, token, |r| s.maintenance.hash_kv(r)).await,
         "maintenance/transfer-leadership" => {
-            unary(body, token, |r| s.maintenance.move_leader(r)).await
+            unary(slot, body, token, |r| s.maintenance.move_leader(r)).await
         }
-        "lock/lock" => unary(body, token, |r| Lock::lock(&s.lock, r)).await,
-        "lock/unlock" => unary(body, token, |r| s.lock.unlock(r)).await,
-        "election/campaign" => unary(body, token, |r| s.election.campaign(r)).await,
-        "election/proclaim" => unary(body, token, |r| s.election.proclaim(r)).await,
-        "election/leader" => unary(body, token, |r| s.election.leader(r)).await,
-        "election/resign" => unary(body, token, |r| s.election.resign(r)).await,
-        "watch" => watch(s.member.clone(), token, body).await,
-        "lease/keepalive" | "kv/lease/keepalive" => keep_alive(s.member.clone(), token, body).await,
-        "election/observe" => {
-            let req = match decode::<chorus_api::v3electionpb::LeaderRequest>(&body) {
-                Ok(r) => with_token(r, token),
-                Err(st) => return error(&st),
-            };
-            match s.election.observe(req).await {
-                Ok(resp) => json_stream(resp.into_inner()),
-                Err(st) => json_stream(futures::stream::once(async move { Err::<(), _>(st) })),
-            }
+        "lock/lock" => unary(slot, body, token, |r| Lock::lock(&s.lock, r)).await,
+        "lock/unlock" => unary(slot, body, token, |r| s.lock.unlock(r)).await,
+        "election/campaign" => unary(slot, body, token, |r| s.election.campaign(r)).await,
+        "election/proclaim" => unary(slot, body, token, |r| s.election.proclaim(r)).await,
+        "election/leader" => unary(slot, body, token, |r| s.election.leader(r)).await,
+        "election/resign" => unary(slot, body, token, |r| s.election.resign(r)).await,
+        "watch" => watch(s.member.clone(), slot, token, body).await,
+        "lease/keepalive" | "kv/lease/keepalive" => {
+            keep_alive(s.member.clone(), slot, token, body).await
         }
+        "election/observe" => server_stream(slot, body, token, |r| s.election.observe(r)).await,
         "maintenance/snapshot" => {
-            let req = match decode::<chorus_api::etcdserverpb::SnapshotRequest>(&body) {
-                Ok(r) => with_token(r, token),
-                Err(st) => return error(&st),
-            };
-            match s.maintenance.snapshot(req).await {
-                Ok(resp) => json_stream(resp.into_inner()),
-                Err(st) => json_stream(futures::stream::once(async move { Err::<(), _>(st) })),
-            }
+            server_stream(slot, body, token, |r| s.maintenance.snapshot(r)).await
         }
         _ => (
             StatusCode::NOT_FOUND,
@@ -216,38 +270,39 @@ struct StreamError<'a> {
 
 /// A streamed reply as grpc-gateway writes it: one `{"result": <message>}` line per
 /// message; a failure is one `{"error": {...}}` line and the end (still status 200, as
-/// grpc-gateway has sent its header by then).
-fn json_stream<T, S>(stream: S) -> Response
+/// grpc-gateway has sent its header by then). `metered` counts the messages and the
+/// call's end (a client that goes away first: `Canceled`).
+fn json_stream<T, S>(metered: Option<Call>, stream: S) -> Response
 where
-    T: Serialize + Send + 'static,
+    T: Serialize + prost::Message + Send + 'static,
     S: futures::Stream<Item = Result<T, Status>> + Send + 'static,
 {
     use futures::StreamExt;
-    let lines = stream.scan(false, |failed, item| {
-        if *failed {
-            return std::future::ready(None);
-        }
+    let items = stream
+        .map(Some)
+        .chain(futures::stream::once(async { None }));
+    // State: the metered call, and whether an error line ended the stream.
+    let lines = items.scan((metered, false), |(metered, failed), item| {
         let line = match item {
-            Ok(m) => format!(
-                "{{\"result\":{}}}\n",
-                serde_json::to_string(&m).unwrap_or_default()
-            ),
-            Err(st) => {
+            _ if *failed => None,
+            Some(Ok(m)) => {
+                if let Some(call) = metered.as_ref() {
+                    call.sent(m.encoded_len());
+                }
+                let m = serde_json::to_string(&m).unwrap_or_default();
+                Some(format!("{{\"result\":{m}}}\n"))
+            }
+            Some(Err(st)) => {
                 *failed = true;
-                let http = http_status(st.code());
-                let e = StreamError {
-                    grpc_code: st.code() as i32,
-                    http_code: http.as_u16(),
-                    message: st.message(),
-                    http_status: http.canonical_reason().unwrap_or(""),
-                };
-                format!(
-                    "{{\"error\":{}}}\n",
-                    serde_json::to_string(&e).unwrap_or_default()
-                )
+                end_call(metered.take(), st.code());
+                Some(stream_error(&st))
+            }
+            None => {
+                end_call(metered.take(), Code::Ok);
+                None
             }
         };
-        std::future::ready(Some(Ok::<_, std::convert::Infallible>(line)))
+        std::future::ready(line.map(Ok::<_, std::convert::Infallible>))
     });
     Response::builder()
         .status(StatusCode::OK)
@@ -256,11 +311,37 @@ where
         .expect("static response parts")
 }
 
+fn end_call(metered: Option<Call>, code: Code) {
+    if let Some(call) = metered {
+        call.end(code);
+    }
+}
+
+/// grpc-gateway's error line of a stream that failed.
+fn stream_error(st: &Status) -> String {
+    let http = http_status(st.code());
+    let e = StreamError {
+        grpc_code: st.code() as i32,
+        http_code: http.as_u16(),
+        message: st.message(),
+        http_status: http.canonical_reason().unwrap_or(""),
+    };
+    format!(
+        "{{\"error\":{}}}\n",
+        serde_json::to_string(&e).unwrap_or_default()
+    )
+}
+
 /// `/v3/lease/keepalive`: each JSON request in the body renews once and answers one
 /// `{"result": ...}` line (a lease that does not exist answers TTL 0, as the gRPC stream
 /// does); the stream ends with the body, as grpc-gateway closes its send side. Patroni and
 /// lua-resty-etcd renew leases this way.
-async fn keep_alive(member: Arc<Member>, token: Option<&HeaderValue>, body: Bytes) -> Response {
+async fn keep_alive(
+    member: Arc<Member>,
+    slot: Option<usize>,
+    token: Option<&HeaderValue>,
+    body: Bytes,
+) -> Response {
     use chorus_api::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
     let requests: Vec<LeaseKeepAliveRequest> = match serde_json::Deserializer::from_slice(&body)
         .into_iter()
@@ -269,6 +350,8 @@ async fn keep_alive(member: Arc<Member>, token: Option<&HeaderValue>, body: Byte
         Ok(r) => r,
         Err(e) => return error(&Status::invalid_argument(e.to_string())),
     };
+    let metered = begin(slot);
+    requests.iter().for_each(|r| received(&metered, r));
     let creds = crate::member::Credentials {
         token: token.and_then(|t| t.to_str().ok()),
         common_name: None,
@@ -290,12 +373,13 @@ async fn keep_alive(member: Arc<Member>, token: Option<&HeaderValue>, body: Byte
             })
         }
     });
-    json_stream(replies)
+    json_stream(metered, replies)
 }
 
 /// `/v3/auth/*`: the Auth service's calls, by etcd's gateway paths.
 async fn auth_call(
     s: &Services,
+    slot: Option<usize>,
     path: &str,
     body: &Bytes,
     token: Option<&HeaderValue>,
@@ -303,23 +387,23 @@ async fn auth_call(
     let a = &s.auth;
     let body = body.clone();
     Some(match path {
-        "auth/enable" => unary(body, token, |r| a.auth_enable(r)).await,
-        "auth/disable" => unary(body, token, |r| a.auth_disable(r)).await,
-        "auth/status" => unary(body, token, |r| a.auth_status(r)).await,
-        "auth/authenticate" => unary(body, token, |r| a.authenticate(r)).await,
-        "auth/user/add" => unary(body, token, |r| a.user_add(r)).await,
-        "auth/user/get" => unary(body, token, |r| a.user_get(r)).await,
-        "auth/user/list" => unary(body, token, |r| a.user_list(r)).await,
-        "auth/user/delete" => unary(body, token, |r| a.user_delete(r)).await,
-        "auth/user/changepw" => unary(body, token, |r| a.user_change_password(r)).await,
-        "auth/user/grant" => unary(body, token, |r| a.user_grant_role(r)).await,
-        "auth/user/revoke" => unary(body, token, |r| a.user_revoke_role(r)).await,
-        "auth/role/add" => unary(body, token, |r| a.role_add(r)).await,
-        "auth/role/get" => unary(body, token, |r| a.role_get(r)).await,
-        "auth/role/list" => unary(body, token, |r| a.role_list(r)).await,
-        "auth/role/delete" => unary(body, token, |r| a.role_delete(r)).await,
-        "auth/role/grant" => unary(body, token, |r| a.role_grant_permission(r)).await,
-        "auth/role/revoke" => unary(body, token, |r| a.role_revoke_permission(r)).await,
+        "auth/enable" => unary(slot, body, token, |r| a.auth_enable(r)).await,
+        "auth/disable" => unary(slot, body, token, |r| a.auth_disable(r)).await,
+        "auth/status" => unary(slot, body, token, |r| a.auth_status(r)).await,
+        "auth/authenticate" => unary(slot, body, token, |r| a.authenticate(r)).await,
+        "auth/user/add" => unary(slot, body, token, |r| a.user_add(r)).await,
+        "auth/user/get" => unary(slot, body, token, |r| a.user_get(r)).await,
+        "auth/user/list" => unary(slot, body, token, |r| a.user_list(r)).await,
+        "auth/user/delete" => unary(slot, body, token, |r| a.user_delete(r)).await,
+        "auth/user/changepw" => unary(slot, body, token, |r| a.user_change_password(r)).await,
+        "auth/user/grant" => unary(slot, body, token, |r| a.user_grant_role(r)).await,
+        "auth/user/revoke" => unary(slot, body, token, |r| a.user_revoke_role(r)).await,
+        "auth/role/add" => unary(slot, body, token, |r| a.role_add(r)).await,
+        "auth/role/get" => unary(slot, body, token, |r| a.role_get(r)).await,
+        "auth/role/list" => unary(slot, body, token, |r| a.role_list(r)).await,
+        "auth/role/delete" => unary(slot, body, token, |r| a.role_delete(r)).await,
+        "auth/role/grant" => unary(slot, body, token, |r| a.role_grant_permission(r)).await,
+        "auth/role/revoke" => unary(slot, body, token, |r| a.role_revoke_permission(r)).await,
         _ => return None,
     })
 }
@@ -334,18 +418,29 @@ fn json_values(body: &[u8]) -> Result<Vec<WatchRequest>, Status> {
 
 /// `/v3/watch`: the body's watch requests are applied to one watch stream and every
 /// response is written as a `{"result": ...}` line until the client goes away.
-async fn watch(member: Arc<Member>, token: Option<&HeaderValue>, body: Bytes) -> Response {
+async fn watch(
+    member: Arc<Member>,
+    slot: Option<usize>,
+    token: Option<&HeaderValue>,
+    body: Bytes,
+) -> Response {
     let requests = match json_values(&body) {
         Ok(r) => r,
         Err(s) => return error(&s),
     };
+    let metered = begin(slot);
+    requests.iter().for_each(|r| received(&metered, r));
     let creds = crate::member::Credentials {
         token: token.and_then(|t| t.to_str().ok()),
         common_name: None,
     };
     let who = match member.caller(creds).await {
         Ok(who) => who,
-        Err(e) => return error(&Status::from(e)),
+        Err(e) => {
+            let st = Status::from(e);
+            end_call(metered, st.code());
+            return error(&st);
+        }
     };
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1 << 61);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -369,20 +464,27 @@ async fn watch(member: Arc<Member>, token: Option<&HeaderValue>, body: Bytes) ->
             self.0.close_stream(self.1);
         }
     }
-    let state = (rx, handle, member, Guard(hub, id));
-    let lines = futures::stream::unfold(state, |(mut rx, handle, member, guard)| async move {
-        let m = rx.recv().await?;
-        handle.taken(&m);
-        let resp: WatchResponse = crate::api::grpc::watch::response(&member, m);
-        let line = format!(
-            "{{\"result\":{}}}\n",
-            serde_json::to_string(&resp).expect("generated serde impl")
-        );
-        Some((
-            Ok::<_, std::convert::Infallible>(line),
-            (rx, handle, member, guard),
-        ))
-    });
+    // The call ends when the client goes away (`Canceled`, as the metered call drops).
+    let state = (rx, handle, member, Guard(hub, id), metered);
+    let lines = futures::stream::unfold(
+        state,
+        |(mut rx, handle, member, guard, metered)| async move {
+            let m = rx.recv().await?;
+            handle.taken(&m);
+            let resp: WatchResponse = crate::api::grpc::watch::response(&member, m);
+            if let Some(call) = &metered {
+                call.sent(prost::Message::encoded_len(&resp));
+            }
+            let line = format!(
+                "{{\"result\":{}}}\n",
+                serde_json::to_string(&resp).expect("generated serde impl")
+            );
+            Some((
+                Ok::<_, std::convert::Infallible>(line),
+                (rx, handle, member, guard, metered),
+            ))
+        },
+    );
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")

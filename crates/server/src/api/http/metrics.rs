@@ -23,9 +23,11 @@ fn flag(b: bool) -> f64 {
 }
 
 pub async fn metrics(State(member): State<Arc<Member>>) -> Response {
+    let scrape = chorus_metrics::Scrape::begin();
     let body = tokio::task::spawn_blocking(move || render(&member))
         .await
         .unwrap_or_default();
+    scrape.done(200);
     (
         [(
             header::CONTENT_TYPE,
@@ -150,6 +152,11 @@ fn render(member: &Member) -> String {
             &cv.major_minor(),
         );
     }
+    out.gauge(
+        "etcd_debugging_store_watchers",
+        "Count of currently active watchers.",
+        member.v2_store().read().watcher_count() as f64,
+    );
     out.gauge(
         "etcd_debugging_auth_revision",
         "The current revision of auth store.",

@@ -10,6 +10,7 @@ use axum::routing::{any, get};
 use axum::Router;
 
 pub mod gateway;
+mod gateway_methods;
 pub mod health;
 pub mod metrics;
 pub mod pprof;
