@@ -139,6 +139,14 @@ async fn learner_joins_is_promoted_and_members_are_removed() {
             .contains("etcdserver: can only promote a learner member"),
         "{out:?}"
     );
+    // The promoted member serves writes once it has applied its promotion itself.
+    for _ in 0..200 {
+        if !cluster.status(j).await.unwrap().is_learner {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!cluster.status(j).await.unwrap().is_learner);
     let promoted = cluster.member_client(j).await;
     promoted
         .put("from-m3", "v", PutOptions::default())
