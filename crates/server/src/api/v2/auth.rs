@@ -16,9 +16,9 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::access::{has_root_access, has_write_root_access, Credentials};
+use super::form::Form;
 use super::http::{
     cluster_id, http_error, json_response, key_error, no_auth, request_path, set_header, Backend,
-    Form,
 };
 use crate::net::reply::method_not_allowed;
 use crate::v2::auth::error::is_raft_failure;

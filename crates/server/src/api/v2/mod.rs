@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod auth;
+mod form;
 pub mod http;
 pub mod local;
 pub mod member;
