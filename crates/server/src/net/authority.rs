@@ -26,8 +26,9 @@
 //! then nothing: the wrapper drops its state and reads go straight to the socket.
 //!
 //! Anything malformed (bad HPACK, an interleaved frame inside a header block, a block
-//! over [`MAX_HELD`]) ends the fixing: the bytes held so far and everything after go to h2
-//! unchanged, so h2 reports the protocol error itself.
+//! over [`MAX_HELD`], a decoded list over [`MAX_DECODED_LIST`]) ends the fixing: the bytes
+//! held so far and everything after go to h2 unchanged, so h2 reports the protocol error
+//! itself.
 
 use std::io;
 use std::pin::Pin;
@@ -54,6 +55,12 @@ const MAX_FRAME_PAYLOAD: usize = 16_384;
 
 /// The most a header block (its frames as received) may hold before we give up fixing.
 pub(crate) const MAX_HELD: usize = 1 << 20;
+
+/// The largest decoded header list (RFC 7540 §6.5.2 size: names, values and 32 octets a
+/// field) the fix re-encodes: four times the SETTINGS_MAX_HEADER_LIST_SIZE hyper
+/// advertises (16 KiB), whose h2 refuses bigger lists anyway. Without a bound, a block of
+/// one-octet references to a 4 KiB dynamic entry would expand 4,000-fold.
+pub(crate) const MAX_DECODED_LIST: usize = 64 << 10;
 
 /// HPACK's SETTINGS_HEADER_TABLE_SIZE as hyper's server leaves it (the protocol default):
 /// the largest dynamic table a client's encoder may use.
@@ -406,8 +413,13 @@ impl Fixer {
         };
         self.encoded.clear();
         let mut rewrote = false;
+        let mut list_size = 0usize;
         let encoded = &mut self.encoded;
         let decoded = self.decoder.decode(&block.fragment, |name, value| {
+            list_size = list_size.saturating_add(name.len() + value.len() + 32);
+            if list_size > MAX_DECODED_LIST {
+                return;
+            }
             if name == b":authority" {
                 if let Some(host_port) = url_authority(value) {
                     rewrote = true;
@@ -416,7 +428,7 @@ impl Fixer {
             }
             hpack::encode_literal(name, value, encoded);
         });
-        if decoded.is_err() {
+        if decoded.is_err() || list_size > MAX_DECODED_LIST {
             self.block = Some(block);
             return self.give_up();
         }

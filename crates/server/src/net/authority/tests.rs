@@ -676,6 +676,42 @@ fn oversized_blocks_pass_through() {
     assert_eq!(run(&input), input);
 }
 
+/// One-octet references (62: the newest dynamic entry) to a 4,000-octet entry: 12 MB of
+/// fields from a 16 KB block.
+fn hpack_bomb() -> Vec<u8> {
+    let big = "v".repeat(4000);
+    let mut block = encode(&[Repr::Incremental("x-big", &big, false)]);
+    block.extend(std::iter::repeat_n(0xbe, 3000));
+    block
+}
+
+/// Fuzzing (fuzz/fuzz_targets/hpack.rs, bounded allocation): every connection's first
+/// block was re-encoded while decoding, so a block of references to a large dynamic entry
+/// allocated 4,000 times its size (a 1 MiB block: 4 GiB). A list over MAX_DECODED_LIST is
+/// not expanded; its bytes go to h2 as they came.
+#[test]
+fn hpack_bombs_are_not_expanded() {
+    let mut input = connection_start();
+    input.extend(headers(1, true, &hpack_bomb()));
+    let mut fixer = Fixer::new(DEFAULT_HEADER_TABLE_SIZE);
+    fixer.feed(&input);
+    assert_eq!(fixer.out, input);
+    assert_eq!(fixer.state, State::PassThrough);
+    assert!(
+        fixer.encoded.capacity() <= 2 * MAX_DECODED_LIST,
+        "{} bytes re-encoded",
+        fixer.encoded.capacity()
+    );
+    // While transcoding: the bomb is passed through, not re-encoded.
+    let mut input = connection_start();
+    input.extend(headers(1, false, &first_request("http://127.0.0.1:1234")));
+    let mut want = run(&input);
+    let bomb = headers(3, true, &hpack_bomb());
+    input.extend(&bomb);
+    want.extend(&bomb);
+    assert_eq!(run(&input), want);
+}
+
 #[test]
 fn garbage_never_panics() {
     let mut state = 0x2545_f491_4f6c_dd1du64;
