@@ -245,7 +245,9 @@ fn srv(ix: &Index, zones: &Zones, zone: &Name, name: &Name, out: &mut Answer) ->
     let mut per_priority = std::collections::HashMap::<i64, i64>::new();
     for s in &sx {
         let w = if s.weight == 0 { 100 } else { s.weight };
-        *per_priority.entry(s.priority).or_default() += w;
+        // Wrapping, as Go's int in CoreDNS: record weights are any JSON integers.
+        let sum = per_priority.entry(s.priority).or_default();
+        *sum = sum.wrapping_add(w);
     }
     let mut seen = std::collections::HashSet::new();
     for s in &sx {

@@ -95,7 +95,7 @@ impl Index {
         s.synced = true;
     }
 
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn mark_synced_for_tests(&self) {
         self.state.write().synced = true;
     }

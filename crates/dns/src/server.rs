@@ -240,6 +240,35 @@ fn encode(m: &Message) -> Option<Vec<u8>> {
     m.to_vec().ok()
 }
 
+/// For the `fuzz/` crate (feature `fuzzing` only): the server's packet handling without
+/// its sockets.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Handler, Index, Transport, Zones};
+
+    /// A synced index for `zones` and the handler that answers from it.
+    pub struct Responder(Handler);
+
+    impl Responder {
+        pub fn new(zones: Zones) -> Responder {
+            let index = Index::default();
+            index.mark_synced_for_tests();
+            Responder(Handler { index, zones })
+        }
+
+        pub fn index(&self) -> &Index {
+            &self.0.index
+        }
+
+        /// The reply to one query packet as the UDP or TCP server sends it (`None`: dropped).
+        pub fn reply(&self, packet: &[u8], tcp: bool) -> Option<Vec<u8>> {
+            let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+            self.0.handle(packet, transport)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +352,26 @@ mod tests {
         assert_eq!(wild.answers().len(), 2);
         let alias = ask(&h, "alias.chorus.local.", RecordType::A, Transport::Udp);
         assert_eq!(alias.answers().len(), 3, "CNAME then the two addresses");
+    }
+
+    /// Found for fuzz/fuzz_targets/dns.rs (which reproduces it): the SRV answer sums the
+    /// weights of each priority; two records whose weights add past i64::MAX overflowed
+    /// the sum (a panic where overflow is checked, as in debug builds).
+    #[test]
+    fn srv_weights_whose_sum_overflows() {
+        let h = handler();
+        h.index.mark_synced_for_tests();
+        for i in 1..=2 {
+            let value = format!(
+                r#"{{"host":"10.2.0.{i}","port":{i},"weight":{}}}"#,
+                i64::MAX
+            );
+            let key = format!("/skydns/local/chorus/heavy/x{i}");
+            h.index.put(&key, value.as_bytes(), 0, 20 + i);
+        }
+        let srv = ask(&h, "heavy.chorus.local.", RecordType::SRV, Transport::Tcp);
+        assert_eq!(srv.response_code(), ResponseCode::NoError);
+        assert_eq!(srv.answers().len(), 2);
     }
 
     #[test]
