@@ -161,23 +161,10 @@ impl Resolver {
     ) -> Result<Vec<Srv>, LookupError> {
         let name = format!("_{service}._{proto}.{domain}");
         let (answer, server) = self.query(&name, RecordType::SRV).await?;
-        let mut out: Vec<Srv> = answer
-            .answers()
-            .iter()
-            .filter_map(|r| match r.data() {
-                RData::SRV(s) => Some(Srv {
-                    target: s.target().to_ascii(),
-                    port: s.port(),
-                    priority: s.priority(),
-                    weight: s.weight(),
-                }),
-                _ => None,
-            })
-            .collect();
+        let out = srv_records(&answer);
         if out.is_empty() {
             return Err(lookup_error(&name, server, "no such host"));
         }
-        out.sort_by_key(|s| (s.priority, s.weight));
         Ok(out)
     }
 
@@ -207,11 +194,7 @@ impl Resolver {
             let Ok((answer, _)) = self.query(host, rtype).await else {
                 continue;
             };
-            let ip = answer.answers().iter().find_map(|r| match r.data() {
-                RData::A(a) => Some(IpAddr::V4(a.0)),
-                RData::AAAA(a) => Some(IpAddr::V6(a.0)),
-                _ => None,
-            });
+            let ip = first_address(&answer);
             if ip.is_some() {
                 return ip;
             }
@@ -281,6 +264,50 @@ impl Resolver {
     }
 }
 
+/// The SRV records of an answer, sorted by priority, then weight.
+fn srv_records(answer: &Message) -> Vec<Srv> {
+    let mut out: Vec<Srv> = answer
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::SRV(s) => Some(Srv {
+                target: s.target().to_ascii(),
+                port: s.port(),
+                priority: s.priority(),
+                weight: s.weight(),
+            }),
+            _ => None,
+        })
+        .collect();
+    out.sort_by_key(|s| (s.priority, s.weight));
+    out
+}
+
+/// The first A or AAAA address of an answer.
+fn first_address(answer: &Message) -> Option<IpAddr> {
+    answer.answers().iter().find_map(|r| match r.data() {
+        RData::A(a) => Some(IpAddr::V4(a.0)),
+        RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+        _ => None,
+    })
+}
+
+/// A UDP datagram that is the answer to query `id`; others (or garbage) are skipped, as
+/// Go's resolver does.
+fn reply_to(datagram: &[u8], id: u16) -> Option<Message> {
+    let m = Message::from_vec(datagram).ok()?;
+    (m.id() == id && m.message_type() == MessageType::Response).then_some(m)
+}
+
+/// For the `fuzz/` crate (feature `fuzzing` only): what a lookup takes from a server's
+/// UDP `datagram` answering query `id`: its SRV records and first address.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn read_answer(datagram: &[u8], id: u16) -> Option<(Vec<Srv>, Option<IpAddr>)> {
+    let m = reply_to(datagram, id)?;
+    Some((srv_records(&m), first_address(&m)))
+}
+
 /// A Go-worded error for `name` from `server`.
 fn lookup_error(name: &str, server: SocketAddr, reason: &str) -> LookupError {
     LookupError {
@@ -318,11 +345,8 @@ async fn udp_exchange(server: SocketAddr, packet: &[u8], id: u16) -> Result<Mess
             .recv(&mut buf)
             .await
             .map_err(|e| io_reason(&sock, server, e))?;
-        // Answers to other queries (or garbage) are skipped, as Go's resolver does.
-        if let Ok(m) = Message::from_vec(&buf[..n]) {
-            if m.id() == id && m.message_type() == MessageType::Response {
-                return Ok(m);
-            }
+        if let Some(m) = reply_to(&buf[..n], id) {
+            return Ok(m);
         }
     }
 }

@@ -314,6 +314,23 @@ fn keys_answer(resp: Response) -> Result<Answer, Failure> {
     }
 }
 
+/// For the `fuzz/` crate (feature `fuzzing` only): what discovery takes from a keys API
+/// answer with `status` and `body`: the node, the size in its value, and its children
+/// joined as the initial cluster of that size. Errors are discarded.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub fn read_keys_answer(status: u16, body: &[u8]) {
+    let resp = Response {
+        status,
+        etcd_index: 0,
+        body: bytes::Bytes::copy_from_slice(body),
+    };
+    if let Ok(answer) = keys_answer(resp) {
+        let size = parse_size(&answer.node.value).unwrap_or(0);
+        let _ = nodes_to_cluster(&answer.node.nodes, size);
+    }
+}
+
 /// `strconv.ParseUint(v, 10, 0)`: digits only.
 fn parse_size(v: &str) -> Result<u64, DiscoveryError> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
