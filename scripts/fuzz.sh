@@ -36,7 +36,9 @@ cd "$ROOT/fuzz"
 if (($#)); then
     targets=("$@")
 else
-    mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^chorus-fuzz$')
+    # The name of every [[bin]] section.
+    mapfile -t targets < <(awk '/^\[\[bin\]\]/ { bin = 1; next } /^\[/ { bin = 0 }
+        bin && $1 == "name" { gsub(/"/, "", $3); print $3 }' Cargo.toml)
 fi
 
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')

@@ -5,7 +5,8 @@
 //! compiled here as they are (`#[path]`), so the fuzz build does not build the server.
 //!
 //! Input: a selector byte, then the case's bytes. Contracts beyond no panic:
-//! * form: errors are Go's texts; the parsed form, encoded again, parses to the same form;
+//! * form: errors are Go's texts; the parsed form, encoded again (`url::query_escape`),
+//!   parses to the same form;
 //!   a value `uint64` or `bool` accepts is one Go's `ParseUint` or `ParseBool` accepts;
 //! * path: an unescaped path escapes and unescapes to itself; a media type is lower case
 //!   and parses to itself;
@@ -23,6 +24,7 @@ mod form;
 #[path = "../../crates/server/src/v2/auth/json.rs"]
 mod json;
 
+use chorus_config::url::query_escape;
 use form::{media_type, unescape, Form};
 use json::{field_matches, first_value, only_value, Cursor, JsonError};
 use libfuzzer_sys::fuzz_target;
@@ -68,32 +70,26 @@ fn query(text: &str) {
     }
 }
 
-/// `url.Values.Encode` without the sorting: every byte but the unreserved ones escaped.
+/// `url.Values.Encode` without the sorting, with chorus's `QueryEscape`.
 fn encode(form: &Form) -> String {
     let mut out = Vec::new();
     for (key, values) in &form.0 {
         for value in values {
-            out.push(format!("{}={}", escape(key), escape(value)));
+            out.push(format!("{}={}", query_escape(key), query_escape(value)));
         }
     }
     out.join("&")
 }
 
-fn escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `QueryEscape` writes a space as `+` (and any `+` as `%2B`): as a path, `%20`.
+fn path_escape(s: &str) -> String {
+    query_escape(s).replace('+', "%20")
 }
 
 fn path_and_type(text: &str) {
     if let Ok(path) = unescape(text, false) {
         assert_eq!(
-            unescape(&escape(&path), false).as_deref(),
+            unescape(&path_escape(&path), false).as_deref(),
             Ok(path.as_str())
         );
         if !text.contains('+') {
