@@ -71,8 +71,8 @@ for t in "${targets[@]}"; do
         # libFuzzer writes new inputs to the first directory and reads them all.
         corpus=("$(mktemp -d)" "corpus/$t")
     fi
-    "${CARGO_TARGET_DIR:-target}/$TRIPLE/$out_dir/$t" -max_total_time="$SECONDS_EACH" -rss_limit_mb=512 \
-        -malloc_limit_mb=256 -timeout=10 -print_final_stats=1 \
+    "${CARGO_TARGET_DIR:-target}/$TRIPLE/$out_dir/$t" -max_total_time="$SECONDS_EACH" \
+        -rss_limit_mb=512 -malloc_limit_mb=256 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="artifacts/$t/" "${corpus[@]}"
     if [[ -n $SCRATCH ]]; then rm -rf "${corpus[0]}"; fi
 done
