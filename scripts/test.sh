@@ -22,4 +22,4 @@ cargo build -p chorus --features failpoints
 cargo run -p chorus-robustness -- --profile ci
 # Seconds per fuzz target: a smoke run that catches a parser change breaking its contract
 # on the seeds and their near mutations (docs/robustness.md#fuzzing for long runs).
-scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-10}"
+scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-6}"
