@@ -2,13 +2,16 @@
 //! environment variables and config file; see `chorus --help`.
 
 use chorus_config::{self as config, Command, NoticeLevel};
+use chorus_server::api::http::pprof::heap;
 
 /// mimalloc (2.x) instead of glibc's malloc: a request allocates and frees many small
 /// objects across the runtime's threads (h2 frames, tonic messages, futures, index
 /// entries), and glibc's malloc/free took about a fifth of the CPU of a put 100/1000 run
 /// (docs/PERFORMANCE.md). mimalloc 3.x used about as little CPU but kept ~60% more RSS.
+/// Wrapped in the heap profiler's sampler, which samples only under `--enable-pprof`
+/// (docs/adr/0011-heap-profiling.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: heap::Sampled<mimalloc::MiMalloc> = heap::Sampled(mimalloc::MiMalloc);
 
 fn main() {
     // `chorus grpc-proxy ...` and `chorus gateway ...` run etcd's proxies, with flags of
@@ -41,6 +44,10 @@ fn main() {
             std::process::exit(e.exit_code());
         }
     };
+    // `/debug/pprof/heap` reports live allocations: sample from the start.
+    if chorus_server::serves_pprof(&cfg) {
+        heap::start();
+    }
     // etcd checks its log outputs (files, the journal) while verifying flags.
     if let Err(e) = chorus_server::init_logging(&cfg) {
         eprintln!("error verifying flags, {e}. See 'chorus --help'.");

@@ -105,7 +105,7 @@ async fn bind_clients(
 
 /// etcd registers its pprof handlers on the client URLs under `--enable-pprof` and
 /// under `--log-level=debug` (not on `--listen-metrics-urls`).
-fn serves_pprof(cfg: &chorus_config::Config) -> bool {
+pub fn serves_pprof(cfg: &chorus_config::Config) -> bool {
     cfg.enable_pprof || cfg.debug || cfg.log_level == "debug"
 }
 

@@ -5,16 +5,28 @@
 //!   /debug/pprof/                 index page (HTML)
 //!   /debug/pprof/profile?seconds  CPU profile (cpu.rs): SIGPROF sampling at 100 Hz for
 //!                                 N seconds (default 30), gzipped pprof protobuf
+//!   /debug/pprof/heap             heap profile (heap/): live sampled allocations, about
+//!                                 one per 512 KiB allocated, scaled as Go scales them
+//!   /debug/pprof/allocs           the same samples, allocated since start-up by default
+//!   /debug/pprof/goroutine        tokio task dump (tasks.rs): one sample per task stack;
+//!                                 ?debug=1 counts per stack, ?debug=2 every task, as text
 //!   /debug/pprof/cmdline          the process arguments, NUL-separated
-//!   /debug/pprof/{heap,goroutine,allocs,block,mutex,threadcreate,trace,symbol}
+//!   /debug/pprof/{block,mutex,threadcreate,trace,symbol}
 //!                                 501: they describe Go's runtime (explained in the body)
 //!   /debug/pprof/<other>          404 "Unknown profile", as Go answers
 //! ```
-//! Nothing here runs unless a request asks for it: with the flag off the routes do not
-//! exist, and with it on the profiler's timer and signal handler are armed only for the
-//! length of a `profile` request.
+//! The profiles are gzipped pprof protobufs that `go tool pprof` reads (encode.rs).
+//! Nothing here runs unless the flag is on: without it the routes do not exist and the
+//! sampling allocator only checks one flag per allocation. With it, heap sampling runs
+//! from start-up (a live profile needs the allocations made before the request), the
+//! CPU profiler's timer and signal handler are armed only for the length of a `profile`
+//! request, and tokio dumps its tasks only when `goroutine` is asked for.
+//! docs/adr/0011-heap-profiling.md explains the choices, with measurements.
 
 mod cpu;
+mod encode;
+pub mod heap;
+mod tasks;
 
 use axum::extract::{Path, Query};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -28,19 +40,7 @@ pub use cpu::{ProfileError, ProfileRequest};
 pub const PREFIX: &str = "/debug/pprof";
 
 /// Go's pprof endpoints that report on the Go runtime; chorus has no equivalent.
-const GO_RUNTIME_ONLY: [(&str, &str); 8] = [
-    (
-        "heap",
-        "Go's heap profile samples the Go garbage collector's allocations",
-    ),
-    (
-        "allocs",
-        "Go's allocation profile samples the Go garbage collector's allocations",
-    ),
-    (
-        "goroutine",
-        "chorus has no goroutines; its tasks are tokio tasks",
-    ),
+const GO_RUNTIME_ONLY: [(&str, &str); 5] = [
     (
         "threadcreate",
         "Go's thread-creation profile records the Go scheduler's threads",
@@ -70,25 +70,85 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/debug/pprof/", get(index))
         .route("/debug/pprof/profile", get(profile))
         .route("/debug/pprof/cmdline", get(cmdline))
+        .route("/debug/pprof/goroutine", get(goroutine))
+        .route("/debug/pprof/heap", get(|| heap_profile(heap::View::Heap)))
+        .route(
+            "/debug/pprof/allocs",
+            get(|| heap_profile(heap::View::Allocs)),
+        )
         .route("/debug/pprof/{name}", get(other))
 }
 
 async fn profile(Query(req): Query<ProfileRequest>) -> Response {
     match cpu::capture(req.duration()).await {
-        Ok(gzipped) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream"),
-                (
-                    header::CONTENT_DISPOSITION,
-                    r#"attachment; filename="profile""#,
-                ),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            ],
-            gzipped,
-        )
-            .into_response(),
+        Ok(gzipped) => attachment("profile", gzipped),
         Err(e) => serve_error(e.status(), &e.to_string()),
     }
+}
+
+/// `?debug=N` of Go's profile handlers: a missing or malformed value means 0 (binary).
+#[derive(Debug, Default, serde::Deserialize)]
+struct DebugRequest {
+    debug: Option<String>,
+}
+
+impl DebugRequest {
+    fn level(&self) -> i64 {
+        self.debug
+            .as_deref()
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The task dump (tasks.rs): pprof protobuf, or Go's text forms for `debug=1` and `2`.
+async fn goroutine(Query(req): Query<DebugRequest>) -> Response {
+    let tasks = match tasks::snapshot().await {
+        Ok(t) => t,
+        Err(e) => return serve_error(e.status(), &e.to_string()),
+    };
+    match req.level() {
+        d if d >= 2 => text(StatusCode::OK, tasks::each_text(&tasks)),
+        1 => text(StatusCode::OK, tasks::counts_text(&tasks)),
+        _ => match tasks::pprof(&tasks) {
+            Ok(gzipped) => attachment("goroutine", gzipped),
+            Err(e) => serve_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &tasks::TasksError::from(e).to_string(),
+            ),
+        },
+    }
+}
+
+/// The heap profile (heap/): `heap` and `allocs` are two views of the same samples.
+async fn heap_profile(view: heap::View) -> Response {
+    let name = match view {
+        heap::View::Heap => "heap",
+        heap::View::Allocs => "allocs",
+    };
+    match tokio::task::spawn_blocking(move || heap::profile(view)).await {
+        Ok(Ok(gzipped)) => attachment(name, gzipped),
+        Ok(Err(e)) => serve_error(e.status(), &e.to_string()),
+        Err(e) => serve_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// A binary profile, with the headers Go's handlers send.
+fn attachment(name: &str, gzipped: Vec<u8>) -> Response {
+    let mut r = gzipped.into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
 }
 
 /// Go's `pprof.Cmdline`: the program's arguments separated by NUL bytes.
@@ -116,6 +176,12 @@ async fn index() -> Response {
     let mut rows = String::from(
         "<tr><td><a href=\"profile?seconds=30\">profile</a></td>\
          <td>CPU profile in the pprof format; add <code>?seconds=N</code> (default 30)</td></tr>\n\
+         <tr><td><a href=\"heap\">heap</a></td>\
+         <td>live memory by allocating stack (sampled, one per 512 KiB allocated)</td></tr>\n\
+         <tr><td><a href=\"allocs\">allocs</a></td>\
+         <td>memory allocated since start-up by stack (the same samples)</td></tr>\n\
+         <tr><td><a href=\"goroutine?debug=1\">goroutine</a></td>\
+         <td>stacks of the tokio tasks; <code>?debug=2</code> lists every task</td></tr>\n\
          <tr><td><a href=\"cmdline\">cmdline</a></td>\
          <td>the command line of the running program</td></tr>\n",
     );
@@ -128,7 +194,7 @@ async fn index() -> Response {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<title>/debug/pprof/</title>\n</head>\n\
          <body>\n<h1>/debug/pprof/</h1>\n<p>Profiles of the running chorus process.</p>\n\
          <table>\n<tr><th>endpoint</th><th>description</th></tr>\n{rows}</table>\n\
-         <p>Read a CPU profile with <code>go tool pprof http://HOST:PORT/debug/pprof/profile?seconds=10</code>.</p>\n\
+         <p>Read a profile with <code>go tool pprof http://HOST:PORT/debug/pprof/profile?seconds=10</code> (or <code>heap</code>, <code>goroutine</code>).</p>\n\
          </body>\n</html>\n"
     );
     typed(StatusCode::OK, body, "text/html; charset=utf-8")
