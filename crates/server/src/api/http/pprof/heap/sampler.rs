@@ -78,8 +78,12 @@ struct Tables {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // The flag first: with sampling off this is a load, a branch and a tail call.
+        if !ACTIVE.load(Ordering::Relaxed) {
+            return unsafe { self.0.alloc(layout) };
+        }
         let p = unsafe { self.0.alloc(layout) };
-        if ACTIVE.load(Ordering::Relaxed) && !p.is_null() {
+        if !p.is_null() {
             on_alloc(p, layout.size());
         }
         p
@@ -87,8 +91,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // The flag first: with sampling off this is a load, a branch and a tail call.
+        if !ACTIVE.load(Ordering::Relaxed) {
+            return unsafe { self.0.alloc_zeroed(layout) };
+        }
         let p = unsafe { self.0.alloc_zeroed(layout) };
-        if ACTIVE.load(Ordering::Relaxed) && !p.is_null() {
+        if !p.is_null() {
             on_alloc(p, layout.size());
         }
         p
