@@ -381,6 +381,20 @@ mod tests {
         let got = tokio::time::timeout(Duration::from_millis(200), server.read(&mut buf)).await;
         assert!(got.is_err(), "blackholed bytes arrived");
         assert!(proxy.stats().chunks_blackholed.load(Ordering::Relaxed) >= 1);
+        // Healed: the connection that lost bytes is reset, never resumed past the gap.
+        proxy.set(1, 0, LinkFault::default());
+        client.write_all(b"next").await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), server.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
+        assert_eq!(n, 0, "a connection with a gap was resumed");
+        // A new connection flows.
+        let mut client = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let (mut server, _) = backend.accept().await.unwrap();
+        client.write_all(b"pong").await.unwrap();
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"pong");
         // Delay: arrives, later.
         proxy.set(
             1,
