@@ -11,15 +11,21 @@
 #      unoptimized AddressSanitizer build with nightly, in fuzz/target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-test-deps.sh
+# Each step prints its wall time, so CI's log shows where its minutes go.
+step() {
+  local start=$SECONDS
+  "$@"
+  echo "test.sh: '$*' took $((SECONDS - start)) s" >&2
+}
+step scripts/install-test-deps.sh
 # The server's layers import only downward (docs/adr/0006-server-layers.md).
-python3 scripts/module-cycles.py crates/server/src --max 1
-cargo test --workspace
+step python3 scripts/module-cycles.py crates/server/src --max 1
+step cargo test --workspace
 # Debug build: the dependencies are already built, only chorus-server and chorus are
 # rebuilt. This replaces target/debug/chorus with the crash-point build, so it runs after
 # the tests.
-cargo build -p chorus --features failpoints
-cargo run -p chorus-robustness -- --profile ci
+step cargo build -p chorus --features failpoints
+step cargo run -p chorus-robustness -- --profile ci
 # Seconds per fuzz target: a smoke run that catches a parser change breaking its contract
 # on the seeds and their near mutations (docs/robustness.md#fuzzing for long runs).
-scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-6}"
+step scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-6}"
