@@ -631,3 +631,46 @@ async fn compaction_pauses_and_open_read_transactions_are_counted() {
     }
     assert_eq!(value(&text, "etcd_mvcc_db_open_read_transactions"), 0.0);
 }
+
+/// A watch stream that sends a request above the member's limit fails on the server's
+/// side and is counted as etcd counts it (`Type="receive"`, `API="watch"`); a client that
+/// cancels its stream is not a failure. Run on chorus and on etcd 3.5.1 alike.
+#[tokio::test]
+async fn refused_watch_streams_are_stream_failures() {
+    let series = r#"etcd_network_server_stream_failures_total{API="watch",Type="receive"}"#;
+    let mut kinds = vec![ServerKind::Chorus];
+    if common::require_etcd35() {
+        kinds.push(ServerKind::Etcd35);
+    }
+    for kind in kinds {
+        let options = ClusterOptions {
+            extra_args: vec!["--max-request-bytes".into(), "1024".into()],
+            ..ClusterOptions::default()
+        };
+        let cluster = Cluster::start_with(kind, 1, options).await;
+        let c = cluster.client().await;
+        // Cancelled by the client: not counted.
+        let watch = c.watch("k", WatchOptions::default()).await.unwrap();
+        drop(watch);
+        // 1 MiB: above 1024 bytes plus etcd's 512 KiB of gRPC overhead.
+        let big = chorus_api::etcdserverpb::WatchRequest {
+            request_union: Some(
+                chorus_api::etcdserverpb::watch_request::RequestUnion::CreateRequest(
+                    chorus_api::etcdserverpb::WatchCreateRequest {
+                        key: vec![b'k'; 1 << 20],
+                        ..Default::default()
+                    },
+                ),
+            ),
+        };
+        let refused = c.watch_client().watch(futures::stream::iter([big])).await;
+        if let Ok(resp) = refused {
+            let mut stream = resp.into_inner();
+            let end = stream.message().await;
+            assert!(end.is_err(), "{kind:?} took a 1 MiB watch key: {end:?}");
+        }
+        // Both count the failure before the stream ends with it.
+        let (_, text) = cluster.http_get(0, "/metrics").await;
+        assert_eq!(value(&text, series), 1.0, "{kind:?}\n{text}");
+    }
+}

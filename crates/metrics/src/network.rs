@@ -18,6 +18,10 @@ pub static PEER_SENT_FAILURES: Labeled<Counter, 1> = Labeled::new(Counter::new);
 pub static ACTIVE_PEERS: Labeled<Gauge, 2> = Labeled::new(Gauge::new);
 /// Message streams that broke, per `Local`, `Remote` member.
 pub static DISCONNECTED_PEERS: Labeled<Counter, 2> = Labeled::new(Counter::new);
+/// Client streams (Watch, LeaseKeepAlive) that failed on the server's side, per `Type`
+/// (`receive`, `send`) and `API` (`watch`, `lease-keepalive`); a client that cancels or
+/// goes away is not a failure.
+pub static SERVER_STREAM_FAILURES: Labeled<Counter, 2> = Labeled::new(Counter::new);
 pub static CLIENT_GRPC_SENT_BYTES: Counter = Counter::new();
 pub static CLIENT_GRPC_RECEIVED_BYTES: Counter = Counter::new();
 
@@ -101,6 +105,16 @@ pub(crate) fn render(out: &mut Exposition) {
         out.family(name, "counter", "The total number of disconnected peers.");
         DISCONNECTED_PEERS
             .each(|[l, r], c| out.sample(name, &[("Local", l), ("Remote", r)], c.get() as f64));
+    }
+    let name = "etcd_network_server_stream_failures_total";
+    if !SERVER_STREAM_FAILURES.is_empty() {
+        out.family(
+            name,
+            "counter",
+            "The total number of stream failures from the local server.",
+        );
+        SERVER_STREAM_FAILURES
+            .each(|[t, a], c| out.sample(name, &[("API", a), ("Type", t)], c.get() as f64));
     }
     out.counter_of(
         "etcd_network_client_grpc_sent_bytes_total",

@@ -14,6 +14,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::caller::who;
+use super::stream_failures::{self, Api};
 use crate::alarm::QuotaCost;
 use crate::error::EtcdError;
 use crate::member::Member;
@@ -73,7 +74,11 @@ impl Lease for LeaseService {
             let req = match inbound.message().await {
                 Ok(Some(r)) => r,
                 Ok(None) => return None,
-                Err(s) => return Some((Err(s), (inbound, member, who))),
+                Err(s) => {
+                    stream_failures::receive_failed(Api::LeaseKeepAlive, &s);
+                    // tonic ends the response stream with this error, as etcd does.
+                    return Some((Err(s), (inbound, member, who)));
+                }
             };
             // An unknown (or expired) lease answers TTL 0 and the stream stays open.
             let ttl = match member.lease_renew(who.as_ref(), req.id).await {

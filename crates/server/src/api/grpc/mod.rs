@@ -13,6 +13,7 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub(crate) mod metrics;
+mod stream_failures;
 pub mod watch;
 
 use std::sync::Arc;

@@ -14,9 +14,10 @@ use chorus_api::mvccpb::{event::EventType, Event};
 use chorus_storage::mvcc::{KvStore, RangeEnd, RangeOptions};
 use futures::Stream;
 use prost::Message as _;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::stream_failures::{self, Api};
 use crate::member::Member;
 use crate::watch::{Outgoing, StreamHandle, WatchHub, WatchSpec};
 
@@ -116,9 +117,21 @@ impl Watch for WatchService {
         let recv_hub = hub.clone();
         let recv_handle = handle.clone();
         let member = self.member.clone();
+        let (failed_tx, failed) = oneshot::channel();
         tokio::spawn(async move {
             // A clean half-close keeps the watchers: the client may still be reading.
-            while let Ok(Some(msg)) = inbound.message().await {
+            loop {
+                let msg = match inbound.message().await {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => break,
+                    Err(status) => {
+                        if stream_failures::receive_failed(Api::Watch, &status) {
+                            // As etcd ends the stream with its receive error.
+                            let _ = failed_tx.send(status);
+                        }
+                        break;
+                    }
+                };
                 match msg.request_union {
                     Some(watch_request::RequestUnion::CreateRequest(c)) => {
                         create(&member, who.as_ref(), &recv_handle, &c);
@@ -138,11 +151,16 @@ impl Watch for WatchService {
             rx,
             handle,
             pending: std::collections::VecDeque::new(),
+            failed: Some(failed),
             _guard: Some(StreamGuard::new(hub, id)),
         };
-        let stream = futures::stream::unfold(state, |mut s| async move {
-            let next = s.next().await?;
-            Some((Ok(next), s))
+        // The stream ends after an error.
+        let stream = futures::stream::unfold(Some(state), |s| async move {
+            let mut s = s?;
+            match s.next().await? {
+                Ok(resp) => Some((Ok(resp), Some(s))),
+                Err(status) => Some((Err(status), None)),
+            }
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -154,17 +172,25 @@ struct Sender {
     handle: Arc<StreamHandle>,
     /// Fragments waiting to go out.
     pending: std::collections::VecDeque<WatchResponse>,
+    /// The receiving half's error that ends the stream, if the server refused a request.
+    failed: Option<oneshot::Receiver<Status>>,
     _guard: Option<StreamGuard>,
 }
 
 impl Sender {
-    async fn next(&mut self) -> Option<WatchResponse> {
+    async fn next(&mut self) -> Option<Result<WatchResponse, Status>> {
         if let Some(r) = self.pending.pop_front() {
-            return Some(r);
+            return Some(Ok(r));
         }
-        let m = self.rx.recv().await?;
-        self.handle.taken(&m);
-        Some(self.build(m, true))
+        tokio::select! {
+            biased;
+            m = self.rx.recv() => {
+                let m = m?;
+                self.handle.taken(&m);
+                Some(Ok(self.build(m, true)))
+            }
+            status = receive_failure(&mut self.failed) => Some(Err(status)),
+        }
     }
 
     /// Turns a hub message into a response; with `fragments`, an oversized event batch of
@@ -250,6 +276,17 @@ impl Sender {
     }
 }
 
+/// Resolves with the receiving half's error; never, once that half ended without one.
+async fn receive_failure(slot: &mut Option<oneshot::Receiver<Status>>) -> Status {
+    if let Some(rx) = slot {
+        if let Ok(status) = rx.await {
+            return status;
+        }
+        *slot = None;
+    }
+    std::future::pending().await
+}
+
 /// The key-value before each event (none for a creation), as etcd's sendLoop does.
 pub(crate) fn fill_prev_kvs(kv: &KvStore, events: &mut [Event]) {
     for e in events {
@@ -278,6 +315,7 @@ pub(crate) fn response(member: &Arc<Member>, m: Outgoing) -> WatchResponse {
         rx,
         handle,
         pending: std::collections::VecDeque::new(),
+        failed: None,
         _guard: None,
     };
     sender.build(m, false)
