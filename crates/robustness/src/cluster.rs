@@ -273,6 +273,25 @@ impl Cluster {
         }
     }
 
+    /// Empties the data directory of member `i` (stopped, removed from the cluster) and
+    /// has its next starts join the existing cluster, as a replaced member does.
+    pub fn wipe_for_rejoin(&mut self, i: usize) -> Result<()> {
+        let m = &mut self.members[i];
+        if m.child.is_some() {
+            bail!("{} is still running", m.name);
+        }
+        if m.data_dir.exists() {
+            std::fs::remove_dir_all(&m.data_dir)
+                .with_context(|| format!("remove {}", m.data_dir.display()))?;
+        }
+        for arg in &mut m.args {
+            if arg == "--initial-cluster-state=new" {
+                *arg = "--initial-cluster-state=existing".to_owned();
+            }
+        }
+        Ok(())
+    }
+
     /// If member `i` has exited by itself: its status (the member is then not running).
     pub fn exited(&mut self, i: usize) -> Option<ExitStatus> {
         let m = &mut self.members[i];

@@ -9,6 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::cluster::Cluster;
+use crate::membership::{self, Stress};
 use crate::proxy::LinkFault;
 
 /// What a failpoint does when it is reached.
@@ -193,6 +194,9 @@ pub enum Fault {
     /// monotonic clock untouched, as after an NTP step), kept for the rest of the run.
     /// Lease TTLs are an hour: a lease that expires is a violation.
     ClockJump,
+    /// A member removed, wiped, added back as a learner and promoted, while the
+    /// [`Stress`] strikes (crate::membership).
+    MemberReplace(Stress),
     Crash(CrashPoint),
 }
 
@@ -207,6 +211,7 @@ impl Fault {
             Fault::Delay => "delay".into(),
             Fault::Drop => "drop".into(),
             Fault::ClockJump => "clock-jump".into(),
+            Fault::MemberReplace(s) => format!("member-replace-under-{}", s.name()),
             Fault::Crash(c) => match c.kind {
                 PointKind::Crash => format!("crash-{}", c.name),
                 PointKind::DiskError => format!("disk-{}", c.name),
@@ -225,6 +230,8 @@ impl Fault {
             Fault::Delay,
             Fault::Drop,
             Fault::ClockJump,
+            Fault::MemberReplace(Stress::Kill),
+            Fault::MemberReplace(Stress::Partition),
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
@@ -235,7 +242,7 @@ impl Fault {
     /// Whether the fault means something with `members` members.
     pub fn applies_to(&self, members: usize) -> bool {
         match self {
-            Fault::Blackhole | Fault::Delay | Fault::Drop => members > 1,
+            Fault::Blackhole | Fault::Delay | Fault::Drop | Fault::MemberReplace(_) => members > 1,
             Fault::Crash(c) if c.needs_snapshot_install => members > 1,
             // One member: the broken answer is the only one, so it must be caught.
             Fault::Crash(c) if c.kind == PointKind::Mutant => members == 1,
@@ -334,6 +341,15 @@ pub async fn inject(
             cluster.spawn(m, None)?;
             cluster.wait_ready(m).await?;
             detail = format!("wall clock {hours:+}h");
+            vec![m]
+        }
+        Fault::MemberReplace(stress) => {
+            let m = if rng.gen_bool(0.5) {
+                cluster.leader(Duration::from_secs(10)).await.unwrap_or(0)
+            } else {
+                pick_member(cluster, rng)
+            };
+            detail = membership::replace(cluster, m, stress, rng).await?;
             vec![m]
         }
         Fault::Pause => {

@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod faults;
 pub mod history;
 pub mod linearizability;
+pub mod membership;
 pub mod model;
 pub mod profile;
 pub mod proxy;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cluster::ClusterOptions;
 use crate::faults::Fault;
+use crate::membership::Stress;
 use crate::scenario::ScenarioConfig;
 use crate::traffic::TrafficConfig;
 
@@ -31,6 +32,8 @@ const ETCD_SCENARIOS: &[(usize, Fault)] = &[
     (3, Fault::KillRandom),
     (3, Fault::KillLeader),
     (3, Fault::Blackhole),
+    (3, Fault::MemberReplace(Stress::Kill)),
+    (3, Fault::MemberReplace(Stress::Partition)),
     (1, Fault::Pause),
 ];
 
