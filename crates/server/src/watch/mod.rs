@@ -4,14 +4,15 @@
 //!   apply thread ── notify(rev, events) ──► synced watchers (index by key / by range)
 //!                                             │ per stream: queue of outgoing messages
 //!                                             │ queue over its limit → watcher unsynced
-//!   catch-up task ── events_between(min_rev, hub.rev) from the backend ──► unsynced
+//!   catch-up task ── events_within(min_rev, hub.rev) from the backend ──► unsynced
 //!                   watchers, then synced once they have everything up to hub.rev
 //! ```
 //! Guarantees: a watcher gets events in revision order, each once, every event of a
 //! revision in one message (unless it asked for fragments), and nothing between its start
 //! revision and now is skipped. A slow stream never blocks apply or other streams: its
-//! watchers fall back to the catch-up path, which reads from the backend, so memory stays
-//! bounded by the per-stream queue limit.
+//! watchers fall back to the catch-up path, which reads from the backend in batches of
+//! bounded size, so memory stays bounded by the per-stream queue limits (messages and
+//! bytes) whether or not the client reads.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,13 @@ use tokio::sync::{mpsc, Notify};
 
 /// Queued event messages a stream may hold before its watchers are moved to catch-up.
 pub const STREAM_QUEUE_LIMIT: usize = 1024;
+/// Bytes of keys and values a stream's queue may hold before the same happens (a queue
+/// under it takes one more message, however large: a revision is never split).
+pub const STREAM_QUEUE_BYTES: usize = 8 << 20;
+/// Bytes of keys and values a watcher catches up by in one round (whole revisions, at
+/// least one): a watcher far behind is sent its history in bounded messages, where one
+/// message of everything since it fell behind could be any size.
+pub const CATCH_UP_BYTES: usize = 1 << 20;
 
 /// What a stream's sender task turns into `WatchResponse`s, in order.
 #[derive(Debug)]
@@ -71,6 +79,8 @@ pub struct StreamHandle {
     tx: mpsc::UnboundedSender<Outgoing>,
     /// Event messages queued and not yet taken by the sender.
     queued: AtomicUsize,
+    /// Their keys' and values' bytes.
+    queued_bytes: AtomicUsize,
 }
 
 impl StreamHandle {
@@ -80,6 +90,7 @@ impl StreamHandle {
             id,
             tx,
             queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
         });
         (h, rx)
     }
@@ -89,12 +100,20 @@ impl StreamHandle {
         let _ = self.tx.send(m);
     }
 
-    /// Queues events unless the stream is over its limit.
+    /// Whether the queue takes another event message.
+    fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Acquire) < STREAM_QUEUE_LIMIT
+            && self.queued_bytes.load(Ordering::Acquire) < STREAM_QUEUE_BYTES
+    }
+
+    /// Queues events unless the stream is over its limits.
     fn events(&self, w: &Watcher, watch_id: i64, rev: i64, events: Vec<Event>) -> bool {
-        if self.queued.load(Ordering::Acquire) >= STREAM_QUEUE_LIMIT {
+        if !self.has_room() {
             return false;
         }
+        let bytes = event_bytes(&events);
         self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
         if self
             .tx
             .send(Outgoing::Events {
@@ -107,16 +126,28 @@ impl StreamHandle {
             .is_err()
         {
             self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
         true
     }
 
     /// The sender took an event message off the queue.
     pub fn taken(&self, m: &Outgoing) {
-        if matches!(m, Outgoing::Events { .. }) {
+        if let Outgoing::Events { events, .. } = m {
             self.queued.fetch_sub(1, Ordering::AcqRel);
+            self.queued_bytes
+                .fetch_sub(event_bytes(events), Ordering::AcqRel);
         }
     }
+}
+
+/// What a queue limit counts of an event message: its keys and values.
+fn event_bytes(events: &[Event]) -> usize {
+    events
+        .iter()
+        .filter_map(|e| e.kv.as_ref())
+        .map(|kv| kv.key.len() + kv.value.len())
+        .sum()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -553,13 +584,15 @@ impl WatchHub {
         }
     }
 
-    /// One catch-up round over at most 512 unsynced watchers. Returns whether work is left.
+    /// One catch-up round over at most 512 unsynced watchers whose stream has room, each
+    /// sent at most [`CATCH_UP_BYTES`] of its history. Returns whether work is left.
     pub fn catch_up_round(&self, kv: &KvStore) -> bool {
         let (rev, todo) = {
             let hub = self.hub.lock();
             let todo: Vec<(WatcherKey, Vec<u8>, End, i64)> = hub
                 .unsynced
                 .iter()
+                .filter(|k| hub.watchers[k].stream.has_room())
                 .take(512)
                 .map(|k| {
                     let w = &hub.watchers[k];
@@ -574,9 +607,9 @@ impl WatchHub {
         let mut fetched = BTreeMap::new();
         for (k, key, end, min_rev) in &todo {
             let r = if *min_rev > rev {
-                Ok(Vec::new())
+                Ok((Vec::new(), rev))
             } else {
-                kv.events_between(key, end.as_range_end(), *min_rev, rev)
+                kv.events_within(key, end.as_range_end(), *min_rev, rev, CATCH_UP_BYTES)
             };
             fetched.insert(*k, (*min_rev, r));
         }
@@ -599,7 +632,7 @@ impl WatchHub {
                     hub.watchers.remove(&k);
                 }
                 Err(e) => tracing::error!("watch catch-up: {e}"),
-                Ok(events) => {
+                Ok((events, through)) => {
                     let events: Vec<Event> = events.into_iter().filter(|e| w.wants(e)).collect();
                     if !events.is_empty() {
                         let n = events.len();
@@ -611,8 +644,8 @@ impl WatchHub {
                     }
                     // Never below the start revision of a watcher that starts in the
                     // future (nothing was fetched for it then).
-                    w.min_rev = w.min_rev.max(rev + 1);
-                    if hub.rev == rev {
+                    w.min_rev = w.min_rev.max(through + 1);
+                    if through == rev && hub.rev == rev {
                         hub.move_to_synced(k);
                     }
                 }

@@ -184,6 +184,41 @@ fn slow_stream_falls_back_to_catch_up_and_loses_nothing() {
     assert_eq!(f.hub.counts(), (2, 0));
 }
 
+/// A stream that is not read holds at most its byte limit plus one catch-up batch, however
+/// far behind its watcher is; once read, it gets every event in order, in messages of
+/// bounded size.
+#[test]
+fn an_unread_stream_holds_bounded_bytes_and_loses_nothing() {
+    let f = fixture();
+    let (s, mut rx) = StreamHandle::new(1);
+    f.hub.watch(&s, 0, spec("k", "", 0)).unwrap();
+    let value = "v".repeat(64 << 10);
+    // 24 MiB written: three times the stream's byte limit.
+    let n = 3 * (STREAM_QUEUE_BYTES / value.len()) as i64;
+    for _ in 0..n {
+        apply(&f, &[("k", Some(&value))]);
+        while f.hub.catch_up_round(&f.kv) {}
+    }
+    let bound = STREAM_QUEUE_BYTES + CATCH_UP_BYTES + value.len() + 1;
+    let held = s.queued_bytes.load(Ordering::Acquire);
+    assert!(held <= bound, "{held} bytes queued for an unread stream");
+    let mut seen = Vec::new();
+    loop {
+        let msgs = drain(&s, &mut rx);
+        for m in &msgs {
+            if let Outgoing::Events { events, .. } = m {
+                assert!(event_bytes(events) <= CATCH_UP_BYTES + value.len() + 1);
+            }
+        }
+        seen.extend(events_of(&msgs, 0).into_iter().map(|e| e.0));
+        if !f.hub.catch_up_round(&f.kv) && rx.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, (2..n + 2).collect::<Vec<_>>());
+    assert_eq!(f.hub.counts(), (1, 0));
+}
+
 #[test]
 fn filters_future_start_and_cancel() {
     let f = fixture();

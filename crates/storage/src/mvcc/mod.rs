@@ -314,6 +314,20 @@ impl KvStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<Event>> {
+        Ok(self.events_within(key, end, from, to, usize::MAX)?.0)
+    }
+
+    /// [`Self::events_between`] that stops at the first revision boundary after
+    /// `max_bytes` of keys and values: the events and the last revision they cover
+    /// whole (`to` when all were read). A revision's events are never split.
+    pub fn events_within(
+        &self,
+        key: &[u8],
+        end: RangeEnd<'_>,
+        from: i64,
+        to: i64,
+        max_bytes: usize,
+    ) -> Result<(Vec<Event>, i64)> {
         let view = {
             let _index = self.index.read();
             if from < self.compact_rev() {
@@ -322,14 +336,21 @@ impl KvStore {
             self.view()?
         };
         let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let mut last = from - 1;
         for ((main, _), v) in view.scan((from, 0), (to, i64::MAX))? {
+            if bytes >= max_bytes && main != last && last >= from {
+                return Ok((events, last));
+            }
+            last = main;
             let kv = decode_kv(&v)?;
             if !in_range(&kv.key, key, end) {
                 continue;
             }
+            bytes += kv.key.len() + kv.value.len();
             events.push(to_event(kv, main));
         }
-        Ok(events)
+        Ok((events, to))
     }
 
     /// Starts a batch of writes in the given backend transaction.

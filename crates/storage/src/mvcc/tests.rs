@@ -257,6 +257,22 @@ fn events_between_reads_history_in_order() {
 }
 
 #[test]
+fn events_within_stops_at_a_revision_after_the_byte_budget() {
+    let f = fixture();
+    let s = &f.store;
+    for _ in 0..5 {
+        put(s, "k", "0123456789"); // 2..=6, 11 bytes each
+    }
+    let (ev, through) = s.events_within(b"k", RangeEnd::Single, 2, 6, 15).unwrap();
+    assert_eq!((ev.len(), through), (2, 3));
+    let (ev, through) = s.events_within(b"k", RangeEnd::Single, 4, 6, 1000).unwrap();
+    assert_eq!((ev.len(), through), (3, 6));
+    // At least one revision, however small the budget.
+    let (ev, through) = s.events_within(b"k", RangeEnd::Single, 6, 6, 0).unwrap();
+    assert_eq!((ev.len(), through), (1, 6));
+}
+
+#[test]
 fn hash_is_equal_for_equal_histories() {
     let a = fixture();
     let b = fixture();
