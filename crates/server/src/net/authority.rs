@@ -75,8 +75,6 @@ pub struct AuthorityFix<S> {
     inner: S,
     /// `None` once the connection is known not to need fixing: reads go to `inner`.
     fix: Option<Box<Fixer>>,
-    /// Socket reads while fixing; freed with `fix`.
-    read_buf: Vec<u8>,
 }
 
 impl<S> AuthorityFix<S> {
@@ -89,7 +87,6 @@ impl<S> AuthorityFix<S> {
         AuthorityFix {
             inner,
             fix: Some(Box::new(Fixer::new(header_table_size))),
-            read_buf: Vec::new(),
         }
     }
 
@@ -115,22 +112,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
                 fix.drain_into(buf);
                 if fix.is_done() {
                     this.fix = None;
-                    this.read_buf = Vec::new();
                 }
                 return Poll::Ready(Ok(()));
             }
             if fix.is_done() {
                 this.fix = None;
-                this.read_buf = Vec::new();
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
             if buf.remaining() == 0 {
                 return Poll::Ready(Ok(()));
             }
-            if this.read_buf.is_empty() {
-                this.read_buf = vec![0; READ_CHUNK];
-            }
-            let mut read = ReadBuf::new(&mut this.read_buf);
+            // On the stack: the fixer copies what it is fed, and an idle connection then
+            // holds no read buffer (a heap one cost each idle connection 16 KiB).
+            let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut read = ReadBuf::uninit(&mut chunk);
             ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
             match read.filled() {
                 [] => fix.finish(),

@@ -60,15 +60,25 @@ pub struct ClientIdentity(pub Arc<str>);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverTls;
 
+/// How long an HTTP/1 connection gets to send a whole request header, idle keep-alive
+/// time included, before it is closed: etcd 3.6's `ReadHeaderTimeout` on its client
+/// servers (3.4 and 3.5 wait forever, which lets a slowloris client keep connections).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
 fn http_builder(
     keepalive: Option<(Duration, Duration)>,
     max_concurrent_streams: u32,
     versions: Versions,
+    header_read_timeout: Duration,
 ) -> Arc<Builder<TokioExecutor>> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Go writes HTTP/1 header names in canonical form (`X-Etcd-Index`, `Content-Type`);
     // scripts that grep `curl -i` output match on it. hyper would write them lower-case.
-    builder.http1().title_case_headers(true);
+    builder
+        .http1()
+        .title_case_headers(true)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
     let mut h2 = builder.http2();
     // --max-concurrent-streams: the SETTINGS_MAX_CONCURRENT_STREAMS a client is given.
     h2.timer(hyper_util::rt::TokioTimer::new())
@@ -248,8 +258,14 @@ impl Builders {
         };
         let streams = settings.max_concurrent_streams;
         Builders {
-            plain: (http_builder(keepalive, streams, plain), plain),
-            tls: (http_builder(keepalive, streams, tls), tls),
+            plain: (
+                http_builder(keepalive, streams, plain, HEADER_READ_TIMEOUT),
+                plain,
+            ),
+            tls: (
+                http_builder(keepalive, streams, tls, HEADER_READ_TIMEOUT),
+                tls,
+            ),
         }
     }
 }
@@ -414,5 +430,43 @@ impl ConnService for RouterService {
         }
         let mut router = self.0;
         async move { router.call(req).await }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+
+    /// A client that sends part of a request header and then nothing (slowloris) is
+    /// disconnected once the header read timeout has passed.
+    #[tokio::test]
+    async fn a_header_sent_too_slowly_closes_the_connection() {
+        let builder = http_builder(None, u32::MAX, Versions::Http1, Duration::from_millis(200));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(String::new()))
+            });
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        let mut client = TcpStream::connect(addr).await.unwrap();
+        client
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        // Bounded: a server that never closes fails the test instead of hanging it.
+        let read = tokio::time::timeout(Duration::from_secs(20), client.read_to_end(&mut rest));
+        // Closed (cleanly or by a reset): the read ends.
+        read.await.expect("the connection stays open").ok();
     }
 }

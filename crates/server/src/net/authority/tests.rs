@@ -1134,7 +1134,6 @@ mod measure {
             let mut wrapped = AuthorityFix {
                 inner: Endless(vec![7; 4096]),
                 fix: None,
-                read_buf: Vec::new(),
             };
             let through = time(&mut wrapped);
             println!(
