@@ -23,9 +23,11 @@ step python3 scripts/module-cycles.py crates/server/src --max 1
 step cargo test --workspace
 # Debug build: the dependencies are already built, only chorus-server and chorus are
 # rebuilt. This replaces target/debug/chorus with the crash-point build, so it runs after
-# the tests.
-step cargo build -p chorus --features failpoints
-step cargo run -p chorus-robustness -- --profile ci
+# the tests. `--workspace` keeps the dependencies' features as the test build unified
+# them: `-p chorus` or `cargo run -p chorus-robustness` would rebuild tokio, hyper,
+# tonic and forty more with other features (about 3 minutes of CI).
+step cargo build --workspace --features chorus/failpoints --bin chorus --bin chorus-robustness
+step target/debug/chorus-robustness --profile ci
 # Seconds per fuzz target: a smoke run that catches a parser change breaking its contract
 # on the seeds and their near mutations (docs/robustness.md#fuzzing for long runs).
 step scripts/fuzz.sh --dev --scratch "${FUZZ_SECONDS:-6}"
