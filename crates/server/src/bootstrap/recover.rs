@@ -70,19 +70,14 @@ pub async fn join(
     backend_opts: &BackendOptions,
     dialer: &PeerDialer,
 ) -> Result<Recovered, StartError> {
-    let remote = ask_members(cfg, dialer).await?;
     let mut ours: Vec<String> = cfg
         .initial_advertise_peer_urls
         .iter()
         .map(|u| u.to_string())
         .collect();
     ours.sort();
-    let me = remote.members.iter().find(|m| {
-        let mut urls = m.peer_urls.clone();
-        urls.sort();
-        urls == ours
-    });
-    let Some(me) = me else {
+    let remote = ask_members(cfg, dialer, &ours).await?;
+    let Some(me) = member_with_urls(&remote, &ours) else {
         return Err(StartError::NotAMember {
             cluster_id: remote.cluster_id,
             peer_urls: ours.join(","),
@@ -139,18 +134,41 @@ fn check_joinable(cfg: &Config, cluster_version: &str) -> Result<(), StartError>
 }
 
 /// The cluster as the first other member of `--initial-cluster` that answers sees it.
-async fn ask_members(cfg: &Config, dialer: &PeerDialer) -> Result<MembersResponse, StartError> {
+/// The first answer that lists a member with the (sorted) peer URLs `ours` wins: a
+/// follower a moment behind the leader that acknowledged our `member add` answers
+/// without us, so the other members are asked before its answer is taken.
+async fn ask_members(
+    cfg: &Config,
+    dialer: &PeerDialer,
+    ours: &[String],
+) -> Result<MembersResponse, StartError> {
     let boot = cfg.bootstrap_cluster()?;
     let mut failures = Vec::new();
+    let mut without_us = None;
     for m in boot.members.iter().filter(|m| m.name != cfg.name) {
         for url in &m.peer_urls {
             match dialer.ask_members(url, Duration::from_secs(5)).await {
-                Ok(r) => return Ok(r),
+                Ok(r) if member_with_urls(&r, ours).is_some() => return Ok(r),
+                Ok(r) => {
+                    without_us.get_or_insert(r);
+                }
                 Err(e) => failures.push(format!("{url}: {e}")),
             }
         }
     }
-    Err(StartError::NoClusterInfo(failures.join("; ")))
+    without_us.ok_or_else(|| StartError::NoClusterInfo(failures.join("; ")))
+}
+
+/// The member of `remote` whose peer URLs are the (sorted) `ours`.
+fn member_with_urls<'r>(
+    remote: &'r MembersResponse,
+    ours: &[String],
+) -> Option<&'r chorus_api::internalpb::Member> {
+    remote.members.iter().find(|m| {
+        let mut urls = m.peer_urls.clone();
+        urls.sort();
+        urls == ours
+    })
 }
 
 /// A member that restarts from its data dir: the newest snapshot the WAL knows, the
