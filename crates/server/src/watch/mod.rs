@@ -599,7 +599,10 @@ impl WatchHub {
                     (*k, w.key.clone(), w.end.clone(), w.min_rev)
                 })
                 .collect();
-            (hub.rev, todo)
+            // Never past what `kv` holds: a round that started just before the backend
+            // was replaced (snapshot install, defragment) reads the old store, which ends
+            // below the revision the new one brought.
+            (hub.rev.min(kv.current_rev()), todo)
         };
         if todo.is_empty() {
             return false;

@@ -387,3 +387,33 @@ fn future_start_revision_survives_a_restore_below_it() {
         .collect();
     assert_eq!(revs, vec![5], "nothing before the start revision");
 }
+
+/// A catch-up round that took the store just before a snapshot install replaced it reads
+/// the old store: it must not mark the watcher as having everything up to the new
+/// revision. Found by the robustness suite (crash-defragAfterRename/3m): a watcher
+/// resumed at 69 on a member that then installed a snapshot got 280 next.
+#[test]
+fn a_round_on_the_replaced_store_claims_nothing_beyond_it() {
+    let old = fixture(); // the member's store before the install, at revision 1
+    let new = fixture(); // the leader's, three revisions ahead
+    for v in ["a", "b", "c"] {
+        apply(&new, &[("k", Some(v))]);
+    }
+    let (s, mut rx) = StreamHandle::new(1);
+    let id = old.hub.watch(&s, 0, spec("k", "", 2)).unwrap();
+    old.hub.restore(new.kv.current_rev());
+    assert!(
+        old.hub.catch_up_round(&old.kv),
+        "still behind after the old store"
+    );
+    while old.hub.catch_up_round(&new.kv) {}
+    let revs: Vec<i64> = events_of(&drain(&s, &mut rx), id)
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        revs,
+        vec![2, 3, 4],
+        "every revision from the start, from the new store"
+    );
+}
