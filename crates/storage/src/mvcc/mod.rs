@@ -16,7 +16,7 @@
 
 pub mod index;
 
-use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -154,23 +154,35 @@ impl View {
             .collect()
     }
 
-    /// Every record with a revision in `[from, to]`, in revision order.
-    fn scan(&self, from: (i64, i64), to: (i64, i64)) -> Result<Vec<((i64, i64), Arc<[u8]>)>> {
+    /// Visits every record with a revision in `[from, to]`, in revision order, until
+    /// `visit` breaks. Records are read one at a time: a scan over the whole history
+    /// (HashKV, a watcher far behind) holds one record in memory, not the history.
+    fn scan(
+        &self,
+        from: (i64, i64),
+        to: (i64, i64),
+        mut visit: impl FnMut((i64, i64), &[u8]) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
         let table = self.tx.open_table(KV)?;
-        let mut out: BTreeMap<(i64, i64), Arc<[u8]>> = BTreeMap::new();
+        let mut last = None;
         for item in table.range(from..=to)? {
             let (k, v) = item?;
-            out.insert(k.value(), Arc::from(v.value()));
+            last = Some(k.value());
+            if visit(k.value(), v.value())?.is_break() {
+                return Ok(());
+            }
         }
-        // Pending chunks may repeat records the snapshot already has (committed just now).
+        // Pending records follow every committed one; a chunk committed just now may
+        // repeat records the snapshot already has.
         for c in &self.pending {
             for (r, v) in c.iter() {
-                if *r >= from && *r <= to {
-                    out.entry(*r).or_insert_with(|| v.clone());
+                let wanted = *r >= from && *r <= to && last.is_none_or(|l| *r > l);
+                if wanted && visit(*r, v)?.is_break() {
+                    return Ok(());
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        Ok(())
     }
 }
 
@@ -338,19 +350,21 @@ impl KvStore {
         let mut events = Vec::new();
         let mut bytes = 0usize;
         let mut last = from - 1;
-        for ((main, _), v) in view.scan((from, 0), (to, i64::MAX))? {
+        let mut through = to;
+        view.scan((from, 0), (to, i64::MAX), |(main, _), v| {
             if bytes >= max_bytes && main != last && last >= from {
-                return Ok((events, last));
+                through = last;
+                return Ok(ControlFlow::Break(()));
             }
             last = main;
-            let kv = decode_kv(&v)?;
-            if !in_range(&kv.key, key, end) {
-                continue;
+            let kv = decode_kv(v)?;
+            if in_range(&kv.key, key, end) {
+                bytes += kv.key.len() + kv.value.len();
+                events.push(to_event(kv, main));
             }
-            bytes += kv.key.len() + kv.value.len();
-            events.push(to_event(kv, main));
-        }
-        Ok((events, to))
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok((events, through))
     }
 
     /// Starts a batch of writes in the given backend transaction.
@@ -510,14 +524,15 @@ impl KvStore {
             (self.view()?, index.keep(compact), rev, compact)
         };
         let mut crc = crc32c::crc32c(b"key");
-        for ((main, sub), v) in tx.scan((0, 0), (cur, i64::MAX))? {
-            if main <= compact && !keep.is_empty() && !keep.contains(&Revision::new(main, sub)) {
-                continue;
+        tx.scan((0, 0), (cur, i64::MAX), |(main, sub), v| {
+            let compacted = main <= compact && !keep.is_empty();
+            if !compacted || keep.contains(&Revision::new(main, sub)) {
+                crc = crc32c::crc32c_append(crc, &main.to_be_bytes());
+                crc = crc32c::crc32c_append(crc, &sub.to_be_bytes());
+                crc = crc32c::crc32c_append(crc, v);
             }
-            crc = crc32c::crc32c_append(crc, &main.to_be_bytes());
-            crc = crc32c::crc32c_append(crc, &sub.to_be_bytes());
-            crc = crc32c::crc32c_append(crc, &v);
-        }
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok((crc, cur, compact))
     }
 }

@@ -362,6 +362,12 @@ fn pending_batches_are_read_before_their_transaction_commits() {
     assert_eq!(ev.len(), 3);
     let before = s.hash_kv(0).unwrap();
     tx.commit().unwrap();
+    // Committed, not yet cleared: the pending records repeat the backend's, once each.
+    assert_eq!(
+        s.events_between(b"a", RangeEnd::Single, 2, rev).unwrap(),
+        ev
+    );
+    assert_eq!(s.hash_kv(0).unwrap(), before);
     s.committed();
     assert_eq!(get(s, "b", 0).unwrap().unwrap().value, b"pending");
     assert_eq!(
