@@ -8,7 +8,7 @@
 //! - client-certificate identities (`--client-cert-auth`: the CN is the user);
 //! - one regression test per etcd advisory on RBAC (see docs/security.md).
 
-mod common;
+use crate::common;
 #[path = "../crates/auth/tests/common/mod.rs"]
 mod golden;
 

@@ -13,7 +13,7 @@
 //! v2 commands run against real etcd with `--enable-v2`, and over HTTPS against a chorus
 //! TLS cluster. The binary is built once per run with `cargo build -p chorusctl`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

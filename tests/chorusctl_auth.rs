@@ -16,7 +16,7 @@
 //! the `stty: ...` lines etcdctl's password prompt gets from stty(1) when standard input
 //! is not a terminal (chorusctl sets the terminal itself and says nothing).
 
-mod common;
+use crate::common;
 
 #[path = "common/auth_server.rs"]
 mod auth_server;

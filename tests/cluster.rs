@@ -2,7 +2,7 @@
 //! member, linearizable reads everywhere, leader failure without losing acknowledged
 //! writes, full restarts, and a follower that catches up from a snapshot.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -13,7 +13,7 @@
 //! ```
 //! Under `CI=true` a missing etcd 3.4, etcd 3.5.1 or etcdctl 3.5.1 fails the tests.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@
 //!
 //! The alarm and the refused write are read with the real etcdctl 3.5.1.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

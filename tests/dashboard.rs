@@ -14,7 +14,7 @@
 //!
 //! Waits poll the DOM (every 100 ms, bounded by `SETTLE`), as WebDriver's own waits do.
 
-mod common;
+use crate::common;
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

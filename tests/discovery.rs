@@ -7,7 +7,7 @@
 //! Lookups go to the DNS member through `CHORUS_DNS_RESOLVER=127.0.0.1:PORT` (a port
 //! below 32768, `common::free_low_ports`); processes are the harness's.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! spans for the gRPC requests etcdctl makes, received by a tiny OTLP/gRPC collector in
 //! the test, compared with what etcd 3.5.1 sends to the same collector.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -29,7 +29,7 @@
 //! `endpoint_commands_with_http_scheme` (with a scheme, etcdctl's `endpoint status`/`hashkv`
 //! send the URL as the HTTP/2 `:authority`; see `crates/server/src/serve/authority.rs`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! cluster with all its data; then a new member is added back. Run on etcd 3.5.1 and on
 //! chorus with etcdctl 3.5.1, comparing what the operator sees.
 
-mod common;
+use crate::common;
 
 use common::{Cluster, Etcdctl, ServerKind};
 

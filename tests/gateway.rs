@@ -1,6 +1,6 @@
 //! The `/v3/*` JSON gateway on a real chorus member, as curl users call it.
 
-mod common;
+use crate::common;
 
 use common::{Cluster, ServerKind};
 

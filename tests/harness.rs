@@ -2,7 +2,7 @@
 //! survive the leader's kill -9, keep data across restarts and leave no process behind.
 //! Runs only where etcd (and etcdctl) are installed; under `CI=true` they must be.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

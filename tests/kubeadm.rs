@@ -8,7 +8,7 @@
 //!
 //! The 3.5 command line runs on etcd 3.5.1 too, and its probe answers are compared.
 
-mod common;
+use crate::common;
 
 use common::cluster::http_exchange;
 use common::pki::Pki;

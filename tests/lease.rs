@@ -2,7 +2,7 @@
 //! through followers, and a leader failure neither expires live leases nor hands them a
 //! fresh full TTL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@
 //! Members run as processes in a temporary directory (their working directory, where
 //! Unix sockets are), on 127.0.0.1 ports chosen at run time.
 
-mod common;
+use crate::common;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

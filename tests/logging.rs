@@ -12,7 +12,7 @@
 //! Also: rotation of a file output that is already full when the member starts (both
 //! rename it to `<name>-<stamp>.log`), and the start-up failure without journald.
 
-mod common;
+use crate::common;
 
 use std::io::BufRead as _;
 use std::os::unix::process::CommandExt as _;

@@ -3,7 +3,7 @@
 //! `defrag` and `move-leader`; the gRPC health service and its NOT_SERVING during a
 //! defragmentation; Downgrade validate/enable/cancel, whose answers are etcd 3.5.1's.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! through a follower; peer URLs are updated; a follower and then the leader are removed
 //! and stop by themselves; the quorum rules of `--strict-reconfig-check` hold.
 
-mod common;
+use crate::common;
 
 use chorus_client::{Client, GetOptions, PutOptions};
 use common::{Cluster, Etcdctl, ServerKind};

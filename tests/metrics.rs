@@ -13,7 +13,7 @@
 //! The reasons for each omission are in docs/compatibility.md ("Metrics"). Under CI=true
 //! a missing etcd 3.5.1 fails the test (`scripts/install-etcd35.sh`).
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

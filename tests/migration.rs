@@ -14,7 +14,7 @@
 //! compacted revision, `lease list` and `lease timetolive --keys` (granted TTL, keys),
 //! `user list`, `user get`, `role get`, `alarm list`, and u1's own login.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! a CPU profile that `go tool pprof` reads, `cmdline`, the index page, and clear answers
 //! for Go's runtime-only profiles; compared with etcd 3.5.1 where etcd answers the same.
 
-mod common;
+use crate::common;
 
 use std::io::Read as _;
 use std::process::Command;

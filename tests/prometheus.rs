@@ -5,7 +5,7 @@
 //! on this machine's speed, and a killed member fires "members down". The expressions are
 //! written here from etcd's operations guide (its alerting rules), not vendored.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //!
 //! Every port is below 32768 (`common::free_low_ports`); processes are the harness's.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -4,7 +4,7 @@
 //! NOSPACE runbook (compact, defrag, disarm) makes room again. The same steps run with
 //! etcdctl 3.5.1 against etcd 3.5.1 and chorus, and their outputs are compared.
 
-mod common;
+use crate::common;
 
 use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};
 

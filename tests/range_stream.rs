@@ -3,7 +3,7 @@
 //! a Range refuses is refused with the same status. etcd 3.5 has no RangeStream, so the
 //! oracle here is chorus's own unary Range (compared with etcd's by the other suites).
 
-mod common;
+use crate::common;
 
 use chorus_api::etcdserverpb::kv_client::KvClient;
 use chorus_api::etcdserverpb::range_request::{SortOrder, SortTarget};

@@ -10,7 +10,7 @@
 //! the revision of the delete that took them, items must come in create-revision order.
 //! `CHORUS_TEST_SERVER=etcd` runs the same tests against the real etcd.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};

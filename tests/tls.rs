@@ -5,7 +5,7 @@
 //! a member whose peer certificate is from another CA cannot join; READY=1 on
 //! $NOTIFY_SOCKET.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;

@@ -5,7 +5,7 @@
 //! under these names; the learner limit's default is compared with etcd in
 //! tests/membership.rs.)
 
-mod common;
+use crate::common;
 
 use chorus_client::{Client, PutOptions};
 use common::{Cluster, ClusterOptions, Etcdctl, ServerKind};

@@ -46,7 +46,7 @@
 //!   in parallel): lines are sorted.
 //! - `Date`, `Content-Length` (follows the shifted digits).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -23,7 +23,7 @@
 //! to stay in lockstep), `X-Raft-Index`, `X-Raft-Term`, `Date`, `Content-Length`, member and cluster
 //! IDs, client addresses.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! v2store"), and `--enable-v2=true` with `write-only` is refused outright. A member
 //! whose v2 store holds only the membership starts with `write-only`, without the v2 API.
 
-mod common;
+use crate::common;
 
 use common::{Cluster, ClusterOptions, ServerKind};
 

@@ -3,7 +3,7 @@
 //! etcd 3.4 cluster give the same answers (indexes aside); fail-over, the readonly
 //! refusal, `<data-dir>/proxy/cluster` and the data dir deciding the mode.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -16,7 +16,7 @@
 //! (`time.Now().String()`): all start at revision 1 and make the same writes, so every
 //! index and revision must match.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

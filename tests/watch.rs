@@ -2,7 +2,7 @@
 //! nothing missed between the start revision and now, resumable after a member restart
 //! or a leader change, served by followers, and correct progress notifications.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The whole-system test harness, shared by every file in `tests/` through `mod common;`.
+//! The whole-system test harness, shared by every file in `tests/` (modules of `tests/suite.rs`) through `use crate::common;`.
 //!
 //! ```text
 //!   Cluster::start(ServerKind::Etcd | ServerKind::Chorus, n)
@@ -141,13 +141,19 @@ pub fn chorusctl_binary() -> PathBuf {
             let release = chorus.parent().is_some_and(|d| d.ends_with("release"));
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
             let mut cmd = std::process::Command::new(cargo);
-            cmd.args(["build", "-q", "-p", "chorusctl", "--manifest-path"])
+            // The workspace and the test build's features: `-p chorusctl` alone resolves
+            // the dependencies' features anew and rebuilds chorus-storage and its users.
+            cmd.args(["build", "-q", "--workspace", "--bin", "chorusctl"])
+                .arg("--manifest-path")
                 .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+            if cfg!(feature = "failpoints") {
+                cmd.args(["--features", "chorus/failpoints"]);
+            }
             if release {
                 cmd.arg("--release");
             }
-            let status = cmd.status().expect("run cargo build -p chorusctl");
-            assert!(status.success(), "cargo build -p chorusctl failed");
+            let status = cmd.status().expect("run cargo build --bin chorusctl");
+            assert!(status.success(), "cargo build --bin chorusctl failed");
             let bin = chorus.with_file_name("chorusctl");
             assert!(bin.is_file(), "{} missing after build", bin.display());
             bin
