@@ -8,6 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::Serialize;
 
+use crate::auth_churn;
 use crate::cluster::Cluster;
 use crate::membership::{self, Stress};
 use crate::proxy::LinkFault;
@@ -197,6 +198,9 @@ pub enum Fault {
     /// A member removed, wiped, added back as a learner and promoted, while the
     /// [`Stress`] strikes (crate::membership).
     MemberReplace(Stress),
+    /// Auth changes with a member killed among them, then every member checked to hold
+    /// them (crate::auth_churn).
+    AuthChurn,
     Crash(CrashPoint),
 }
 
@@ -212,6 +216,7 @@ impl Fault {
             Fault::Drop => "drop".into(),
             Fault::ClockJump => "clock-jump".into(),
             Fault::MemberReplace(s) => format!("member-replace-under-{}", s.name()),
+            Fault::AuthChurn => "auth-churn-under-kill".into(),
             Fault::Crash(c) => match c.kind {
                 PointKind::Crash => format!("crash-{}", c.name),
                 PointKind::DiskError => format!("disk-{}", c.name),
@@ -232,6 +237,7 @@ impl Fault {
             Fault::ClockJump,
             Fault::MemberReplace(Stress::Kill),
             Fault::MemberReplace(Stress::Partition),
+            Fault::AuthChurn,
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
@@ -243,6 +249,8 @@ impl Fault {
     pub fn applies_to(&self, members: usize) -> bool {
         match self {
             Fault::Blackhole | Fault::Delay | Fault::Drop | Fault::MemberReplace(_) => members > 1,
+            // Replication of the changes is what it checks.
+            Fault::AuthChurn => members > 1,
             Fault::Crash(c) if c.needs_snapshot_install => members > 1,
             // One member: the broken answer is the only one, so it must be caught.
             Fault::Crash(c) if c.kind == PointKind::Mutant => members == 1,
@@ -351,6 +359,10 @@ pub async fn inject(
             };
             detail = membership::replace(cluster, m, stress, rng).await?;
             vec![m]
+        }
+        Fault::AuthChurn => {
+            detail = auth_churn::churn(cluster, rng).await?;
+            (0..cluster.len()).collect()
         }
         Fault::Pause => {
             let m = if rng.gen_bool(0.5) {

@@ -15,6 +15,7 @@
 //!             members' HashKV at the final revision equal
 //! ```
 
+pub mod auth_churn;
 pub mod cluster;
 pub mod faults;
 pub mod history;

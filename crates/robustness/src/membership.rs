@@ -102,7 +102,7 @@ pub async fn replace(
     Ok(detail)
 }
 
-async fn connect(cluster: &Cluster, members: &[usize]) -> Result<Client> {
+pub(crate) async fn connect(cluster: &Cluster, members: &[usize]) -> Result<Client> {
     let endpoints: Vec<String> = members
         .iter()
         .map(|&i| cluster.members[i].client_url())
@@ -177,14 +177,14 @@ async fn promote(client: &Client, id: u64) -> Result<u32> {
 }
 
 /// `call`'s answer, or an error once [`CALL`] has passed.
-async fn within<T>(call: impl std::future::Future<Output = T>) -> Result<T> {
+pub(crate) async fn within<T>(call: impl std::future::Future<Output = T>) -> Result<T> {
     tokio::time::timeout(CALL, call)
         .await
         .with_context(|| format!("no answer within {CALL:?}"))
 }
 
 /// Calls `f` until it succeeds or [`STEP`] has passed.
-async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T>
+pub(crate) async fn retry<T, F, Fut>(what: &str, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,

@@ -34,6 +34,7 @@ const ETCD_SCENARIOS: &[(usize, Fault)] = &[
     (3, Fault::Blackhole),
     (3, Fault::MemberReplace(Stress::Kill)),
     (3, Fault::MemberReplace(Stress::Partition)),
+    (3, Fault::AuthChurn),
     (1, Fault::Pause),
 ];
 
@@ -78,7 +79,7 @@ pub fn scenarios(
     let count = out.len().max(1) as u32;
     let per = match (profile, duration) {
         (Profile::Ci | Profile::Etcd, Some(d)) => d,
-        (Profile::Ci | Profile::Etcd, None) => Duration::from_secs(8),
+        (Profile::Ci | Profile::Etcd, None) => Duration::from_secs(7),
         (Profile::Soak, Some(total)) => (total / count).max(Duration::from_secs(20)),
         (Profile::Soak, None) => Duration::from_secs(120),
     };
