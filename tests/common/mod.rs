@@ -132,33 +132,44 @@ pub fn require_etcdctl35() -> bool {
     false
 }
 
-/// The chorusctl binary next to the chorus binary, built once (up to date) per test run.
+/// The chorusctl binary next to the chorus binary. `cargo test --workspace` builds it
+/// with the tests (crates/ctl has integration tests), and scripts/test.sh says so with
+/// `CHORUS_TEST_BINARIES_BUILT=1`; otherwise (`cargo test -p chorus`) it is built here,
+/// once per test run, so that it is up to date.
 pub fn chorusctl_binary() -> PathBuf {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let chorus = PathBuf::from(env!("CARGO_BIN_EXE_chorus"));
-            let release = chorus.parent().is_some_and(|d| d.ends_with("release"));
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut cmd = std::process::Command::new(cargo);
-            // The workspace and the test build's features: `-p chorusctl` alone resolves
-            // the dependencies' features anew and rebuilds chorus-storage and its users.
-            cmd.args(["build", "-q", "--workspace", "--bin", "chorusctl"])
-                .arg("--manifest-path")
-                .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-            if cfg!(feature = "failpoints") {
-                cmd.args(["--features", "chorus/failpoints"]);
-            }
-            if release {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("run cargo build --bin chorusctl");
-            assert!(status.success(), "cargo build --bin chorusctl failed");
             let bin = chorus.with_file_name("chorusctl");
+            if std::env::var_os("CHORUS_TEST_BINARIES_BUILT").is_none() {
+                build_chorusctl(&chorus);
+            }
             assert!(bin.is_file(), "{} missing after build", bin.display());
             bin
         })
         .clone()
+}
+
+/// `cargo build --bin chorusctl` for the profile and crash-point feature of this test
+/// build. A plain build leaves out the dev-dependencies' features (tokio's `test-util`),
+/// so it recompiles the crates that use tokio: about a minute on a clean tree.
+fn build_chorusctl(chorus: &Path) {
+    let release = chorus.parent().is_some_and(|d| d.ends_with("release"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = std::process::Command::new(cargo);
+    // The workspace: `-p chorusctl` alone would resolve the features anew.
+    cmd.args(["build", "-q", "--workspace", "--bin", "chorusctl"])
+        .arg("--manifest-path")
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    if cfg!(feature = "failpoints") {
+        cmd.args(["--features", "chorus/failpoints"]);
+    }
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("run cargo build --bin chorusctl");
+    assert!(status.success(), "cargo build --bin chorusctl failed");
 }
 
 /// etcd 3.5.1's server exactly (never another release from `PATH`): `$ETCD35_DIR/etcd`,
