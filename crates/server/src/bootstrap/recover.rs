@@ -133,8 +133,8 @@ fn check_joinable(cfg: &Config, cluster_version: &str) -> Result<(), StartError>
     Ok(())
 }
 
-/// The cluster as the first other member of `--initial-cluster` that answers sees it.
-/// The first answer that lists a member with the (sorted) peer URLs `ours` wins: a
+/// The cluster as the other members of `--initial-cluster` see it. The first answer that
+/// lists a member with the (sorted) peer URLs `ours` wins, else the first answer: a
 /// follower a moment behind the leader that acknowledged our `member add` answers
 /// without us, so the other members are asked before its answer is taken.
 async fn ask_members(
