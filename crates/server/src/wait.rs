@@ -70,6 +70,13 @@ impl<T> Wait<T> {
         self.shard(id).lock().remove(&id);
     }
 
+    /// Forgets every waiter: each hears that no result will come.
+    pub fn cancel_all(&self) {
+        for shard in &self.shards {
+            shard.lock().clear();
+        }
+    }
+
     pub fn is_registered(&self, id: u64) -> bool {
         self.shard(id).lock().contains_key(&id)
     }
@@ -101,5 +108,16 @@ mod tests {
         let rx = w.register(8);
         w.cancel(8);
         assert!(rx.await.is_err());
+    }
+
+    #[tokio::test]
+    async fn cancel_all_tells_every_waiter() {
+        let w: Wait<u32> = Wait::default();
+        let rxs: Vec<_> = (0..40).map(|id| w.register(id)).collect();
+        w.cancel_all();
+        for rx in rxs {
+            assert!(rx.await.is_err());
+        }
+        assert!(!w.is_registered(3));
     }
 }

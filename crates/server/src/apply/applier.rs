@@ -157,13 +157,19 @@ impl Applier {
         }
         // Stopping: leave the backend with everything applied.
         self.must(|a| a.commit());
+        // Nothing will answer the proposals still waiting (raft stopped, on a signal or
+        // a failed WAL write): they fail now with etcd's "server stopped" instead of at
+        // their request timeout or when the connection is closed.
+        self.ctx.waiters.cancel_all();
     }
 
     /// The state machine cannot skip an entry: on failure stop the process like etcd.
     fn must(&mut self, step: impl FnOnce(&mut Self) -> Result<(), ApplyError>) {
         if let Err(e) = step(self) {
-            tracing::error!("apply failed: {e}");
-            eprintln!("chorus: apply failed: {e}");
+            // Apply writes nowhere else: name the file, as the WAL's errors do.
+            let file = self.backend.path().display();
+            tracing::error!("apply failed on {file}: {e}");
+            eprintln!("chorus: apply failed on {file}: {e}");
             std::process::exit(1);
         }
     }

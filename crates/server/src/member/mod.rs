@@ -180,6 +180,15 @@ impl DroppedProposals for Member {
     }
 }
 
+/// Why a member stopped serving without being asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Halt {
+    /// It applied its own removal from the cluster.
+    Removed,
+    /// Its raft loop or apply stopped on an error.
+    Failed,
+}
+
 impl Member {
     pub fn new(p: MemberParts) -> Member {
         let now = SystemTime::now();
@@ -354,10 +363,18 @@ impl Member {
         *h = Some(self.header(rev));
     }
 
-    /// Resolves when this member has applied its own removal from the cluster.
-    pub async fn wait_removed(&self) {
+    /// Resolves when this member stops serving by itself: it applied its own removal
+    /// from the cluster, or its raft loop or apply stopped on an error (a failed WAL
+    /// write or sync, a failed backend commit), which they log.
+    pub async fn wait_halted(&self) -> Halt {
         let mut rx = self.removed.clone();
-        let _ = rx.wait_for(|r| *r).await;
+        let removed = rx.wait_for(|r| *r).await.is_ok();
+        if removed {
+            Halt::Removed
+        } else {
+            // The apply thread dropped its sender: it stopped, after raft did.
+            Halt::Failed
+        }
     }
 
     /// Asks raft to stop; the threads finish what they hold and exit.

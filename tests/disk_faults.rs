@@ -1,0 +1,184 @@
+//! A member whose disk fails under it. Its data directory is served through
+//! crates/robustness/faultfs.py, a FUSE layer that fails one kind of I/O call, so the
+//! error comes from the kernel through the same calls a bad disk would fail (the
+//! robustness suite's `fs-*` scenarios do the same under traffic on three members).
+//! fsyncgate's rule: the member stops by itself, acknowledges nothing it could not make
+//! durable, and, restarted on a healthy disk, has every acknowledged write.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chorus_client::{GetOptions, PutOptions};
+
+use crate::common;
+use crate::common::cluster::{Cluster, ServerKind};
+
+/// faultfs over `mountpoint`, its files in `backing`; unmounted on drop.
+struct FaultFs {
+    child: Child,
+    mountpoint: PathBuf,
+}
+
+impl FaultFs {
+    fn mount(backing: &Path, mountpoint: &Path, fault: &[&str]) -> FaultFs {
+        let script = common::workspace_root().join("crates/robustness/faultfs.py");
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(backing)
+            .arg(mountpoint)
+            .args(fault)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn faultfs");
+        let fs = FaultFs {
+            child,
+            mountpoint: mountpoint.canonicalize().unwrap(),
+        };
+        // A mount is no event a process can await: poll the mount table, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !fs.mounted() {
+            assert!(Instant::now() < deadline, "faultfs did not mount");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        fs
+    }
+
+    fn mounted(&self) -> bool {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|p| Path::new(p) == self.mountpoint)
+    }
+}
+
+impl Drop for FaultFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mountpoint).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a one-member chorus on faultfs failing `fault`, puts until a put fails, and
+/// returns the cluster (the member exited), the acknowledged keys, the failed put's
+/// error and faultfs (still mounted).
+async fn run_until_the_disk_fails(fault: &[&str]) -> (Cluster, Vec<String>, String, FaultFs) {
+    // The member's files are made on the plain disk (a new WAL writes its zeros ahead
+    // of the log end, whose writes would count), then served through faultfs.
+    let mut c = Cluster::start(ServerKind::Chorus, 1).await;
+    c.stop(0).await;
+    let data = c.member(0).data_dir.clone();
+    let backing = c.dir().join("backing");
+    std::fs::rename(&data, &backing).unwrap();
+    std::fs::create_dir(&data).unwrap();
+    let fs = FaultFs::mount(&backing, &data, fault);
+    c.spawn(0);
+    c.wait_ready(0).await;
+    let client = c.client().await;
+    let mut acked = Vec::new();
+    let mut failure = None;
+    for i in 0..500 {
+        let key = format!("k{i:03}");
+        match client.put(key.as_str(), "v", PutOptions::default()).await {
+            Ok(_) => acked.push(key),
+            Err(e) => {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let failure = failure.expect("500 puts and the disk fault never struck");
+    let status = c.wait_exit(0).await;
+    assert_eq!(status.code(), Some(1), "{}", c.log(0));
+    (c, acked, failure, fs)
+}
+
+/// Unmounts faultfs, puts the files back under the member's data directory, restarts
+/// the member there and checks that every acknowledged key is in it.
+async fn restart_on_a_healthy_disk(mut c: Cluster, acked: &[String], fs: FaultFs) {
+    drop(fs);
+    let data = c.member(0).data_dir.clone();
+    std::fs::remove_dir(&data).unwrap();
+    std::fs::rename(c.dir().join("backing"), &data).unwrap();
+    c.spawn(0);
+    c.wait_ready(0).await;
+    let client = c.client().await;
+    let options = GetOptions {
+        prefix: true,
+        keys_only: true,
+        ..Default::default()
+    };
+    let all = client.get("k", options).await.unwrap();
+    let present: Vec<String> = all
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
+        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|k| !present.contains(k)).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+}
+
+#[tokio::test]
+async fn a_failed_wal_sync_stops_the_member_and_loses_nothing_acknowledged() {
+    if !common::require_faultfs() {
+        return;
+    }
+    let fault = [
+        "--op=fsync",
+        "--path=member/wal/*.wal",
+        "--errno=EIO",
+        "--after=20",
+    ];
+    let (c, acked, failure, fs) = run_until_the_disk_fails(&fault).await;
+    // The put waiting on the failed sync hears at once that the server stopped (not a
+    // broken connection at the end of the drain).
+    assert!(failure.contains("etcdserver: server stopped"), "{failure}");
+    let log = c.log(0);
+    assert!(
+        log.contains("raft loop stopped: wal: fdatasync")
+            && log.contains("member/wal/0000000000000000-0000000000000000.wal: Input/output error"),
+        "{log}"
+    );
+    assert!(!log.contains("permanently removed"), "{log}");
+    restart_on_a_healthy_disk(c, &acked, fs).await;
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_wal_stops_the_member_and_loses_nothing_acknowledged() {
+    if !common::require_faultfs() {
+        return;
+    }
+    let fault = [
+        "--op=write",
+        "--path=member/wal/*.wal",
+        "--errno=ENOSPC",
+        "--after=20",
+    ];
+    let (c, acked, failure, fs) = run_until_the_disk_fails(&fault).await;
+    assert!(failure.contains("etcdserver: server stopped"), "{failure}");
+    let log = c.log(0);
+    assert!(log.contains("No space left on device"), "{log}");
+    restart_on_a_healthy_disk(c, &acked, fs).await;
+}
+
+#[tokio::test]
+async fn a_failed_backend_write_stops_the_member_and_loses_nothing_acknowledged() {
+    if !common::require_faultfs() {
+        return;
+    }
+    // Past start-up's writes: the failure comes while applying puts.
+    let fault = [
+        "--op=write",
+        "--path=member/snap/db",
+        "--errno=EIO",
+        "--after=30",
+    ];
+    let (c, acked, _failure, fs) = run_until_the_disk_fails(&fault).await;
+    let log = c.log(0);
+    assert!(
+        log.contains("apply failed on") && log.contains("member/snap/db: backend:"),
+        "{log}"
+    );
+    restart_on_a_healthy_disk(c, &acked, fs).await;
+}
