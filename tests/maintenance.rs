@@ -419,3 +419,54 @@ async fn downgrade_job_is_replicated_and_persisted() {
         Ok("3.5.0".into())
     );
 }
+
+/// A defragment writes its copy while applying goes on: puts sent to the member while
+/// the copy waits (a crash point of the test build holds it 5 s before the switch) are
+/// answered before the defragment ends, are in the backend it switches to, and every
+/// member ends with the same HashKV.
+#[cfg(feature = "failpoints")]
+#[tokio::test]
+async fn puts_are_served_while_a_defragment_copies() {
+    let mut cluster = Cluster::create(ServerKind::Chorus, 3, ClusterOptions::default());
+    cluster
+        .member_mut(0)
+        .env
+        .push(("FAILPOINTS".into(), "defragAfterCopy=sleep(5000)".into()));
+    cluster.start_all().await;
+    let m0 = cluster.member_client(0).await;
+    for i in 0..100 {
+        m0.put(format!("before/{i:03}"), "v", PutOptions::default())
+            .await
+            .unwrap();
+    }
+    let defragmenting = m0.clone();
+    let defrag = tokio::spawn(async move { defragmenting.defragment().await });
+    // The copy is written when the member logs it (bounded poll of its log).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !cluster.log(0).contains("defragment: copy written") {
+        assert!(std::time::Instant::now() < deadline, "{}", cluster.log(0));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for i in 0..20 {
+        m0.put(format!("during/{i:02}"), "v", PutOptions::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(dump(&m0).await.len(), 120);
+    assert!(
+        !defrag.is_finished(),
+        "the defragment ended before the puts made during its copy were answered"
+    );
+    defrag.await.unwrap().unwrap();
+    let log = cluster.log(0);
+    assert!(log.contains("\"records-after-copy\":20"), "{log}");
+    assert_eq!(dump(&m0).await.len(), 120);
+    let rev = m0.get("before/000", GetOptions::default()).await.unwrap();
+    let rev = rev.header.unwrap().revision;
+    let mut hashes = Vec::new();
+    for i in 0..3 {
+        let c = cluster.member_client(i).await;
+        hashes.push(c.hash_kv(rev).await.unwrap().hash);
+    }
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+}

@@ -202,6 +202,9 @@ pub enum Fault {
     /// Auth changes with a member killed among them, then every member checked to hold
     /// them (crate::auth_churn).
     AuthChurn,
+    /// A member (the leader half of the time) defragments its backend under the traffic
+    /// and the compactor; the copy is written while applying goes on.
+    Defrag,
     Crash(CrashPoint),
     /// A member restarted on faultfs (crate::faultfs), which fails an I/O call: the
     /// member must stop by itself, then recover on the healthy disk.
@@ -221,6 +224,7 @@ impl Fault {
             Fault::ClockJump => "clock-jump".into(),
             Fault::MemberReplace(s) => format!("member-replace-under-{}", s.name()),
             Fault::AuthChurn => "auth-churn-under-kill".into(),
+            Fault::Defrag => "defrag".into(),
             Fault::Crash(c) => match c.kind {
                 PointKind::Crash => format!("crash-{}", c.name),
                 PointKind::DiskError => format!("disk-{}", c.name),
@@ -243,6 +247,7 @@ impl Fault {
             Fault::MemberReplace(Stress::Kill),
             Fault::MemberReplace(Stress::Partition),
             Fault::AuthChurn,
+            Fault::Defrag,
         ];
         v.extend(CRASH_POINTS.iter().map(|&c| Fault::Crash(c)));
         v.extend(DISK_ERRORS.iter().map(|&c| Fault::Crash(c)));
@@ -364,6 +369,22 @@ pub async fn inject(
                 pick_member(cluster, rng)
             };
             detail = membership::replace(cluster, m, stress, rng).await?;
+            vec![m]
+        }
+        Fault::Defrag => {
+            let m = if rng.gen_bool(0.5) {
+                cluster.leader(Duration::from_secs(10)).await.unwrap_or(0)
+            } else {
+                pick_member(cluster, rng)
+            };
+            let called = Instant::now();
+            let answered = defragment(cluster, m).await.is_some();
+            detail = format!(
+                "defragment {} in {:.2} s",
+                if answered { "answered" } else { "failed" },
+                called.elapsed().as_secs_f64()
+            );
+            triggered = answered;
             vec![m]
         }
         Fault::AuthChurn => {

@@ -37,6 +37,7 @@ const ETCD_SCENARIOS: &[(usize, Fault)] = &[
     (3, Fault::MemberReplace(Stress::Kill)),
     (3, Fault::MemberReplace(Stress::Partition)),
     (3, Fault::AuthChurn),
+    (3, Fault::Defrag),
     (1, Fault::Pause),
     (3, Fault::Fs(FS_FAULTS[0])),
     (3, Fault::Fs(FS_FAULTS[1])),
@@ -71,7 +72,7 @@ pub fn scenarios(
             if profile == Profile::Ci
                 && members.is_none()
                 && m == 1
-                && !matches!(fault, Fault::KillRandom | Fault::Pause)
+                && !matches!(fault, Fault::KillRandom | Fault::Pause | Fault::Defrag)
                 && !matches!(fault, Fault::Crash(c) if CI_SINGLE_MEMBER.contains(&c.name))
             {
                 continue;

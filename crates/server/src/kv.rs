@@ -463,19 +463,31 @@ fn run_ops(
 
 /// The MVCC store in use, shared by the apply thread (which replaces it when a snapshot
 /// from the leader or a defragmented copy takes over) and every reader.
-pub struct KvSlot(parking_lot::RwLock<std::sync::Arc<KvStore>>);
+pub struct KvSlot {
+    kv: parking_lot::RwLock<std::sync::Arc<KvStore>>,
+    rewrites: tokio::sync::Mutex<()>,
+}
 
 impl KvSlot {
     pub fn new(kv: std::sync::Arc<KvStore>) -> KvSlot {
-        KvSlot(parking_lot::RwLock::new(kv))
+        KvSlot {
+            kv: parking_lot::RwLock::new(kv),
+            rewrites: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn get(&self) -> std::sync::Arc<KvStore> {
-        self.0.read().clone()
+        self.kv.read().clone()
     }
 
     pub fn set(&self, kv: std::sync::Arc<KvStore>) {
-        *self.0.write() = kv;
+        *self.kv.write() = kv;
+    }
+
+    /// Held by each compaction and by a defragment from its copy to its switch: a
+    /// compaction deletes key records that a copy made before it still holds.
+    pub fn rewrites(&self) -> &tokio::sync::Mutex<()> {
+        &self.rewrites
     }
 }
 

@@ -65,7 +65,7 @@ pub struct Applier {
     pub(super) last_durable: Instant,
     /// Entries applied since the last durable commit.
     pub(super) since_durable: u64,
-    pub(super) compactor: Sender<(Arc<KvStore>, i64)>,
+    pub(super) compactor: Sender<i64>,
     /// The backend transaction batches are being applied into (committed every batch
     /// interval; see `commit`).
     pub(super) tx: Option<redb::WriteTransaction>,
@@ -94,6 +94,7 @@ impl Applier {
             snapshot_index: snapshot.index,
         };
         let compactor = compaction::spawn_compactor(
+            ctx.kv.clone(),
             limits.compaction_batch_limit.max(1),
             limits.compaction_sleep_interval,
             ctx.progress.compacted.clone(),
@@ -126,7 +127,7 @@ impl Applier {
 
     /// Finishes a compaction that was interrupted by a stop.
     pub fn resume_compaction(&self, rev: i64) {
-        let _ = self.compactor.send((self.kv.clone(), rev));
+        let _ = self.compactor.send(rev);
     }
 
     pub fn run(mut self) {
@@ -362,7 +363,7 @@ impl Applier {
             self.ctx.progress.removed.send_replace(true);
         }
         for rev in effects.compactions {
-            let _ = self.compactor.send((self.kv.clone(), rev));
+            let _ = self.compactor.send(rev);
         }
     }
 }

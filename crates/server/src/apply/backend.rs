@@ -13,7 +13,7 @@ use raft::eraftpb::SnapshotMetadata;
 use super::applier::Applier;
 use super::error::ApplyError;
 use crate::membership::Cluster;
-use crate::raft::{ApplyTask, RaftInput};
+use crate::raft::{ApplyTask, BackendCopy, RaftInput};
 
 impl Applier {
     pub(super) fn handle_other(&mut self, task: ApplyTask) -> Result<(), ApplyError> {
@@ -27,9 +27,18 @@ impl Applier {
                 let _ = reply.send(self.backend.begin_read());
                 Ok(())
             }
-            ApplyTask::Defragment(reply) => {
+            ApplyTask::DefragmentCopy(reply) => {
+                self.start_copy(reply);
+                Ok(())
+            }
+            ApplyTask::DefragmentSwitch(copy, reply) => {
                 // A failed defragment leaves the old file in place: the caller hears why.
-                let _ = reply.send(self.defragment().map_err(ApplyError::into_backend));
+                let path = copy.path.clone();
+                let r = self.switch_to_copy(copy).map_err(ApplyError::into_backend);
+                if r.is_err() {
+                    let _ = std::fs::remove_file(path);
+                }
+                let _ = reply.send(r);
                 Ok(())
             }
         }
@@ -132,29 +141,72 @@ impl Applier {
         Ok(())
     }
 
-    /// Copies the backend into a new file (which holds no free pages) and switches to it.
-    /// Everything applied is committed first; applying waits meanwhile, as in etcd.
-    fn defragment(&mut self) -> Result<(), ApplyError> {
-        chorus_metrics::DEFRAG_INFLIGHT.set(1);
-        let started = Instant::now();
-        let r = self.defragment_file();
-        chorus_metrics::BACKEND_DEFRAG_SECONDS.observe_duration(started.elapsed());
-        chorus_metrics::DEFRAG_INFLIGHT.set(0);
-        r
+    /// A defragment's copy: the backend as committed now (everything applied), written
+    /// into a new file without free pages by a thread of its own while applying goes on
+    /// (etcd copies while applying waits).
+    fn start_copy(
+        &mut self,
+        reply: tokio::sync::oneshot::Sender<Result<BackendCopy, backend::BackendError>>,
+    ) {
+        let source = self.backend.clone();
+        let path = chorus_datadir::layout::defrag_copy_path(&self.limits.snap_dir);
+        let opts = self.limits.backend_opts.clone();
+        let begun = source.begin_read().and_then(|tx| {
+            let since = backend::last_revision(&tx)?;
+            Ok((tx, since))
+        });
+        let (tx, since) = match begun {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let spawned = std::thread::Builder::new()
+            .name("defragment".into())
+            .spawn(move || {
+                let copied = copy_backend(tx, &path, &opts).map_err(ApplyError::into_backend);
+                if copied.is_err() {
+                    let _ = std::fs::remove_file(&path);
+                } else {
+                    tracing::info!(revision = since, "defragment: copy written");
+                    // Tests: a slow copy, to write meanwhile.
+                    fail::fail_point!("defragAfterCopy");
+                }
+                let _ = reply.send(copied.map(|()| BackendCopy {
+                    path,
+                    source,
+                    since,
+                }));
+            });
+        if let Err(e) = spawned {
+            tracing::error!("defragment: cannot start the copying thread: {e}");
+        }
     }
 
-    fn defragment_file(&mut self) -> Result<(), ApplyError> {
+    /// A defragment's switch: the copy gets what was applied while it was written, then
+    /// replaces the backend; applying waits only for this part.
+    fn switch_to_copy(&mut self, copy: BackendCopy) -> Result<(), ApplyError> {
+        if !Arc::ptr_eq(&self.backend, &copy.source) {
+            return Err(ApplyError::Defragment(
+                "a snapshot from the leader replaced the backend while it was copied; nothing changed, defragment again".into(),
+            ));
+        }
         let started = Instant::now();
         let before = self.backend.refresh_size();
-        let tmp = chorus_datadir::layout::defrag_copy_path(&self.limits.snap_dir);
-        copy_backend(&self.backend, &tmp, &self.limits.backend_opts)?;
+        let caught_up = {
+            let target = Backend::open(&copy.path, &self.limits.backend_opts)?;
+            let live = self.backend.begin_read()?;
+            backend::catch_up(&target, &live, copy.since)?
+        };
         fail::fail_point!("defragBeforeRename");
-        self.switch_backend(&tmp, true)?;
+        self.switch_backend(&copy.path, true)?;
         let after = self.backend.refresh_size();
         tracing::info!(
             before,
             after,
-            took = ?started.elapsed(),
+            records_after_copy = caught_up.records,
+            switch_took = ?started.elapsed(),
             "defragmented the backend"
         );
         Ok(())
@@ -185,15 +237,20 @@ impl Applier {
             }
         }
         let backend = Arc::new(Backend::open(&db, &self.limits.backend_opts)?);
+        if same_content {
+            // The key index stays: the copy holds what it indexes.
+            let kv = Arc::new(self.kv.rebased(backend.clone()));
+            self.backend = backend;
+            self.kv = kv.clone();
+            self.ctx.kv.set(kv);
+            return Ok(());
+        }
         let (kv, restored) = KvStore::open(backend.clone())?;
         let kv = Arc::new(kv);
         self.backend = backend;
         self.kv = kv.clone();
         let rev = kv.current_rev();
         self.ctx.kv.set(kv);
-        if same_content {
-            return Ok(());
-        }
         self.reload_stores(&restored.key_leases, rev)
     }
 
@@ -224,14 +281,12 @@ impl Applier {
 
 /// Copies `source` into a new file at `to` through the dump format, on two threads.
 fn copy_backend(
-    source: &Arc<Backend>,
+    tx: redb::ReadTransaction,
     to: &Path,
     opts: &backend::BackendOptions,
 ) -> Result<(), ApplyError> {
-    let source = source.clone();
     let (chunks, rx) = std::sync::mpsc::sync_channel(8);
     let dumper = std::thread::spawn(move || -> Result<(), backend::BackendError> {
-        let tx = source.begin_read()?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, ChunkSender(chunks));
         Backend::dump(&tx, &mut out)?;
         std::io::Write::flush(&mut out)?;

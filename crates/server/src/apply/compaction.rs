@@ -4,23 +4,29 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_storage::mvcc::KvStore;
 use crossbeam_channel::Sender;
 use tokio::sync::watch;
+
+use crate::kv::KvSlot;
 
 /// The compactor thread: runs each scheduled compaction in chunks of `chunk` deletions
 /// with `pause` between them (`--compaction-batch-limit`, `--compaction-sleep-interval`),
 /// so apply is never blocked for long, and publishes the last revision it finished.
+/// Each compaction runs on the store in use when it starts, never during a defragment's
+/// copy ([`KvSlot::rewrites`]).
 pub fn spawn_compactor(
+    slot: Arc<KvSlot>,
     chunk: usize,
     pause: Duration,
     done: watch::Sender<i64>,
-) -> Sender<(Arc<KvStore>, i64)> {
-    let (compactor, jobs) = crossbeam_channel::unbounded::<(Arc<KvStore>, i64)>();
+) -> Sender<i64> {
+    let (compactor, jobs) = crossbeam_channel::unbounded::<i64>();
     std::thread::Builder::new()
         .name("compactor".into())
         .spawn(move || {
-            for (kv, rev) in jobs {
+            for rev in jobs {
+                let _rewrites = slot.rewrites().blocking_lock();
+                let kv = slot.get();
                 let started = std::time::Instant::now();
                 match kv.compact_paced(rev, chunk, pause) {
                     Ok(n) => {

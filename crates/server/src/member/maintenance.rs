@@ -31,9 +31,23 @@ impl Member {
         self.on_apply_thread(ApplyTask::ReadBackend).await
     }
 
-    /// Rewrites this member's backend without free pages; applying waits meanwhile.
+    /// Rewrites this member's backend without free pages. The copy is written while
+    /// applying goes on; applying waits only while the copy takes in what was applied
+    /// meanwhile and replaces the backend. No compaction runs in between (it would
+    /// delete records the copy holds).
     pub async fn defragment(&self) -> Result<(), EtcdError> {
-        self.on_apply_thread(ApplyTask::Defragment).await
+        let _rewrites = self.kv.rewrites().lock().await;
+        chorus_metrics::DEFRAG_INFLIGHT.set(1);
+        let started = std::time::Instant::now();
+        let r = async {
+            let copy = self.on_apply_thread(ApplyTask::DefragmentCopy).await?;
+            self.on_apply_thread(|reply| ApplyTask::DefragmentSwitch(copy, reply))
+                .await
+        }
+        .await;
+        chorus_metrics::BACKEND_DEFRAG_SECONDS.observe_duration(started.elapsed());
+        chorus_metrics::DEFRAG_INFLIGHT.set(0);
+        r
     }
 
     /// Waits (up to the request timeout) until the backend finished compacting at `rev`.

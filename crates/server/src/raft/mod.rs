@@ -101,8 +101,22 @@ pub enum ApplyTask {
     SendSnapshot(Message),
     /// A read transaction over everything applied so far (Maintenance.Snapshot).
     ReadBackend(oneshot::Sender<Result<redb::ReadTransaction, BackendError>>),
-    /// Rewrite the backend file without its free pages (Maintenance.Defragment).
-    Defragment(oneshot::Sender<Result<(), BackendError>>),
+    /// A defragment's first half (Maintenance.Defragment): copy the backend as it is
+    /// now into a new file without free pages, on a thread of its own while applying
+    /// goes on; the reply comes when the copy is written.
+    DefragmentCopy(oneshot::Sender<Result<BackendCopy, BackendError>>),
+    /// Its second half: bring the copy up to date and switch to it (applying waits).
+    DefragmentSwitch(BackendCopy, oneshot::Sender<Result<(), BackendError>>),
+}
+
+/// A copy of the backend without free pages, made from a read transaction.
+pub struct BackendCopy {
+    pub path: std::path::PathBuf,
+    /// The backend copied: the switch is refused if another (a snapshot from the
+    /// leader) replaced it meanwhile.
+    pub source: Arc<chorus_storage::backend::Backend>,
+    /// The last key revision the copy holds.
+    pub since: i64,
 }
 
 /// Outgoing messages.

@@ -95,7 +95,9 @@ pub struct RangeResult {
 /// The MVCC key space. Shared by the apply thread (writes) and request handlers (reads).
 pub struct KvStore {
     backend: Arc<Backend>,
-    index: RwLock<TreeIndex>,
+    /// Shared with the store a defragmented copy of the same content replaces
+    /// ([`KvStore::rebased`]); readers of the old one stay below its `current_rev`.
+    index: Arc<RwLock<TreeIndex>>,
     /// Highest committed revision; readers never look past it.
     current_rev: AtomicI64,
     /// Reads below this revision fail with `Compacted`; -1 until the first compaction.
@@ -252,7 +254,7 @@ impl KvStore {
         drop((kv, meta, tx));
         let store = KvStore {
             backend,
-            index: RwLock::new(index),
+            index: Arc::new(RwLock::new(index)),
             current_rev: AtomicI64::new(current),
             compact_rev: AtomicI64::new(compact_rev),
             pending: RwLock::new(Vec::new()),
@@ -263,6 +265,25 @@ impl KvStore {
             store.index.write().compact(rev);
         }
         Ok((store, restored))
+    }
+
+    /// The same key space on `backend`, a copy of this store's backend with the same
+    /// content (a defragment): the index is shared instead of rebuilt from the file.
+    /// Everything applied must be committed (no pending records) and this store must
+    /// take no more writes.
+    pub fn rebased(&self, backend: Arc<Backend>) -> KvStore {
+        debug_assert!(
+            self.pending.read().is_empty(),
+            "rebased with uncommitted records"
+        );
+        KvStore {
+            backend,
+            index: self.index.clone(),
+            current_rev: AtomicI64::new(self.current_rev()),
+            compact_rev: AtomicI64::new(self.compact_rev()),
+            pending: RwLock::new(Vec::new()),
+            compaction_hashes: parking_lot::Mutex::new(self.compaction_hashes.lock().clone()),
+        }
     }
 
     pub fn backend(&self) -> &Arc<Backend> {
