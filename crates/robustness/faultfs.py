@@ -7,7 +7,8 @@ backing directory) so that the kernel, not a failpoint in chorus, returns the er
     faultfs.py BACKING MOUNTPOINT --op fsync --path 'member/wal/*.wal' --errno EIO --after 30
 
 lets 30 matching calls through, then fails that call and every later matching one (a
-disk that went bad stays bad) until it is unmounted. `--op` is fsync (fsync and
+disk that went bad stays bad) until it is unmounted. With `--armed-by FILE` nothing is
+counted or failed until FILE exists (a test creates it once the member is up). `--op` is fsync (fsync and
 fdatasync), write or read; `--path` is a glob over the path inside the mount. The line
 `faultfs: failing <op> <path>` goes to standard error when the fault first strikes.
 
@@ -26,8 +27,9 @@ from fusepy import FUSE, FuseOSError, Operations
 
 
 class FaultFs(Operations):
-    def __init__(self, root, op, pattern, err, after):
+    def __init__(self, root, op, pattern, err, after, armed_by=None):
         self.root = root
+        self.armed_by = armed_by
         self.op = op
         self.pattern = pattern
         self.err = err
@@ -41,6 +43,8 @@ class FaultFs(Operations):
     def _strike(self, op, path):
         """Raises the fault's error when `op` on `path` is one it fails."""
         if op != self.op or not fnmatch.fnmatch(path.lstrip("/"), self.pattern):
+            return
+        if self.armed_by and not os.path.exists(self.armed_by):
             return
         with self.mutex:
             if not self.failing:
@@ -154,11 +158,13 @@ def main():
     p.add_argument("--path", required=True, help="glob over the path inside the mount")
     p.add_argument("--errno", default="EIO", help="EIO, ENOSPC, ...")
     p.add_argument("--after", type=int, default=0, help="matching calls let through first")
+    p.add_argument("--armed-by", help="count and fail nothing until this file exists")
     a = p.parse_args()
     err = getattr(errno, a.errno, None)
     if not isinstance(err, int):
         p.error(f"unknown errno {a.errno}")
-    fs = FaultFs(os.path.realpath(a.backing), a.op, a.path, err, a.after)
+    armed_by = os.path.abspath(a.armed_by) if a.armed_by else None
+    fs = FaultFs(os.path.realpath(a.backing), a.op, a.path, err, a.after, armed_by)
     FUSE(fs, a.mountpoint, foreground=True, nothreads=False, default_permissions=True)
 
 

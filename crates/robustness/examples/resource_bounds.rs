@@ -5,7 +5,10 @@
 //! ```text
 //! cargo build --release -p chorus
 //! cargo run --release -p chorus-robustness --example resource_bounds -- target/release/chorus
+//! cargo run --release -p chorus-robustness --example resource_bounds -- target/etcd-v3.5.1/etcd watchers
 //! ```
+//! The binary may be etcd's (the flags are etcd's); naming steps (`idle`, `watchers`,
+//! `slow-reader`, `big`, `slowloris`) runs only those, so that one is measured alone.
 //! 1. idle connections: 10,000 TCP connections opened and left silent;
 //! 2. watchers: 100,000 watchers on 100 streams (1,000 each), then 1,000 puts, each seen by
 //!    one watcher per stream;
@@ -35,9 +38,12 @@ const SLOWLORIS: usize = 2_000;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let bin = std::env::args()
-        .nth(1)
-        .context("usage: resource_bounds CHORUS_BIN")?;
+    let mut args = std::env::args().skip(1);
+    let bin = args
+        .next()
+        .context("usage: resource_bounds SERVER_BIN [STEP...]")?;
+    let steps: Vec<String> = args.collect();
+    let want = |step: &str| steps.is_empty() || steps.iter().any(|s| s == step);
     raise_fd_limit();
     let dir = tempfile::tempdir()?;
     let ports = chorus_testports::free_ports(2);
@@ -62,11 +68,21 @@ async fn main() -> Result<()> {
         "| abuse | RSS before (MiB) | RSS during/after (MiB) | probe put+get during (ms) | notes |"
     );
     println!("|---|---:|---:|---:|---|");
-    idle_connections(pid, &probe, ports[0]).await?;
-    watchers(pid, &probe, &client_url).await?;
-    slow_reader(pid, &probe, &client_url).await?;
-    big_requests(pid, &probe).await?;
-    slowloris(pid, &probe, ports[0]).await?;
+    if want("idle") {
+        idle_connections(pid, &probe, ports[0]).await?;
+    }
+    if want("watchers") {
+        watchers(pid, &probe, &client_url).await?;
+    }
+    if want("slow-reader") {
+        slow_reader(pid, &probe, &client_url).await?;
+    }
+    if want("big") {
+        big_requests(pid, &probe).await?;
+    }
+    if want("slowloris") {
+        slowloris(pid, &probe, ports[0]).await?;
+    }
     alive(&mut member)?;
     member.kill().await?;
     Ok(())

@@ -47,6 +47,10 @@ pub mod v2;
 pub mod wait;
 pub mod watch;
 
+/// How long a member whose raft loop or apply failed lets its connections deliver the
+/// errors already answered before it closes them.
+const FAILED_DRAIN: std::time::Duration = std::time::Duration::from_millis(300);
+
 use std::sync::Arc;
 
 /// Why the member stopped with an error.
@@ -237,15 +241,21 @@ pub async fn run(cfg: chorus_config::Config) -> Result<(), RunError> {
     let _ = notify::notify("STOPPING=1");
     // Stop accepting, let in-flight requests finish (bounded), then hand leadership over
     // and stop raft, apply and the peer port. After a failure nothing can be made durable
-    // or handed over any more: connections close at once and the member exits, as etcd's
-    // fatal exit does, so clients move to another member without waiting for a drain.
+    // or handed over any more: the requests in flight already have their error (apply
+    // failed them as it stopped), which gets FAILED_DRAIN to reach the clients; then the
+    // connections close and the member exits, as etcd's fatal exit does, so clients move
+    // to another member without waiting for the whole drain (watches never end by
+    // themselves).
     let _ = shutdown_tx.send(true);
     auto_compaction.abort();
-    for t in tasks {
-        if failed {
+    let failed_by = tokio::time::Instant::now() + FAILED_DRAIN;
+    for mut t in tasks {
+        if !failed {
+            let _ = t.await;
+        } else if tokio::time::timeout_at(failed_by, &mut t).await.is_err() {
             t.abort();
+            let _ = t.await;
         }
-        let _ = t.await;
     }
     if let Some(t) = tracing {
         let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;

@@ -237,6 +237,7 @@ impl Applier {
             }
         }
         let backend = Arc::new(Backend::open(&db, &self.limits.backend_opts)?);
+        close_when_released(self.backend.clone());
         if same_content {
             // The key index stays: the copy holds what it indexes.
             let kv = Arc::new(self.kv.rebased(backend.clone()));
@@ -280,6 +281,25 @@ impl Applier {
 }
 
 /// Copies `source` into a new file at `to` through the dump format, on two threads.
+/// Closes a replaced backend on a thread of its own once nothing else holds it: redb's
+/// close writes the file's allocator state and syncs it, hundreds of milliseconds for a
+/// large file, which neither apply nor a reader's thread should wait for. Readers of the
+/// old store let go within a request; after ten minutes the last of them closes it.
+fn close_when_released(old: Arc<Backend>) {
+    let spawned = std::thread::Builder::new()
+        .name("backend-close".into())
+        .spawn(move || {
+            let deadline = Instant::now() + std::time::Duration::from_secs(600);
+            while Arc::strong_count(&old) > 1 && Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            drop(old);
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the thread that closes the replaced backend: {e}");
+    }
+}
+
 fn copy_backend(
     tx: redb::ReadTransaction,
     to: &Path,

@@ -101,6 +101,16 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
+impl Stream {
+    /// Waits until the peer sent bytes or closed (nothing is read).
+    pub async fn readable(&self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.readable().await,
+            Stream::Unix(s) => s.readable().await,
+        }
+    }
+}
+
 impl Listener {
     /// Binds `url` (`http`/`https`: TCP with `opts`; `unix`/`unixs`: a socket file).
     pub async fn bind(url: &Url, opts: SocketOptions) -> Result<Listener, BindError> {

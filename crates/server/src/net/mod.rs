@@ -197,6 +197,7 @@ pub async fn serve_with(
     let mut shutdown = opts.shutdown.clone();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
+    let shared = Arc::new((conn, service, security));
     loop {
         // A connection slot first: at the limit, accepting waits (the kernel's backlog
         // holds further clients) until a connection closes.
@@ -219,10 +220,17 @@ pub async fn serve_with(
                 }
             },
         };
-        let (conn, service, security) = (conn.clone(), service.clone(), security.clone());
+        let shared = shared.clone();
         connections.spawn(async move {
             let _slot = slot;
-            conn.serve(stream, peer, security, service).await
+            // A silent connection holds only this small task (the listener's settings
+            // behind one pointer): the connection's state (hyper's, TLS's, their
+            // buffers) is allocated once it has bytes to read.
+            let (conn, service, security) = &*shared;
+            if conn.first_bytes(&stream, security).await {
+                let (conn, service, security) = (conn.clone(), service.clone(), security.clone());
+                Box::pin(conn.serve(stream, peer, security, service)).await
+            }
         });
     }
     drop(listener);
@@ -278,6 +286,26 @@ struct Connection {
 }
 
 impl Connection {
+    /// Waits until the client sent something (or closed): false at shutdown, on an error,
+    /// or when a TLS client says nothing within the handshake's time.
+    async fn first_bytes(&self, stream: &Stream, security: &Security) -> bool {
+        let mut shutdown = self.shutdown.clone();
+        let readable = async {
+            match security {
+                Security::Plain => stream.readable().await.is_ok(),
+                Security::Tls(_) | Security::Sniff(_) => {
+                    let wait =
+                        tokio::time::timeout(tls::accept::HANDSHAKE_TIMEOUT, stream.readable());
+                    matches!(wait.await, Ok(Ok(())))
+                }
+            }
+        };
+        tokio::select! {
+            ready = readable => ready,
+            _ = stopped(&mut shutdown) => false,
+        }
+    }
+
     async fn serve(
         self,
         stream: Stream,
