@@ -13,7 +13,7 @@ use raft::eraftpb::SnapshotMetadata;
 use super::applier::Applier;
 use super::error::ApplyError;
 use crate::membership::Cluster;
-use crate::raft::{ApplyTask, BackendCopy, RaftInput};
+use crate::raft::{ApplyTask, BackendCopy, RaftInput, Switched};
 
 impl Applier {
     pub(super) fn handle_other(&mut self, task: ApplyTask) -> Result<(), ApplyError> {
@@ -186,11 +186,10 @@ impl Applier {
 
     /// A defragment's switch: the copy gets what was applied while it was written, then
     /// replaces the backend; applying waits only for this part.
-    fn switch_to_copy(&mut self, copy: BackendCopy) -> Result<(), ApplyError> {
+    fn switch_to_copy(&mut self, copy: BackendCopy) -> Result<Switched, ApplyError> {
         if !Arc::ptr_eq(&self.backend, &copy.source) {
-            return Err(ApplyError::Defragment(
-                "a snapshot from the leader replaced the backend while it was copied; nothing changed, defragment again".into(),
-            ));
+            let _ = std::fs::remove_file(&copy.path);
+            return Ok(Switched::Replaced);
         }
         let started = Instant::now();
         let before = self.backend.refresh_size();
@@ -209,7 +208,7 @@ impl Applier {
             switch_took = ?started.elapsed(),
             "defragmented the backend"
         );
-        Ok(())
+        Ok(Switched::Done)
     }
 
     /// Replaces the backend file with `file` (same filesystem) and reopens the key index

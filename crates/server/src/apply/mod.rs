@@ -11,7 +11,9 @@
 //!                         ─► maybe snapshot
 //!   ApplyTask::SendSnapshot    leader: the backend as of the applied index goes to a peer
 //!   ApplyTask::InstallSnapshot follower: switch to the backend received from the leader
-//!   ApplyTask::Defragment      rewrite the backend without free pages   (backend.rs)
+//!   ApplyTask::DefragmentCopy  copy the backend without free pages on a thread of its
+//!                              own while applying goes on                (backend.rs)
+//!   ApplyTask::DefragmentSwitch catch the copy up and switch to it (apply waits)
 //! ```
 //! The thread sees the member only through its [`ApplyContext`]: the stores it writes
 //! and the channels through which waiters hear about it.

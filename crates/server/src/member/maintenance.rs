@@ -9,7 +9,11 @@ use chorus_storage::backend::BackendError;
 
 use super::Member;
 use crate::error::EtcdError;
-use crate::raft::{ApplyTask, RaftInput};
+use crate::raft::{ApplyTask, RaftInput, Switched};
+
+/// Copies a defragment makes before giving up on a backend that snapshots from the
+/// leader keep replacing.
+const DEFRAGMENT_ATTEMPTS: usize = 3;
 
 impl Member {
     /// Runs a task on the apply thread behind everything committed so far.
@@ -40,9 +44,20 @@ impl Member {
         chorus_metrics::DEFRAG_INFLIGHT.set(1);
         let started = std::time::Instant::now();
         let r = async {
-            let copy = self.on_apply_thread(ApplyTask::DefragmentCopy).await?;
-            self.on_apply_thread(|reply| ApplyTask::DefragmentSwitch(copy, reply))
-                .await
+            // A snapshot from the leader may replace the backend during a copy (a member
+            // catching up): the copy is then of the old one, and is made again.
+            for _ in 0..DEFRAGMENT_ATTEMPTS {
+                let copy = self.on_apply_thread(ApplyTask::DefragmentCopy).await?;
+                let switched = self
+                    .on_apply_thread(|reply| ApplyTask::DefragmentSwitch(copy, reply))
+                    .await?;
+                if switched == Switched::Done {
+                    return Ok(());
+                }
+            }
+            Err(EtcdError::Internal(format!(
+                "defragment: snapshots from the leader replaced the backend during {DEFRAGMENT_ATTEMPTS} copies in a row; try again"
+            )))
         }
         .await;
         chorus_metrics::BACKEND_DEFRAG_SECONDS.observe_duration(started.elapsed());

@@ -106,7 +106,16 @@ pub enum ApplyTask {
     /// goes on; the reply comes when the copy is written.
     DefragmentCopy(oneshot::Sender<Result<BackendCopy, BackendError>>),
     /// Its second half: bring the copy up to date and switch to it (applying waits).
-    DefragmentSwitch(BackendCopy, oneshot::Sender<Result<(), BackendError>>),
+    DefragmentSwitch(BackendCopy, oneshot::Sender<Result<Switched, BackendError>>),
+}
+
+/// How a defragment's switch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Switched {
+    Done,
+    /// A snapshot from the leader replaced the backend while it was copied: nothing
+    /// changed, the copy is gone; copy again.
+    Replaced,
 }
 
 /// A copy of the backend without free pages, made from a read transaction.
