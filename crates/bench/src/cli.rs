@@ -107,6 +107,10 @@ pub struct Global {
     /// Never draw the progress bar (it is drawn on stderr only when that is a terminal).
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// Write every successful request's start (Unix time, s) and latency (s) to this
+    /// file, one request per line, when the run ends (not in etcd's tool).
+    #[arg(long, global = true)]
+    pub latency_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conn::Conn;
+use crate::latency_log::LatencyLog;
 use crate::progress::Progress;
 use crate::rate::RateLimiter;
 use crate::report::{status_message, Recorder};
@@ -56,6 +57,7 @@ pub async fn run<O: Op>(
     classes: usize,
     limiter: Option<Arc<RateLimiter>>,
     progress: Progress,
+    log: &LatencyLog,
 ) -> Run<O> {
     assert!(!ops.is_empty(), "at least one worker");
     let workers = ops.len() as u64;
@@ -68,6 +70,7 @@ pub async fn run<O: Op>(
             let next = next.clone();
             let limiter = limiter.clone();
             let progress = progress.clone();
+            let mut worker_log = log.worker(start);
             tokio::spawn(async move {
                 let mut recorders: Vec<Recorder> = (0..classes)
                     .map(|c| Recorder::with_capacity(if c == 0 { per_worker } else { 0 }))
@@ -85,19 +88,23 @@ pub async fn run<O: Op>(
                     let result = send(&mut op, req).await;
                     let latency = t0.elapsed();
                     match result {
-                        Ok(()) => recorders[class].ok(latency),
+                        Ok(()) => {
+                            recorders[class].ok(latency);
+                            worker_log.ok(t0, latency);
+                        }
                         Err(status) => recorders[class].error(status_message(&status)),
                     }
                     progress.inc();
                 }
-                (op, recorders)
+                (op, recorders, worker_log)
             })
         })
         .collect();
     let mut recorders: Vec<Recorder> = (0..classes).map(|_| Recorder::default()).collect();
     let mut ops = Vec::with_capacity(tasks.len());
     for task in tasks {
-        let (op, worker) = task.await.expect("bench worker panicked");
+        let (op, worker, worker_log) = task.await.expect("bench worker panicked");
+        log.add(worker_log);
         for (all, mine) in recorders.iter_mut().zip(worker) {
             all.merge(mine);
         }
@@ -156,7 +163,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn runs_exactly_total_requests_split_by_class() {
         let ops = (0..4).map(|_| Fake { calls: 0 }).collect();
-        let run = run(ops, 100, 2, None, Progress::default()).await;
+        let run = run(
+            ops,
+            100,
+            2,
+            None,
+            Progress::default(),
+            &LatencyLog::default(),
+        )
+        .await;
         assert_eq!(run.ops.iter().map(|o| o.calls).sum::<u64>(), 100);
         // Even i: class 0 (50, none failing: i%10==9 is odd); odd i: class 1, 10 failing.
         assert_eq!(run.recorders[0].successes(), 50);
@@ -170,7 +185,15 @@ mod tests {
         let ops = (0..3).map(|_| Fake { calls: 0 }).collect();
         let limiter = Arc::new(RateLimiter::new(50, 1));
         let start = tokio::time::Instant::now();
-        let run = run(ops, 101, 2, Some(limiter), Progress::default()).await;
+        let run = run(
+            ops,
+            101,
+            2,
+            Some(limiter),
+            Progress::default(),
+            &LatencyLog::default(),
+        )
+        .await;
         assert_eq!(run.ops.iter().map(|o| o.calls).sum::<u64>(), 101);
         // 100 intervals of 20 ms, plus the last request's 10 ms.
         let elapsed = start.elapsed();

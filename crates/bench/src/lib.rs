@@ -17,6 +17,7 @@ pub mod cmd;
 pub mod conn;
 pub mod driver;
 pub mod keys;
+pub mod latency_log;
 pub mod output;
 pub mod progress;
 pub mod rate;

@@ -146,7 +146,15 @@ async fn run_puts(conn: &Conn, total: u64) -> (usize, u64) {
         conn: conn.clone(),
         kv: conn.kv_client(),
     };
-    let run = driver::run(vec![op], total, 1, None, Progress::default()).await;
+    let run = driver::run(
+        vec![op],
+        total,
+        1,
+        None,
+        Progress::default(),
+        &Default::default(),
+    )
+    .await;
     (run.recorders[0].successes(), run.recorders[0].error_count())
 }
 

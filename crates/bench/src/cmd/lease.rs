@@ -15,7 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::Ctx;
 use crate::cli::LeaseKeepaliveArgs;
 use crate::conn::Conn;
-use crate::driver::{self, Op};
+use crate::driver::Op;
 use crate::output::Output;
 use crate::report::Stats;
 
@@ -83,9 +83,7 @@ pub async fn run(ctx: &Ctx, args: &LeaseKeepaliveArgs) -> anyhow::Result<Output>
             id: grant.id,
         });
     }
-    let bar = ctx.bar(args.total);
-    let run = driver::run(ops, args.total, 1, None, bar.progress()).await;
-    bar.finish();
+    let run = ctx.drive(ops, args.total, 1, None).await;
     // Not part of the measurement: leave no lease behind (they would live 100 s).
     for mut op in run.ops {
         let _ = op

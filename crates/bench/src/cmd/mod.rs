@@ -11,14 +11,18 @@
 //! | lease-keepalive  | `lease-keepalive`               | (none)                            |
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use chorus_client::Credentials;
 
 use crate::cli::{Cli, Command};
 use crate::conn::{ConnConfig, Conns};
+use crate::driver::{self, Op, Run};
+use crate::latency_log::LatencyLog;
 use crate::output::{Output, RunInfo};
 use crate::progress::ProgressBar;
+use crate::rate::RateLimiter;
 use crate::tls::TlsFlags;
 
 mod lease;
@@ -33,11 +37,36 @@ pub struct Ctx {
     pub conns: Conns,
     pub clients: usize,
     pub progress: bool,
+    /// `--latency-log`: the driver's requests, one by one (inert without the flag).
+    pub latency_log: LatencyLog,
 }
 
 impl Ctx {
     pub fn bar(&self, total: u64) -> ProgressBar {
         ProgressBar::start_if(self.progress, total)
+    }
+
+    /// `total` requests over the workers `ops` (`driver::run`), with the progress bar
+    /// and the latency log.
+    pub async fn drive<O: Op>(
+        &self,
+        ops: Vec<O>,
+        total: u64,
+        classes: usize,
+        limiter: Option<Arc<RateLimiter>>,
+    ) -> Run<O> {
+        let bar = self.bar(total);
+        let run = driver::run(
+            ops,
+            total,
+            classes,
+            limiter,
+            bar.progress(),
+            &self.latency_log,
+        )
+        .await;
+        bar.finish();
+        run
     }
 }
 
@@ -92,6 +121,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
         conns,
         clients: g.clients,
         progress: !g.no_progress && std::io::stderr().is_terminal(),
+        latency_log: match g.latency_log {
+            Some(_) => LatencyLog::enabled(),
+            None => LatencyLog::default(),
+        },
     };
     let output = match &cli.command {
         Command::Put(args) => put::run(&ctx, args).await?,
@@ -102,5 +135,10 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
         Command::WatchLatency(args) => watch_latency::run(&ctx, args).await?,
         Command::LeaseKeepalive(args) => lease::run(&ctx, args).await?,
     };
+    if let Some(path) = &g.latency_log {
+        ctx.latency_log
+            .write(path)
+            .with_context(|| format!("cannot write the latency log {}", path.display()))?;
+    }
     Ok((output, info))
 }

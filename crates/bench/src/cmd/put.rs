@@ -11,7 +11,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::cli::PutArgs;
 use crate::conn::Conn;
-use crate::driver::{self, Op};
+use crate::driver::Op;
 use crate::keys::{random_bytes, KeyGen};
 use crate::output::Output;
 use crate::rate::RateLimiter;
@@ -92,9 +92,7 @@ pub async fn run(ctx: &Ctx, args: &PutArgs) -> anyhow::Result<Output> {
             args.compact_index_delta,
         ))
     });
-    let bar = ctx.bar(args.total);
-    let run = driver::run(ops, args.total, 1, limiter, bar.progress()).await;
-    bar.finish();
+    let run = ctx.drive(ops, args.total, 1, limiter).await;
     if let Some(task) = compactor {
         task.abort();
     }

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::cli::RangeArgs;
 use crate::conn::Conn;
-use crate::driver::{self, Op};
+use crate::driver::Op;
 use crate::output::Output;
 use crate::rate::RateLimiter;
 use crate::report::Stats;
@@ -52,9 +52,7 @@ pub async fn run(ctx: &Ctx, args: &RangeArgs) -> anyhow::Result<Output> {
         })
         .collect();
     let limiter = RateLimiter::optional(args.rate, 1).map(Arc::new);
-    let bar = ctx.bar(args.total);
-    let run = driver::run(ops, args.total, 1, limiter, bar.progress()).await;
-    bar.finish();
+    let run = ctx.drive(ops, args.total, 1, limiter).await;
     let [recorder]: [_; 1] = run.recorders.try_into().expect("one class");
     let params = json!({
         "key": args.key,

@@ -15,7 +15,7 @@ use serde_json::json;
 use super::Ctx;
 use crate::cli::{TxnMixedArgs, TxnPutArgs};
 use crate::conn::Conn;
-use crate::driver::{self, Op};
+use crate::driver::Op;
 use crate::keys::{encode_key, random_bytes, KeyGen};
 use crate::output::Output;
 use crate::rate::RateLimiter;
@@ -86,9 +86,7 @@ pub async fn run_put(ctx: &Ctx, args: &TxnPutArgs) -> anyhow::Result<Output> {
         })
         .collect();
     let limiter = RateLimiter::optional(args.rate, 1).map(Arc::new);
-    let bar = ctx.bar(args.total);
-    let run = driver::run(ops, args.total, 1, limiter, bar.progress()).await;
-    bar.finish();
+    let run = ctx.drive(ops, args.total, 1, limiter).await;
     let [recorder]: [_; 1] = run.recorders.try_into().expect("one class");
     let params = json!({
         "total": args.total,
@@ -180,9 +178,7 @@ pub async fn run_mixed(ctx: &Ctx, args: &TxnMixedArgs) -> anyhow::Result<Output>
         })
         .collect();
     let limiter = RateLimiter::optional(args.rate, 1).map(Arc::new);
-    let bar = ctx.bar(args.total);
-    let run = driver::run(ops, args.total, 2, limiter, bar.progress()).await;
-    bar.finish();
+    let run = ctx.drive(ops, args.total, 2, limiter).await;
     let [reads, writes]: [_; 2] = run.recorders.try_into().expect("two classes");
     let read_ops = reads.successes() as u64 + reads.error_count();
     let write_ops = writes.successes() as u64 + writes.error_count();

@@ -304,7 +304,15 @@ pub async fn run(ctx: &Ctx, args: &WatchArgs) -> anyhow::Result<Output> {
         .collect();
     let limiter = RateLimiter::optional(args.put_rate, 1).map(Arc::new);
     let puts_start = Instant::now();
-    let puts = driver::run(ops, args.put_total, 1, limiter, Progress::default()).await;
+    let puts = driver::run(
+        ops,
+        args.put_total,
+        1,
+        limiter,
+        Progress::default(),
+        &ctx.latency_log,
+    )
+    .await;
     let timer = {
         let timeout = args.event_timeout;
         tokio::spawn(async move {
