@@ -260,3 +260,35 @@ async fn refusals_match_range() {
         );
     }
 }
+
+/// `chorusctl get --stream` (etcdctl 3.7's flag) prints what `get` prints, in every
+/// output format, although its answer came in many chunks.
+#[tokio::test]
+async fn chorusctl_get_stream_prints_what_get_prints() {
+    let cluster = cluster().await;
+    fill(&cluster.client().await, "c").await;
+    let url = cluster.client_url(0);
+    let get = |extra: &[&str]| {
+        let out = std::process::Command::new(common::chorusctl_binary())
+            .args(["--endpoints", &url, "get", "k/", "--prefix"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{extra:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Each format's mark of the last key or of the count of 300.
+    for (format, mark) in [
+        ("simple", "k/0299"),
+        ("json", "\"count\":300"),
+        ("fields", "\"Count\" : 300"),
+    ] {
+        let unary = get(&["-w", format]);
+        assert!(unary.contains(mark), "{format}: {unary}");
+        assert_eq!(get(&["-w", format, "--stream"]), unary, "{format}");
+    }
+    assert_eq!(
+        get(&["--stream", "--limit", "7", "--keys-only"]),
+        get(&["--limit", "7", "--keys-only"])
+    );
+}

@@ -26,6 +26,9 @@ pub struct Flag {
     pub kind: Kind,
     pub default: &'static str,
     pub usage: &'static str,
+    /// Accepted but left out of the help (cobra's `MarkHidden`): flags of later etcdctl
+    /// releases, so that the help stays etcdctl 3.4's.
+    pub hidden: bool,
 }
 
 pub const fn flag(
@@ -40,7 +43,14 @@ pub const fn flag(
         kind,
         default,
         usage,
+        hidden: false,
     }
+}
+
+/// `f`, accepted but left out of the help.
+pub const fn hidden(mut f: Flag) -> Flag {
+    f.hidden = true;
+    f
 }
 
 pub const fn short(
@@ -56,6 +66,7 @@ pub const fn short(
         kind,
         default,
         usage,
+        hidden: false,
     }
 }
 
@@ -587,7 +598,7 @@ pub fn print_usage(root: &Command, chain: &[&Command], flags: &Flags) {
     let mut local: Vec<&Flag> = flags
         .specs
         .iter()
-        .filter(|(_, inh)| !inh)
+        .filter(|(f, inh)| !inh && !f.hidden)
         .map(|(f, _)| f)
         .collect();
     local.sort_by_key(|f| f.name);

@@ -23,7 +23,7 @@ mod tls;
 mod v2;
 mod v2auth;
 
-use cli::{flag, short, Command, Kind};
+use cli::{flag, hidden, short, Command, Kind};
 
 /// The etcd release whose etcdctl this is.
 pub const ETCD_VERSION: &str = "3.4.23";
@@ -143,6 +143,8 @@ fn v3_tree() -> Command {
             "false",
             "Only write values when using the \"simple\" output format",
         ),
+        // etcdctl 3.7's; hidden so that the help stays etcdctl 3.4's.
+        hidden(flag("stream", b, "false", "Use the RangeStream RPC")),
     ]);
     let put = Command::new(
         "put [options] <key> <value> (<value> can also be given from stdin)",

@@ -5,7 +5,8 @@ use std::io::{BufRead, Read};
 use chorus_api::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
     range_request::{SortOrder, SortTarget},
-    request_op, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    request_op, Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
+    TxnRequest,
 };
 use chorus_client::prefix_range_end;
 
@@ -190,12 +191,23 @@ pub fn del_op(flags: &Flags, args: &[String]) -> DeleteRangeRequest {
 
 pub async fn get(ctl: &mut Ctl) {
     let req = get_op(&ctl.flags, &ctl.args);
+    let stream = ctl.flags.bool("stream");
     let client = ctl.client().await;
     let resp = ctl
         .unary(&client, || {
             let req = req.clone();
             let mut kv = client.kv_client();
-            async move { Ok(kv.range(req).await?.into_inner()) }
+            async move {
+                if !stream {
+                    return Ok(kv.range(req).await?.into_inner());
+                }
+                let mut chunks = kv.range_stream(req).await?.into_inner();
+                let mut all = RangeResponse::default();
+                while let Some(chunk) = chunks.message().await? {
+                    merge_chunk(&mut all, chunk.range_response.unwrap_or_default());
+                }
+                Ok(all)
+            }
         })
         .await
         .unwrap_or_else(|e| exit::fail(ExitCode::Error, &e));
@@ -206,6 +218,20 @@ pub async fn get(ctl: &mut Ctl) {
         ctl.printer.value_only = true;
     }
     ctl.printer.get(&resp);
+}
+
+/// etcd 3.7's `GetStreamToGetResponse` (a `proto.Merge` of every chunk): the keys one
+/// after the other, and the header, `more` and `count` of the chunk that has them (the
+/// last).
+fn merge_chunk(all: &mut RangeResponse, chunk: RangeResponse) {
+    all.kvs.extend(chunk.kvs);
+    if chunk.header.is_some() {
+        all.header = chunk.header;
+    }
+    all.more |= chunk.more;
+    if chunk.count != 0 {
+        all.count = chunk.count;
+    }
 }
 
 pub async fn put(ctl: &mut Ctl) {
