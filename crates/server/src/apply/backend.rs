@@ -279,7 +279,6 @@ impl Applier {
     }
 }
 
-/// Copies `source` into a new file at `to` through the dump format, on two threads.
 /// Closes a replaced backend on a thread of its own once nothing else holds it: redb's
 /// close writes the file's allocator state and syncs it, hundreds of milliseconds for a
 /// large file, which neither apply nor a reader's thread should wait for. Readers of the
@@ -299,6 +298,7 @@ fn close_when_released(old: Arc<Backend>) {
     }
 }
 
+/// Copies what `tx` sees into a new file at `to` through the dump format, on two threads.
 fn copy_backend(
     tx: redb::ReadTransaction,
     to: &Path,

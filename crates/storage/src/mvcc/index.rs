@@ -442,11 +442,45 @@ impl TreeIndex {
     /// in the backend; every other revision <= `at` may be deleted.
     pub fn compact(&mut self, at: i64) -> HashSet<Revision> {
         let mut keep = HashSet::new();
-        self.keys.retain(|_, ki| {
-            ki.compact(at, &mut keep);
-            !ki.is_gone()
-        });
+        let mut after = None;
+        while let Some(last) = self.compact_some(at, after.as_deref(), usize::MAX, &mut keep) {
+            after = Some(last);
+        }
         keep
+    }
+
+    /// [`TreeIndex::compact`] of at most `limit` keys, those after `after` (from the
+    /// first key without one), adding what must stay to `keep`. Returns the last key it
+    /// looked at, where the next call goes on, or `None` when no key was left. A caller
+    /// that releases the index's lock between calls blocks its readers and writers for
+    /// one part at a time (etcd compacts its tree key by key); keys written meanwhile
+    /// have revisions above `at`, which a compaction at `at` does not touch.
+    pub fn compact_some(
+        &mut self,
+        at: i64,
+        after: Option<&[u8]>,
+        limit: usize,
+        keep: &mut HashSet<Revision>,
+    ) -> Option<Box<[u8]>> {
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut gone = Vec::new();
+        let mut last = None;
+        for (k, ki) in self
+            .keys
+            .range_mut::<[u8], _>((from, Bound::Unbounded))
+            .take(limit)
+        {
+            ki.compact(at, keep);
+            if ki.is_gone() {
+                gone.push(k.clone());
+            }
+            last = Some(k);
+        }
+        let last = last.cloned();
+        for k in gone {
+            self.keys.remove(&k);
+        }
+        last
     }
 
     /// What `compact(at)` would keep, without changing anything.
@@ -655,6 +689,51 @@ mod tests {
         assert!(!keep.contains(&r(1)) && !keep.contains(&r(3)));
         assert_eq!(idx.get(b"b", 3).map(|k| k.modified), Some(r(2)));
         assert_eq!(idx.get(b"a", 3), None);
+    }
+
+    /// Compacting three keys at a time, with puts to keys already passed and to keys not
+    /// reached yet between the parts, keeps what one whole compaction keeps and removes
+    /// the same keys.
+    #[test]
+    fn a_compaction_in_parts_equals_a_whole_one() {
+        let build = || {
+            let mut idx = TreeIndex::default();
+            for i in 0..20i64 {
+                let key = format!("k{i:02}");
+                idx.put(key.as_bytes(), r(2 * i + 1));
+                if i % 3 == 0 {
+                    assert!(idx.tombstone(key.as_bytes(), r(2 * i + 2)));
+                } else if i % 3 == 1 {
+                    idx.put(key.as_bytes(), r(2 * i + 2));
+                }
+            }
+            idx
+        };
+        let mut whole = build();
+        let expected = whole.compact(30);
+        let mut parts = build();
+        let mut keep = HashSet::new();
+        let mut after = None;
+        let mut next_rev = 100;
+        while let Some(last) = parts.compact_some(30, after.as_deref(), 3, &mut keep) {
+            after = Some(last);
+            // Writes between parts: revisions above the compaction's.
+            for key in [&b"k01"[..], b"k18", b"new"] {
+                parts.put(key, r(next_rev));
+                whole.put(key, r(next_rev));
+                next_rev += 1;
+            }
+        }
+        assert_eq!(keep, expected);
+        assert_eq!(parts.len(), whole.len());
+        for i in 0..20 {
+            let key = format!("k{i:02}");
+            assert_eq!(
+                parts.get(key.as_bytes(), 30),
+                whole.get(key.as_bytes(), 30),
+                "{key}"
+            );
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 pub mod index;
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -120,6 +121,8 @@ pub struct CompactionHash {
 
 /// Compaction hashes kept (etcd keeps 10).
 const COMPACTION_HASHES: usize = 10;
+/// Keys compacted in the index per hold of its write lock (about a millisecond's work).
+const INDEX_COMPACTION_KEYS: usize = 10_000;
 
 /// The records one apply batch wrote, in revision order.
 pub type Chunk = Vec<((i64, i64), Arc<[u8]>)>;
@@ -449,7 +452,16 @@ impl KvStore {
     /// lock to apply between its transactions. Blocks the calling thread.
     pub fn compact_paced(&self, rev: i64, chunk: usize, pause: Duration) -> Result<usize> {
         let started = Instant::now();
-        let keep = self.index.write().compact(rev);
+        let mut keep = HashSet::new();
+        let mut after = None;
+        // Part by part, the lock let go in between: puts and reads wait for one part.
+        while let Some(last) =
+            self.index
+                .write()
+                .compact_some(rev, after.as_deref(), INDEX_COMPACTION_KEYS, &mut keep)
+        {
+            after = Some(last);
+        }
         chorus_metrics::INDEX_COMPACTION_PAUSE_MS.observe_millis(started.elapsed());
         let mut deleted = 0;
         let mut next = (0i64, 0i64);
