@@ -254,6 +254,34 @@ fn flip_bit_of_every(file: &Path, needle: &[u8]) -> usize {
     at.len()
 }
 
+/// Two more backend commits after the keys are written, so that both of redb's commit
+/// slots hold the keys' values. A value damaged in pages that only the newest commit
+/// wrote is taken by redb for a torn last commit: it returns to the commit before (whose
+/// checksums hold), and the member re-applies the rest from its WAL, so nothing damaged
+/// is served either way; the refusal tested below is for damage the older commit shares.
+async fn commit_twice_more(cluster: &Cluster) {
+    let client = cluster.client().await;
+    for round in 0..2 {
+        let before = backend_commits(cluster).await;
+        client
+            .put(format!("/z/{round}"), "z", PutOptions::default())
+            .await
+            .unwrap();
+        wait_for("a backend commit", || async {
+            backend_commits(cluster).await > before
+        })
+        .await;
+    }
+}
+
+async fn backend_commits(cluster: &Cluster) -> f64 {
+    let name = "etcd_disk_backend_commit_duration_seconds_count ";
+    let (_, body) = cluster.http_get(0, "/metrics").await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
 /// A bit flipped on disk while the member was stopped, in its backend or in its WAL, is
 /// found before anything is served: the member refuses to start and names the file.
 #[tokio::test(flavor = "multi_thread")]
@@ -264,6 +292,7 @@ async fn bit_flips_on_disk_refuse_the_start() {
     ] {
         let mut cluster = Cluster::start(ServerKind::Chorus, 1).await;
         write_keys(&cluster).await;
+        commit_twice_more(&cluster).await;
         cluster.stop(0).await;
         let data = cluster.member(0).data_dir.clone();
         let mut path = data.join(file);

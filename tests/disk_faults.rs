@@ -5,80 +5,42 @@
 //! fsyncgate's rule: the member stops by itself, acknowledges nothing it could not make
 //! durable, and, restarted on a healthy disk, has every acknowledged write.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use chorus_client::{GetOptions, PutOptions};
+use chorus_robustness::faultfs::{FsFault, Mount};
 
 use crate::common;
 use crate::common::cluster::{Cluster, ServerKind};
 
-/// faultfs over `mountpoint`, its files in `backing`; unmounted on drop.
-struct FaultFs {
-    child: Child,
-    mountpoint: PathBuf,
-}
-
-impl FaultFs {
-    fn mount(backing: &Path, mountpoint: &Path, fault: &[&str]) -> FaultFs {
-        let script = common::workspace_root().join("crates/robustness/faultfs.py");
-        let child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(backing)
-            .arg(mountpoint)
-            .args(fault)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn faultfs");
-        let fs = FaultFs {
-            child,
-            mountpoint: mountpoint.canonicalize().unwrap(),
-        };
-        // A mount is no event a process can await: poll the mount table, bounded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !fs.mounted() {
-            assert!(Instant::now() < deadline, "faultfs did not mount");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        fs
-    }
-
-    fn mounted(&self) -> bool {
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .any(|p| Path::new(p) == self.mountpoint)
-    }
-}
-
-impl Drop for FaultFs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mountpoint).status();
-        let _ = self.child.wait();
+/// A fault of `op` on the files matching `path`, failing with `errno`.
+fn fault(op: &'static str, path: &'static str, errno: &'static str) -> FsFault {
+    FsFault {
+        name: "test",
+        op,
+        path,
+        errno,
+        max_after: 0,
     }
 }
 
 /// Starts a one-member chorus on faultfs failing `fault`, puts until a put fails, and
 /// returns the cluster (the member exited), the acknowledged keys, the failed put's
 /// error and faultfs (still mounted).
-async fn run_until_the_disk_fails(fault: &[&str]) -> (Cluster, Vec<String>, String, FaultFs) {
+async fn run_until_the_disk_fails(
+    fault: FsFault,
+    after: u32,
+) -> (Cluster, Vec<String>, String, Mount) {
     // The member's files are made on the plain disk (a new WAL writes its zeros ahead
     // of the log end, whose writes would count), then served through faultfs.
     let mut c = Cluster::start(ServerKind::Chorus, 1).await;
     c.stop(0).await;
     let data = c.member(0).data_dir.clone();
-    let backing = c.dir().join("backing");
-    std::fs::rename(&data, &backing).unwrap();
-    std::fs::create_dir(&data).unwrap();
     // Armed once the member is up: a restart's own writes (zeros ahead of the log end)
     // are not what is under test.
     let arm = c.dir().join("arm");
-    let armed_by = format!("--armed-by={}", arm.display());
-    let mut args = fault.to_vec();
-    args.push(&armed_by);
-    let fs = FaultFs::mount(&backing, &data, &args);
+    let log = c.dir().join("faultfs.log");
+    let fs = Mount::over(&data, &fault, after, Some(&arm), &log)
+        .await
+        .expect("mount faultfs");
     c.spawn(0);
     c.wait_ready(0).await;
     std::fs::write(&arm, b"").unwrap();
@@ -103,11 +65,8 @@ async fn run_until_the_disk_fails(fault: &[&str]) -> (Cluster, Vec<String>, Stri
 
 /// Unmounts faultfs, puts the files back under the member's data directory, restarts
 /// the member there and checks that every acknowledged key is in it.
-async fn restart_on_a_healthy_disk(mut c: Cluster, acked: &[String], fs: FaultFs) {
-    drop(fs);
-    let data = c.member(0).data_dir.clone();
-    std::fs::remove_dir(&data).unwrap();
-    std::fs::rename(c.dir().join("backing"), &data).unwrap();
+async fn restart_on_a_healthy_disk(mut c: Cluster, acked: &[String], fs: Mount) {
+    fs.remove().await.expect("unmount faultfs");
     c.spawn(0);
     c.wait_ready(0).await;
     let client = c.client().await;
@@ -129,17 +88,9 @@ async fn restart_on_a_healthy_disk(mut c: Cluster, acked: &[String], fs: FaultFs
 /// A WAL whose `op` fails with `errno`: the put waiting on it hears at once that the
 /// server stopped (not a broken connection at the end of the drain), the log names the
 /// segment and the error, and a restart on a healthy disk has every acknowledged put.
-async fn wal_fault(op: &str, errno: &str, after: u32, logged: &str) {
-    let op = format!("--op={op}");
-    let errno = format!("--errno={errno}");
-    let after = format!("--after={after}");
-    let fault = [
-        op.as_str(),
-        "--path=member/wal/*.wal",
-        errno.as_str(),
-        after.as_str(),
-    ];
-    let (c, acked, failure, fs) = run_until_the_disk_fails(&fault).await;
+async fn wal_fault(op: &'static str, errno: &'static str, after: u32, logged: &str) {
+    let fault = fault(op, "member/wal/*.wal", errno);
+    let (c, acked, failure, fs) = run_until_the_disk_fails(fault, after).await;
     assert!(failure.contains("etcdserver: server stopped"), "{failure}");
     let log = c.log(0);
     let segment = format!("member/wal/0000000000000000-0000000000000000.wal: {logged}");
@@ -168,13 +119,8 @@ async fn a_failed_backend_write_stops_the_member_and_loses_nothing_acknowledged(
         return;
     }
     // Past start-up's writes: the failure comes while applying puts.
-    let fault = [
-        "--op=write",
-        "--path=member/snap/db",
-        "--errno=EIO",
-        "--after=30",
-    ];
-    let (c, acked, _failure, fs) = run_until_the_disk_fails(&fault).await;
+    let fault = fault("write", "member/snap/db", "EIO");
+    let (c, acked, _failure, fs) = run_until_the_disk_fails(fault, 30).await;
     let log = c.log(0);
     assert!(
         log.contains("apply failed on") && log.contains("member/snap/db: backend:"),

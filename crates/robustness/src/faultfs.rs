@@ -77,8 +77,15 @@ pub struct Mount {
 
 impl Mount {
     /// Moves the (stopped) member's `data_dir` aside and mounts faultfs over its path,
-    /// failing `fault` after `after` matching calls. faultfs's output goes to `log`.
-    pub async fn over(data_dir: &Path, fault: &FsFault, after: u32, log: &Path) -> Result<Mount> {
+    /// failing `fault` after `after` matching calls (counted only once the file
+    /// `armed_by` exists, if one is named). faultfs's output goes to `log`.
+    pub async fn over(
+        data_dir: &Path,
+        fault: &FsFault,
+        after: u32,
+        armed_by: Option<&Path>,
+        log: &Path,
+    ) -> Result<Mount> {
         if !Path::new("/dev/fuse").exists() {
             bail!("disk faults through FUSE need /dev/fuse");
         }
@@ -105,6 +112,7 @@ impl Mount {
                 fault.errno,
             ])
             .arg(format!("--after={after}"))
+            .args(armed_by.map(|f| format!("--armed-by={}", f.display())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

@@ -555,7 +555,7 @@ async fn fs_fault(
     let mut detail = format!("{} {} fails with {} after {after}", f.op, f.path, f.errno);
     cluster.kill(m).await;
     let member = &cluster.members[m];
-    let mount = faultfs::Mount::over(&member.data_dir, f, after, &member.log_path).await?;
+    let mount = faultfs::Mount::over(&member.data_dir, f, after, None, &member.log_path).await?;
     cluster.spawn(m, None)?;
     let spawned = Instant::now();
     let exit = cluster.wait_exit(m, Duration::from_secs(20)).await;
