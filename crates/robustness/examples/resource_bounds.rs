@@ -10,8 +10,9 @@
 //! The binary may be etcd's (the flags are etcd's); naming steps (`idle`, `watchers`,
 //! `slow-reader`, `big`, `slowloris`) runs only those, so that one is measured alone.
 //! 1. idle connections: 10,000 TCP connections opened and left silent;
-//! 2. watchers: 100,000 watchers on 100 streams (1,000 each), then 1,000 puts, each seen by
-//!    one watcher per stream;
+//! 2. watchers: 100,000 watchers on 1,000 streams (100 each) over 10 connections, then 100
+//!    puts one after the other, each seen by one watcher per stream: the member's memory per
+//!    watcher and the time from sending a put to each of its 1,000 events;
 //! 3. a watcher that never reads: one stream watching every key, not read, under 20,000
 //!    puts of 1 KiB;
 //! 4. maximum-size requests: 200 puts of 1.4 MiB (just under `--max-request-bytes`);
@@ -23,15 +24,16 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use chorus_client::pb::{watch_request, WatchCreateRequest, WatchRequest};
+use chorus_client::pb::{watch_request, WatchCreateRequest, WatchRequest, WatchResponse};
 use chorus_client::{Client, ConnectOptions, GetOptions, PutOptions};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 const IDLE_CONNECTIONS: usize = 10_000;
-const WATCH_STREAMS: usize = 100;
-const WATCHERS_PER_STREAM: usize = 1_000;
+const WATCH_CONNECTIONS: usize = 10;
+const WATCH_STREAMS: usize = 1_000;
+const WATCHERS_PER_STREAM: usize = 100;
 const SLOW_READER_PUTS: usize = 20_000;
 const BIG_PUTS: usize = 200;
 const SLOWLORIS: usize = 2_000;
@@ -170,59 +172,108 @@ async fn idle_connections(pid: u32, probe: &Client, port: u16) -> Result<()> {
 
 async fn watchers(pid: u32, probe: &Client, url: &str) -> Result<()> {
     let before = rss_mib(pid);
-    let client = connect(url).await?;
-    let mut streams = Vec::new();
-    for _ in 0..WATCH_STREAMS {
-        let (tx, rx) = tokio::sync::mpsc::channel(WATCHERS_PER_STREAM + 1);
-        for w in 0..WATCHERS_PER_STREAM {
-            // Watcher w of every stream watches key w/w: a put of w/w reaches one watcher per
-            // stream.
-            let req = WatchRequest {
-                request_union: Some(watch_request::RequestUnion::CreateRequest(
-                    WatchCreateRequest {
-                        key: format!("w/{w}").into_bytes(),
-                        ..Default::default()
-                    },
-                )),
-            };
-            tx.send(req).await?;
-        }
-        let stream = tokio_stream_from(rx);
-        let resp = client.watch_client().watch(stream).await?;
-        streams.push((tx, resp.into_inner()));
+    let mut clients = Vec::new();
+    for _ in 0..WATCH_CONNECTIONS {
+        clients.push(connect(url).await?);
     }
-    // Every create answered.
-    let mut created = 0usize;
-    for (_, s) in streams.iter_mut() {
+    let mut readers = Vec::new();
+    for s in 0..WATCH_STREAMS {
+        let (tx, mut stream) = watch_stream(&clients[s % WATCH_CONNECTIONS]).await?;
+        // The stream's creates answered before the next stream opens: a client that lets
+        // thousands of small answers pile up unread is closed by its HTTP/2 library (h2's
+        // guard against floods of small DATA frames).
         let mut n = 0;
         while n < WATCHERS_PER_STREAM {
-            match tokio::time::timeout(Duration::from_secs(60), s.message()).await {
+            match tokio::time::timeout(Duration::from_secs(60), stream.message()).await {
                 Ok(Ok(Some(r))) => n += usize::from(r.created),
-                _ => bail!("watch stream ended after {n} creates"),
+                _ => bail!("watch stream {s} ended after {n} creates"),
             }
         }
-        created += n;
+        readers.push(tokio::spawn(arrivals(tx, stream)));
     }
+    let created = WATCH_STREAMS * WATCHERS_PER_STREAM;
     let during = rss_mib(pid);
     let p = probe_ms(probe).await?;
+    // One put at a time, each seen by one watcher of every stream.
+    let mut sent = Vec::with_capacity(WATCHERS_PER_STREAM);
     for w in 0..WATCHERS_PER_STREAM {
+        sent.push(Instant::now());
         probe
             .put(format!("w/{w}"), "v", PutOptions::default())
             .await?;
     }
+    let mut latencies = Vec::with_capacity(created);
+    for reader in readers {
+        for (w, at) in reader.await?? {
+            latencies.push(at.duration_since(sent[w]).as_secs_f64() * 1000.0);
+        }
+    }
     let after = rss_mib(pid);
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     row(
-        &format!("{created} watchers on {WATCH_STREAMS} streams, then 1,000 puts (100,000 events)"),
+        &format!(
+            "{created} watchers on {WATCH_STREAMS} streams ({WATCH_CONNECTIONS} connections), \
+             then {WATCHERS_PER_STREAM} puts ({} events)",
+            latencies.len()
+        ),
         before,
         during.max(after),
         p,
         &format!(
-            "{:.0} bytes per watcher",
-            (during - before) * 1024.0 * 1024.0 / created as f64
+            "{:.0} bytes per watcher; put to event p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            (during - before) * 1024.0 * 1024.0 / created as f64,
+            pct(0.5),
+            pct(0.99),
+            latencies.last().copied().unwrap_or(f64::NAN),
         ),
     );
-    drop(streams);
     Ok(())
+}
+
+type WatchSender = tokio::sync::mpsc::Sender<WatchRequest>;
+
+/// A watch stream whose watcher `w` watches key `w/{w}`, its creates sent.
+async fn watch_stream(client: &Client) -> Result<(WatchSender, tonic::Streaming<WatchResponse>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(WATCHERS_PER_STREAM + 1);
+    for w in 0..WATCHERS_PER_STREAM {
+        let req = WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(
+                WatchCreateRequest {
+                    key: format!("w/{w}").into_bytes(),
+                    ..Default::default()
+                },
+            )),
+        };
+        tx.send(req).await?;
+    }
+    let resp = client.watch_client().watch(tokio_stream_from(rx)).await?;
+    Ok((tx, resp.into_inner()))
+}
+
+/// When each of the stream's watchers saw its key's put: (w, arrival) for `w/{w}`. The
+/// sender is held until then, so the stream stays open.
+async fn arrivals(
+    _tx: WatchSender,
+    mut stream: tonic::Streaming<WatchResponse>,
+) -> Result<Vec<(usize, Instant)>> {
+    let mut seen = Vec::with_capacity(WATCHERS_PER_STREAM);
+    while seen.len() < WATCHERS_PER_STREAM {
+        let msg = tokio::time::timeout(Duration::from_secs(60), stream.message())
+            .await
+            .context("no event for 60 s")??
+            .context("the watch stream ended")?;
+        let at = Instant::now();
+        for event in msg.events {
+            let key = event.kv.map(|kv| kv.key).unwrap_or_default();
+            let w = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|k| k.strip_prefix("w/")?.parse().ok())
+                .context("an event of another key")?;
+            seen.push((w, at));
+        }
+    }
+    Ok(seen)
 }
 
 /// A `Stream` of the receiver's requests (tonic takes any stream).
