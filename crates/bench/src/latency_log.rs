@@ -5,7 +5,6 @@
 //! the run's percentiles mix with the rest.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -49,14 +48,15 @@ impl LatencyLog {
         }
     }
 
-    /// Writes every entry, in order of start, as `start latency` lines.
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+    /// Writes every entry, in order of start, as `start latency` lines, to `file`
+    /// (created before the run, so that a path that cannot be written fails at once).
+    pub fn write(&self, file: std::fs::File) -> std::io::Result<()> {
         let mut entries = match &self.all {
             Some(all) => std::mem::take(&mut *all.lock().expect("latency log")),
             None => Vec::new(),
         };
         entries.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let mut out = std::io::BufWriter::new(file);
         for (start, latency) in entries {
             writeln!(out, "{start:.6} {latency:.6}")?;
         }
@@ -91,7 +91,7 @@ mod tests {
         log.add(early);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("log");
-        log.write(&path).unwrap();
+        log.write(std::fs::File::create(&path).unwrap()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let rows: Vec<(f64, f64)> = text
             .lines()

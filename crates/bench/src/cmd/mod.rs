@@ -95,6 +95,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
     if g.clients == 0 {
         bail!("--clients must be at least 1");
     }
+    // Created before the run: a path that cannot be written fails before any request.
+    let log_file = g
+        .latency_log
+        .as_ref()
+        .map(|path| {
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create the latency log {}", path.display()))
+        })
+        .transpose()?;
     let config = ConnConfig {
         endpoints: g.endpoints.clone(),
         conns: g.conns,
@@ -121,7 +130,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
         conns,
         clients: g.clients,
         progress: !g.no_progress && std::io::stderr().is_terminal(),
-        latency_log: match g.latency_log {
+        latency_log: match log_file {
             Some(_) => LatencyLog::enabled(),
             None => LatencyLog::default(),
         },
@@ -135,9 +144,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<(Output, RunInfo)> {
         Command::WatchLatency(args) => watch_latency::run(&ctx, args).await?,
         Command::LeaseKeepalive(args) => lease::run(&ctx, args).await?,
     };
-    if let Some(path) = &g.latency_log {
+    if let (Some(file), Some(path)) = (log_file, &g.latency_log) {
         ctx.latency_log
-            .write(path)
+            .write(file)
             .with_context(|| format!("cannot write the latency log {}", path.display()))?;
     }
     Ok((output, info))
