@@ -49,6 +49,8 @@ fn main() {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // prost's codec with 1 KiB buffers instead of 8 KiB (src/codec.rs).
+        .codec_path("crate::codec::Codec")
         // Messages that carry a password or a token get a redacting Debug (src/redact.rs).
         .skip_debug(REDACTED)
         .compile_fds(fds)

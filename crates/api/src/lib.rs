@@ -11,6 +11,8 @@
 //! default values omitted; on input, lowerCamelCase names are accepted too and unknown fields
 //! are ignored.
 
+pub mod codec;
+
 /// `mvccpb`: KeyValue and Event.
 pub mod mvccpb {
     tonic::include_proto!("mvccpb");

@@ -417,3 +417,71 @@ fn a_round_on_the_replaced_store_claims_nothing_beyond_it() {
         "every revision from the start, from the new store"
     );
 }
+
+#[test]
+fn a_txn_reaches_key_and_range_watchers_of_several_streams_each_in_order() {
+    let f = fixture();
+    let (s1, mut rx1) = StreamHandle::new(1);
+    let (s2, mut rx2) = StreamHandle::new(2);
+    let k1 = f.hub.watch(&s1, 0, spec("b", "", 0)).unwrap();
+    let r1 = f.hub.watch(&s1, 0, spec("a", "c", 0)).unwrap();
+    let k2 = f.hub.watch(&s2, 0, spec("b", "", 0)).unwrap();
+    let all2 = f.hub.watch(&s2, 0, spec("\0", "\0", 0)).unwrap();
+    apply(&f, &[("bz", Some("0"))]); // 2
+    apply(
+        &f,
+        &[
+            ("b", Some("1")),
+            ("z", Some("2")),
+            ("a", Some("3")),
+            ("bz", None),
+        ],
+    ); // 3
+    let (m1, m2) = (drain(&s1, &mut rx1), drain(&s2, &mut rx2));
+    assert_eq!(events_of(&m1, k1), vec![(3, "b".into(), true)]);
+    assert_eq!(events_of(&m2, k2), vec![(3, "b".into(), true)]);
+    assert_eq!(
+        events_of(&m1, r1),
+        vec![
+            (2, "bz".into(), true),
+            (3, "b".into(), true),
+            (3, "a".into(), true),
+            (3, "bz".into(), false)
+        ]
+    );
+    let keys: Vec<String> = events_of(&m2, all2).into_iter().map(|e| e.1).collect();
+    assert_eq!(keys, ["bz", "b", "z", "a", "bz"]);
+    // One message per watcher and revision.
+    let messages = |m: &[Outgoing]| {
+        m.iter()
+            .filter(|m| matches!(m, Outgoing::Events { .. }))
+            .count()
+    };
+    assert_eq!((messages(&m1), messages(&m2)), (3, 3));
+}
+
+#[test]
+fn closing_a_stream_drops_its_watchers_only() {
+    let f = fixture();
+    let (s1, mut rx1) = StreamHandle::new(1);
+    let (s2, mut rx2) = StreamHandle::new(2);
+    let a = f.hub.watch(&s1, 0, spec("k", "", 0)).unwrap();
+    let b = f.hub.watch(&s1, 0, spec("k", "", 0)).unwrap();
+    let c = f.hub.watch(&s2, 0, spec("k", "", 0)).unwrap();
+    assert!(f.hub.cancel(&s1, a));
+    // A server-assigned ID is never one a live watcher of the stream holds.
+    assert_eq!(f.hub.watch(&s1, 0, spec("k", "", 0)).unwrap(), 2);
+    assert_eq!(f.hub.watch(&s1, b + 5, spec("k", "", 0)).unwrap(), b + 5);
+    assert_eq!(f.hub.watch(&s1, 0, spec("k", "", 0)).unwrap(), 3);
+    f.hub.close_stream(1);
+    apply(&f, &[("k", Some("1"))]);
+    assert_eq!(events_of(&drain(&s1, &mut rx1), b), vec![]);
+    assert_eq!(
+        events_of(&drain(&s2, &mut rx2), c),
+        vec![(2, "k".into(), true)]
+    );
+    // A stream that reopens with the same ID starts from nothing.
+    let (s1, _rx) = StreamHandle::new(1);
+    assert_eq!(f.hub.watch(&s1, 0, spec("k", "", 0)).unwrap(), 0);
+    assert!(!f.hub.cancel(&s1, b));
+}
