@@ -11,6 +11,7 @@
 //! A key whose last generation is empty was deleted; a key with a single empty generation
 //! is gone from the index (compacted away).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 
@@ -341,21 +342,25 @@ impl TreeIndex {
     /// Replays one stored revision into the index at start-up (revisions arrive in order).
     pub fn restore(
         &mut self,
-        key: &[u8],
+        key: Box<[u8]>,
         rev: Revision,
         kv_created: i64,
         kv_version: i64,
         tombstone: bool,
     ) {
-        match self.keys.get_mut(key) {
-            Some(ki) if tombstone => {
-                ki.tombstone(rev);
+        // One search of the tree per record (a lookup then an insert searched twice).
+        match self.keys.entry(key) {
+            Entry::Occupied(mut ki) if tombstone => {
+                ki.get_mut().tombstone(rev);
             }
-            Some(ki) => ki.put(rev),
-            None if tombstone => {}
-            None => {
-                let ki = KeyIndex::restore(Revision::new(kv_created, 0), rev, kv_version);
-                self.keys.insert(key.into(), ki);
+            Entry::Occupied(mut ki) => ki.get_mut().put(rev),
+            Entry::Vacant(_) if tombstone => {}
+            Entry::Vacant(slot) => {
+                slot.insert(KeyIndex::restore(
+                    Revision::new(kv_created, 0),
+                    rev,
+                    kv_version,
+                ));
             }
         }
     }

@@ -15,6 +15,7 @@
 //! and deletes from the backend afterwards, so a reader never finds a revision missing.
 
 pub mod index;
+mod rebuild;
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -224,28 +225,11 @@ impl KvStore {
         let scheduled = read_rev(&meta, meta_keys::SCHEDULED_COMPACT)?;
         let finished = read_rev(&meta, meta_keys::FINISHED_COMPACT)?;
         let kv = tx.open_table(KV)?;
-        let mut index = TreeIndex::default();
-        let mut current = 1;
-        let mut key_leases: std::collections::HashMap<Vec<u8>, i64> = Default::default();
-        for item in kv.iter()? {
-            let (k, v) = item?;
-            let (main, sub) = k.value();
-            let kv = decode_kv(v.value())?;
-            let tombstone = kv.mod_revision == 0;
-            index.restore(
-                &kv.key,
-                Revision::new(main, sub),
-                kv.create_revision,
-                kv.version,
-                tombstone,
-            );
-            if kv.lease != 0 && !tombstone {
-                key_leases.insert(kv.key, kv.lease);
-            } else if !key_leases.is_empty() {
-                key_leases.remove(&kv.key);
-            }
-            current = main;
-        }
+        let rebuild::Rebuilt {
+            index,
+            key_leases,
+            current,
+        } = rebuild::rebuild(&kv)?;
         let compact_rev = scheduled.max(finished);
         let current = current.max(compact_rev);
         let restored = Restored {
