@@ -32,6 +32,7 @@ mod pprof;
 mod prometheus;
 mod proxy;
 mod quota;
+mod range_body;
 mod range_stream;
 mod recipes;
 mod tls;

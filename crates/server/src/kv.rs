@@ -10,7 +10,7 @@ use chorus_api::etcdserverpb::{
     ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use chorus_api::mvccpb::KeyValue;
-use chorus_storage::mvcc::{self, KvStore, RangeEnd, RangeOptions, RangeResult, TxnWrite};
+use chorus_storage::mvcc::{self, KvStore, RangeEnd, RangeOptions, RangeResult, Records, TxnWrite};
 
 use crate::error::EtcdError;
 
@@ -67,6 +67,36 @@ impl KvView for PinnedRead<'_> {
     }
 }
 
+impl PinnedRead<'_> {
+    /// A plain Range's records, read when sent ([`crate::range_body`]), and whether the
+    /// limit left some out (`more`).
+    pub fn records(&self, r: &RangeRequest) -> Result<(Records, bool), EtcdError> {
+        chorus_metrics::RANGE_TOTAL.inc();
+        if r.revision > self.rev {
+            return Err(mvcc::MvccError::FutureRev.into());
+        }
+        let opts = RangeOptions {
+            // One extra to learn whether there are more.
+            limit: if r.limit > 0 { r.limit as usize + 1 } else { 0 },
+            rev: if r.revision <= 0 {
+                self.rev
+            } else {
+                r.revision
+            },
+            count_only: false,
+        };
+        let mut records =
+            self.store
+                .range_records(&r.key, RangeEnd::from_request(&r.range_end), opts)?;
+        records.rev = self.rev;
+        let more = r.limit > 0 && records.len() > r.limit as usize;
+        if more {
+            records.truncate(r.limit as usize);
+        }
+        Ok((records, more))
+    }
+}
+
 impl KvView for TxnWrite<'_, '_, '_> {
     fn rev(&self) -> i64 {
         self.read_rev()
@@ -91,7 +121,7 @@ pub trait LeaseCheck {
     fn exists(&self, id: i64) -> bool;
 }
 
-fn header(revision: i64) -> Option<ResponseHeader> {
+pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
     Some(ResponseHeader {
         revision,
         ..Default::default()

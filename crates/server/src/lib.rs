@@ -42,6 +42,7 @@ pub mod net;
 pub mod notify;
 pub mod peer;
 pub mod raft;
+pub mod range_body;
 pub mod range_stream;
 pub mod v2;
 pub mod wait;

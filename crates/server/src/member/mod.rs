@@ -25,6 +25,7 @@ mod reconfig;
 mod versions;
 
 pub use credentials::{Credentials, HasHeader};
+pub use read::RangeAnswer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

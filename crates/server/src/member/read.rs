@@ -16,7 +16,16 @@ use super::{Member, Who};
 use crate::error::EtcdError;
 use crate::kv::{self, PinnedRead};
 use crate::raft::RaftInput;
+use crate::range_body::{self, StreamedRange};
 use crate::range_stream::RangeChunks;
+
+/// What a gRPC Range is answered with.
+pub enum RangeAnswer {
+    /// A response built whole.
+    Whole(RangeResponse),
+    /// A big plain range's response body, written as its records are read.
+    Streamed(StreamedRange),
+}
 
 impl Member {
     /// A Range as etcd serves it: ReadIndex first unless serializable (which is all a
@@ -50,6 +59,43 @@ impl Member {
         self.auth.check_revision_unchanged(who)?;
         self.fill_header(&mut resp.header);
         Ok(resp)
+    }
+
+    /// A Range for the gRPC API: a big plain range is answered with its records as
+    /// stored, written to the client as they are read ([`crate::range_body`]); any
+    /// other the way [`Member::range`] answers it.
+    pub async fn range_answer(
+        &self,
+        who: Who<'_>,
+        r: &RangeRequest,
+    ) -> Result<RangeAnswer, EtcdError> {
+        if !range_body::streamable(r) {
+            return self.range(who, r).await.map(RangeAnswer::Whole);
+        }
+        let started = Instant::now();
+        self.range_barrier(r).await?;
+        self.auth.check_range(who, r)?;
+        let kv = self.kv();
+        let (records, more) = PinnedRead::new(&kv).records(r)?;
+        self.auth.check_revision_unchanged(who)?;
+        let mut header = kv::header(records.rev);
+        self.fill_header(&mut header);
+        let (n, count) = (records.len(), records.count as i64);
+        let answer = if n < range_body::STREAM_MIN_RECORDS {
+            let kvs = records.decode()?;
+            RangeAnswer::Whole(RangeResponse {
+                header,
+                kvs,
+                more,
+                count,
+            })
+        } else {
+            let header = header.unwrap_or_default();
+            RangeAnswer::Streamed(StreamedRange::new(&header, records, more, count)?)
+        };
+        let summary = || format!("range_response_count:{n}");
+        self.warn_if_slow(started, "read-only range ", summary);
+        Ok(answer)
     }
 
     /// A RangeStream (etcd 3.7): the same checks as a Range, then its chunks, read one

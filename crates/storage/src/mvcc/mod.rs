@@ -16,6 +16,7 @@
 
 pub mod index;
 mod rebuild;
+mod records;
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
@@ -30,6 +31,7 @@ use redb::{ReadableTable, Table};
 
 use crate::backend::{self, meta_keys, Backend, BackendError, KV, META};
 pub use index::{KeyAt, RangeEnd, TreeIndex};
+pub use records::Records;
 
 /// A point in the key space's history: `main` counts etcd transactions, `sub` the changes
 /// within one.
@@ -148,16 +150,6 @@ impl View {
                 .ok()
                 .map(|i| &c[i].1)
         })
-    }
-
-    fn fetch(&self, revs: &[Revision]) -> Result<Vec<KeyValue>> {
-        let table = self.tx.open_table(KV)?;
-        revs.iter()
-            .map(|r| match self.pending_get((r.main, r.sub)) {
-                Some(bytes) => decode_kv(bytes),
-                None => fetch_one(&table, *r),
-            })
-            .collect()
     }
 
     /// Visits every record with a revision in `[from, to]`, in revision order, until
@@ -292,25 +284,21 @@ impl KvStore {
 
     /// A linearizable-in-the-store read at the current committed revision (or `opts.rev`).
     pub fn range(&self, key: &[u8], end: RangeEnd<'_>, opts: RangeOptions) -> Result<RangeResult> {
-        let index = self.index.read();
-        let cur = self.current_rev();
-        let rev = check_rev(opts.rev, cur, self.compact_rev())?;
         if opts.count_only {
-            let count = index.count(key, end, rev);
+            let index = self.index.read();
+            let cur = self.current_rev();
+            let rev = check_rev(opts.rev, cur, self.compact_rev())?;
             return Ok(RangeResult {
                 kvs: Vec::new(),
                 rev: cur,
-                count,
+                count: index.count(key, end, rev),
             });
         }
-        let view = self.view()?;
-        let (revs, count) = collect_revisions(&index, key, end, rev, opts.limit);
-        drop(index);
-        let kvs = view.fetch(&revs)?;
+        let records = self.range_records(key, end, opts)?;
         Ok(RangeResult {
-            kvs,
-            rev: cur,
-            count,
+            kvs: records.decode()?,
+            rev: records.rev,
+            count: records.count,
         })
     }
 
@@ -594,27 +582,15 @@ fn collect_revisions(
     (revs, count)
 }
 
-fn fetch_one(
-    table: &impl ReadableTable<(i64, i64), &'static [u8]>,
-    r: Revision,
-) -> Result<KeyValue> {
-    fetch(table, &[r]).map(|mut v| v.remove(0))
-}
-
 fn fetch(
     table: &impl ReadableTable<(i64, i64), &'static [u8]>,
     revs: &[Revision],
 ) -> Result<Vec<KeyValue>> {
     revs.iter()
         .map(|r| {
-            let v = table.get((r.main, r.sub))?.ok_or_else(|| {
-                MvccError::Backend(BackendError::Corrupt {
-                    what: format!(
-                        "revision {}.{} is in the index but not the backend",
-                        r.main, r.sub
-                    ),
-                })
-            })?;
+            let v = table
+                .get((r.main, r.sub))?
+                .ok_or_else(|| records::missing(*r))?;
             decode_kv(v.value())
         })
         .collect()

@@ -13,14 +13,20 @@ use futures::StreamExt as _;
 use tonic::{Request, Response, Status};
 
 use super::caller::who;
+use super::streamed::{self, StreamedRanges};
 use crate::alarm::QuotaCost;
 use crate::error::EtcdError;
 use crate::kv as ops;
-use crate::member::{Member, Who};
+use crate::member::{Member, RangeAnswer, Who};
 use crate::range_stream;
 
-pub fn service(member: Arc<Member>) -> KvServer<KvService> {
-    KvServer::new(KvService { member })
+/// The KV service, taking requests of up to `max_request` bytes; big plain ranges are
+/// streamed (`streamed.rs`), which is why it is only served wrapped.
+pub fn service(member: Arc<Member>, max_request: usize) -> StreamedRanges<KvServer<KvService>> {
+    let server = KvServer::new(KvService { member })
+        .max_decoding_message_size(max_request)
+        .max_encoding_message_size(usize::MAX);
+    StreamedRanges(server)
 }
 
 pub struct KvService {
@@ -203,8 +209,12 @@ fn stream_message(member: &Member, mut chunk: RangeResponse) -> RangeStreamRespo
 impl Kv for KvService {
     async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
         let who = who(&self.member, &req).await?;
-        let resp = range(&self.member, who.as_ref(), req.into_inner()).await?;
-        Ok(Response::new(resp))
+        let r = req.into_inner();
+        check_range(&r)?;
+        Ok(match self.member.range_answer(who.as_ref(), &r).await? {
+            RangeAnswer::Whole(resp) => Response::new(resp),
+            RangeAnswer::Streamed(body) => streamed::response(body),
+        })
     }
 
     type RangeStreamStream =

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod maintenance;
 pub(crate) mod metrics;
 mod stream_failures;
+mod streamed;
 pub mod watch;
 
 use std::sync::Arc;
@@ -27,47 +28,43 @@ use health::HealthNotifier;
 /// with its health service.
 pub fn routes(member: &Arc<Member>, health: &HealthNotifier) -> Routes {
     let max = member.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    Routes::new(
-        kv::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        maintenance::service(member.clone(), health.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        lease::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        auth::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        watch::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        lock::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        election::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        cluster::service(member.clone())
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(health.service())
+    Routes::new(kv::service(member.clone(), max))
+        .add_service(
+            maintenance::service(member.clone(), health.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            lease::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            auth::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            watch::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            lock::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            election::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(
+            cluster::service(member.clone())
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(usize::MAX),
+        )
+        .add_service(health.service())
 }
 
 /// etcd accepts gRPC messages this much larger than `--max-request-bytes` (the request
