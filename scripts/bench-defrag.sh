@@ -76,8 +76,8 @@ peak_added() {
     printf '%.2f %s %s' "$(echo "$t1 - $t0" | bc)" "$((before >> 10))" "$((($(kib VmHWM) - before) >> 10))"
 }
 
-# The stream first: memory the unary Range's answer leaves to the allocator would serve
-# the stream's chunks and hide what they take.
+# Each call on a freshly started member: what one call leaves to the allocator and to
+# the backend's page cache would serve the next and hide what it takes.
 range_rows() {
     local name=$1 t rss added
     if [[ $name == chorus ]]; then
@@ -85,6 +85,8 @@ range_rows() {
             --command-timeout 600s get "" --prefix --stream)"
         echo "| $name | $KEYS | RangeStream (chorusctl get \"\" --prefix --stream) | $t | $rss | $added |" >>"$WORK/range.md"
     fi
+    stop_member
+    start_member
     read -r t rss added <<<"$(peak_added ctl get "" --prefix)"
     echo "| $name | $KEYS | Range (etcdctl get \"\" --prefix) | $t | $rss | $added |" >>"$WORK/range.md"
 }
@@ -143,19 +145,30 @@ under_load() {
         >>"$WORK/load.md"
 }
 
-run() {
-    local name=$1 bin=$2 p
-    NAME=$name
-    p=$(port)
-    EP=127.0.0.1:$p
-    local dir=$WORK/$name
-    "$bin" --name m --data-dir "$dir" --quota-backend-bytes 8589934592 \
+# Starts $BIN on $DIR at $EP (its log appended to $WORK/$NAME.log); returns once healthy.
+start_member() {
+    local p=${EP##*:}
+    "$BIN" --name m --data-dir "$DIR" --quota-backend-bytes 8589934592 \
         --listen-client-urls "http://$EP" --advertise-client-urls "http://$EP" \
         --listen-peer-urls "http://127.0.0.1:$((p + 1))" \
         --initial-advertise-peer-urls "http://127.0.0.1:$((p + 1))" \
-        --initial-cluster "m=http://127.0.0.1:$((p + 1))" >"$WORK/$name.log" 2>&1 &
+        --initial-cluster "m=http://127.0.0.1:$((p + 1))" >>"$WORK/$NAME.log" 2>&1 &
     PID=$!
-    for _ in $(seq 100); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+    for _ in $(seq 300); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+}
+
+stop_member() {
+    kill "$PID"
+    wait "$PID" 2>/dev/null || true
+    PID=""
+}
+
+run() {
+    NAME=$1
+    BIN=$2
+    EP=127.0.0.1:$(port)
+    DIR=$WORK/$NAME
+    start_member
     for _ in $(seq "$LOADS"); do
         bench --conns 10 --clients 100 put --total "$KEYS" --key-size 16 --val-size 256 \
             --sequential-keys --key-space-size "$KEYS" >/dev/null
@@ -166,17 +179,15 @@ run() {
     fi
     for op in $OPS; do
         case $op in
-            range) range_rows "$name" ;;
-            compact) under_load "$name" compact compact_and_wait "$(revision)" ;;
-            defrag) under_load "$name" defrag ctl defrag ;;
+            range) range_rows "$NAME" ;;
+            compact) under_load "$NAME" compact compact_and_wait "$(revision)" ;;
+            defrag) under_load "$NAME" defrag ctl defrag ;;
             *) echo "bench-defrag: unknown operation $op (range, compact, defrag)" >&2; exit 2 ;;
         esac
     done
-    grep -h "defragmented the backend" "$WORK/$name.log" >&2 || true
-    kill "$PID"
-    wait "$PID" 2>/dev/null || true
-    PID=""
-    rm -rf "$dir"
+    grep -h "defragmented the backend" "$WORK/$NAME.log" >&2 || true
+    stop_member
+    rm -rf "$DIR"
 }
 
 for s in ${SERVERS:-34 35 chorus}; do
