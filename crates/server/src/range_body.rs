@@ -282,7 +282,7 @@ mod tests {
             }
             let count = records.count as i64;
             let whole = RangeResponse {
-                header: Some(header.clone()),
+                header: Some(header),
                 kvs: records.decode().unwrap(),
                 more,
                 count,
