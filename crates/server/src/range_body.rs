@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use chorus_api::etcdserverpb::{range_request, RangeRequest, ResponseHeader};
+use chorus_api::etcdserverpb::{range_request, RangeRequest, RangeResponse, ResponseHeader};
 use chorus_storage::mvcc::Records;
 use http_body::{Frame, SizeHint};
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
@@ -39,6 +39,14 @@ const HEADER: u32 = 1;
 const KVS: u32 = 2;
 const MORE: u32 = 3;
 const COUNT: u32 = 4;
+
+/// What a gRPC Range is answered with.
+pub enum RangeAnswer {
+    /// A response built whole.
+    Whole(RangeResponse),
+    /// A big plain range's response body, written as its records are read.
+    Streamed(StreamedRange),
+}
 
 /// Whether a Range's response is its records as stored, in key order.
 pub fn streamable(r: &RangeRequest) -> bool {

@@ -25,7 +25,6 @@ mod reconfig;
 mod versions;
 
 pub use credentials::{Credentials, HasHeader};
-pub use read::RangeAnswer;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

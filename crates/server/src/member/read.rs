@@ -16,16 +16,8 @@ use super::{Member, Who};
 use crate::error::EtcdError;
 use crate::kv::{self, PinnedRead};
 use crate::raft::RaftInput;
-use crate::range_body::{self, StreamedRange};
+use crate::range_body::{self, RangeAnswer, StreamedRange};
 use crate::range_stream::RangeChunks;
-
-/// What a gRPC Range is answered with.
-pub enum RangeAnswer {
-    /// A response built whole.
-    Whole(RangeResponse),
-    /// A big plain range's response body, written as its records are read.
-    Streamed(StreamedRange),
-}
 
 impl Member {
     /// A Range as etcd serves it: ReadIndex first unless serializable (which is all a

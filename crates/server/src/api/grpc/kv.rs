@@ -17,7 +17,8 @@ use super::streamed::{self, StreamedRanges};
 use crate::alarm::QuotaCost;
 use crate::error::EtcdError;
 use crate::kv as ops;
-use crate::member::{Member, RangeAnswer, Who};
+use crate::member::{Member, Who};
+use crate::range_body::RangeAnswer;
 use crate::range_stream;
 
 /// The KV service, taking requests of up to `max_request` bytes; big plain ranges are
