@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use prost::encoding::{decode_varint, WireType};
 use redb::ReadableTable;
 
+use super::index::IndexKey;
 use super::{MvccError, Result, Revision, TreeIndex};
 use crate::backend::BackendError;
 
@@ -25,7 +26,7 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 /// What the index needs of one stored `mvccpb.KeyValue`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct RecordMeta {
-    pub key: Box<[u8]>,
+    pub key: IndexKey,
     pub create_revision: i64,
     pub mod_revision: i64,
     pub version: i64,
@@ -41,7 +42,7 @@ pub(super) fn decode_meta(mut buf: &[u8]) -> std::result::Result<RecordMeta, Str
         let tag = decode_varint(&mut buf).map_err(|e| e.to_string())?;
         let wire = WireType::try_from(tag & 7).map_err(|e| e.to_string())?;
         match (tag >> 3, wire) {
-            (1, WireType::LengthDelimited) => m.key = take(&mut buf)?.into(),
+            (1, WireType::LengthDelimited) => m.key = IndexKey::from_slice(take(&mut buf)?),
             (5, WireType::LengthDelimited) => {
                 take(&mut buf)?;
             }

@@ -381,7 +381,7 @@ fn pending_batches_are_read_before_their_transaction_commits() {
 fn restart_rebuilds_an_index_of_many_chunks_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let n = 3 * 4096 + 17;
-    let (before, hash) = {
+    let (before, hash, before_delete) = {
         let (s, _) = open_at(dir.path());
         txn(&s, |t| {
             for i in 0..n {
@@ -392,13 +392,23 @@ fn restart_rebuilds_an_index_of_many_chunks_as_it_was() {
         for i in (0..n).step_by(7) {
             put(&s, &format!("k{i:05}"), "2");
         }
+        let before_delete = s.current_rev();
         del(&s, "k00100", RangeEnd::Before(b"k00200"));
         put(&s, "k00150", "back");
+        // Keys of 16 bytes and less are held in the index's nodes, longer ones on the
+        // heap: both kinds, sorting among each other.
+        for long in [
+            "k00300-sixteen-b",
+            "k00300-seventeen-",
+            &format!("k00300{}", "x".repeat(40)),
+        ] {
+            put(&s, long, "long");
+        }
         s.backend().force_commit().unwrap();
         let all = s
             .range(b"\0", RangeEnd::Unbounded, RangeOptions::default())
             .unwrap();
-        (all.kvs, s.hash_kv(0).unwrap())
+        (all.kvs, s.hash_kv(0).unwrap(), before_delete)
     };
     let (s, restored) = open_at(dir.path());
     let after = s
@@ -414,7 +424,7 @@ fn restart_rebuilds_an_index_of_many_chunks_as_it_was() {
         b"k00100",
         RangeEnd::Before(b"k00200"),
         RangeOptions {
-            rev: restored.current_rev - 2,
+            rev: before_delete,
             ..Default::default()
         },
     );
